@@ -1,0 +1,810 @@
+/*-------------------------------------------------------------------------
+ *
+ * append.c
+ *	  Append events to a stream with an expected-version check and
+ *	  idempotent retries by event id.
+ *
+ * An append runs in this order:
+ *
+ *	1. validate every argument (nothing is locked or written before that);
+ *	2. lock the stream until the end of the transaction (lock.c);
+ *	3. look up caller-supplied event ids: a retry of a committed call
+ *	   returns the version it reached, any other reuse is a 23505;
+ *	4. read the stream's version with a fresh snapshot and check the
+ *	   expected version (40001 on a mismatch);
+ *	5. under the feed lock, allocate positions and insert the rows into the
+ *	   heap and the indexes; release the feed lock;
+ *	6. queue AFTER triggers and fire them (inline projections run here).
+ *
+ * Rows go in through the executor's own insert machinery (the one COPY and
+ * logical replication use): constraints are checked, indexes maintained and
+ * triggers fired as for INSERT, without planning or executing a statement.
+ *
+ * IDENTIFICATION
+ *	  src/append.c
+ *
+ *-------------------------------------------------------------------------
+ */
+#include "postgres.h"
+
+#include "access/genam.h"
+#include "access/heapam.h"
+#include "access/table.h"
+#include "access/tableam.h"
+#include "access/xact.h"
+#include "catalog/pg_type.h"
+#include "commands/sequence.h"
+#include "commands/trigger.h"
+#include "executor/executor.h"
+#include "miscadmin.h"
+#include "nodes/makefuncs.h"
+#include "storage/lmgr.h"
+#include "utils/builtins.h"
+#include "utils/fmgroids.h"
+#include "utils/guc.h"
+#include "utils/jsonb.h"
+#include "utils/lsyscache.h"
+#include "utils/rel.h"
+#include "utils/snapmgr.h"
+#include "utils/timestamp.h"
+
+#include "es_pg.h"
+
+/* es_pg.max_append_events */
+extern int	es_max_append_events;
+
+/* rows handed to table_multi_insert at once, as in COPY */
+#define ES_MULTI_INSERT_CHUNK	1000
+
+/* one event to append, after validation */
+typedef struct NewEvent
+{
+	Datum		event_type;		/* text */
+	Datum		data;			/* jsonb */
+	Datum		metadata;		/* jsonb, unless metadata_null */
+	bool		metadata_null;
+	bool		has_id;			/* the caller supplied event_id */
+	pg_uuid_t	event_id;
+} NewEvent;
+
+EsAppendedEvents *EsCurrentAppend = NULL;
+
+/* true while es_append fires the BEFORE STATEMENT triggers of its insert */
+static bool es_inside_append = false;
+
+/*
+ * EsInsideAppend tells the insert guard trigger whether the insert it fires
+ * for comes from es_append.
+ */
+bool
+EsInsideAppend(void)
+{
+	return es_inside_append;
+}
+
+/*
+ * ParseExpectedVersion reads the expected_version argument.  It returns
+ * false when no check is wanted (NULL or -1).
+ */
+static bool
+ParseExpectedVersion(FunctionCallInfo fcinfo, int argno, int64 *expected)
+{
+	int64		value;
+
+	if (PG_ARGISNULL(argno))
+		return false;
+	value = PG_GETARG_INT64(argno);
+	if (value == -1)
+		return false;
+	if (value < -2)
+		ereport(ERROR,
+				(errcode(ERRCODE_INVALID_PARAMETER_VALUE),
+				 errmsg("invalid expected version %lld", (long long) value),
+				 errhint("Pass NULL or -1 for no check, 0 for a stream that must not exist yet, -2 for a stream that must exist, or the stream's current version.")));
+	*expected = value;
+	return true;
+}
+
+/*
+ * TextEqual compares two text values byte for byte (stream ids use the "C"
+ * collation, where equality is byte equality).
+ */
+static bool
+TextEqual(text *a, text *b)
+{
+	int			len = VARSIZE_ANY_EXHDR(a);
+
+	return len == VARSIZE_ANY_EXHDR(b) &&
+		memcmp(VARDATA_ANY(a), VARDATA_ANY(b), len) == 0;
+}
+
+/*
+ * LookupEventId finds an event by id.  Rows of transactions still in
+ * progress are waited for, so the answer is about committed rows and the
+ * caller's own.  On success it returns the stream and version of the event.
+ */
+static bool
+LookupEventId(Relation rel, Relation index, TupleTableSlot *slot,
+			  pg_uuid_t *event_id, text **stream_id, int64 *version)
+{
+	SnapshotData dirty;
+	ScanKeyData key;
+	IndexScanDesc scan;
+
+	InitDirtySnapshot(dirty);
+	ScanKeyInit(&key, 1, BTEqualStrategyNumber, F_UUID_EQ,
+				UUIDPGetDatum(event_id));
+	for (;;)
+	{
+		bool		found;
+		TransactionId xwait;
+
+		scan = index_beginscan(rel, index, &dirty, 1, 0);
+		index_rescan(scan, &key, 1, NULL, 0);
+		found = index_getnext_slot(scan, ForwardScanDirection, slot);
+		xwait = TransactionIdIsValid(dirty.xmin) ? dirty.xmin : dirty.xmax;
+		index_endscan(scan);
+
+		if (!found)
+			return false;
+		if (TransactionIdIsValid(xwait))
+		{
+			/* another transaction is inserting this id: wait for it */
+			XactLockTableWait(xwait, rel, &slot->tts_tid, XLTW_InsertIndex);
+			continue;
+		}
+		*stream_id = DatumGetTextPP(slot_getattr(slot, Anum_es_events_stream_id,
+												 &found));
+		*version = DatumGetInt64(slot_getattr(slot, Anum_es_events_version,
+											  &found));
+		return true;
+	}
+}
+
+/*
+ * DuplicateEventId raises the 23505 error for an event id that exists
+ * outside of an exact retry.
+ */
+static void
+DuplicateEventId(Relation rel, pg_uuid_t *event_id, text *other_stream,
+				 int64 other_version)
+{
+	char	   *id = DatumGetCString(DirectFunctionCall1(uuid_out,
+														 UUIDPGetDatum(event_id)));
+
+	if (other_stream == NULL)
+		ereport(ERROR,
+				(errcode(ERRCODE_UNIQUE_VIOLATION),
+				 errmsg("duplicate event id %s in one append", id),
+				 errdetail("Every event needs an id of its own."),
+				 errtableconstraint(rel, ES_EVENT_ID_CONSTRAINT)));
+	ereport(ERROR,
+			(errcode(ERRCODE_UNIQUE_VIOLATION),
+			 errmsg("event id %s already exists", id),
+			 errdetail("It is event %lld of stream \"%s\", and this call is not an exact retry of the append that wrote it.",
+					   (long long) other_version, text_to_cstring(other_stream)),
+			 errhint("Give new events fresh ids; a retry must resend the same events, in the same order, to the same stream."),
+			 errtableconstraint(rel, ES_EVENT_ID_CONSTRAINT)));
+}
+
+/*
+ * UuidCompare orders uuids for the in-call duplicate check.
+ */
+static int
+UuidCompare(const void *a, const void *b)
+{
+	return memcmp(*(pg_uuid_t *const *) a, *(pg_uuid_t *const *) b, UUID_LEN);
+}
+
+/*
+ * CheckEventIds handles caller-supplied ids.  It returns the stream version
+ * to report when the call is an exact retry of a committed append, or -1
+ * when the events are new and must be written.
+ */
+static int64
+CheckEventIds(const EsCatalog *cat, Relation rel, text *stream_id,
+			  NewEvent *events, int nevents)
+{
+	pg_uuid_t **ids;
+	int			nids = 0;
+	int			i;
+	Relation	index;
+	TupleTableSlot *slot;
+	text	   *found_stream;
+	int64		found_version;
+	int64		result = -1;
+
+	for (i = 0; i < nevents; i++)
+		if (events[i].has_id)
+			nids++;
+	if (nids == 0)
+		return -1;
+
+	/* the same id twice within the call */
+	if (nids > 1)
+	{
+		int			j = 0;
+
+		ids = palloc(nids * sizeof(pg_uuid_t *));
+		for (i = 0; i < nevents; i++)
+			if (events[i].has_id)
+				ids[j++] = &events[i].event_id;
+		qsort(ids, nids, sizeof(pg_uuid_t *), UuidCompare);
+		for (i = 1; i < nids; i++)
+			if (memcmp(ids[i - 1], ids[i], UUID_LEN) == 0)
+				DuplicateEventId(rel, ids[i], NULL, 0);
+		pfree(ids);
+	}
+
+	index = index_open(cat->event_id_index, AccessShareLock);
+	slot = table_slot_create(rel, NULL);
+
+	if (nids == nevents &&
+		LookupEventId(rel, index, slot, &events[0].event_id,
+					  &found_stream, &found_version))
+	{
+		int64		first_version = found_version;
+
+		/*
+		 * The first id exists.  This is a retry if and only if it stands in
+		 * this stream and every following id stands right after it.
+		 */
+		if (!TextEqual(found_stream, stream_id))
+			DuplicateEventId(rel, &events[0].event_id, found_stream,
+							 found_version);
+		for (i = 1; i < nevents; i++)
+		{
+			if (!LookupEventId(rel, index, slot, &events[i].event_id,
+							   &found_stream, &found_version))
+				DuplicateEventId(rel, &events[0].event_id, stream_id,
+								 first_version);
+			if (!TextEqual(found_stream, stream_id) ||
+				found_version != first_version + i)
+				DuplicateEventId(rel, &events[i].event_id, found_stream,
+								 found_version);
+		}
+		result = first_version + nevents - 1;
+	}
+	else
+	{
+		/* new events: none of their ids may exist anywhere */
+		for (i = 0; i < nevents; i++)
+		{
+			if (events[i].has_id &&
+				LookupEventId(rel, index, slot, &events[i].event_id,
+							  &found_stream, &found_version))
+				DuplicateEventId(rel, &events[i].event_id, found_stream,
+								 found_version);
+		}
+	}
+
+	ExecDropSingleTupleTableSlot(slot);
+	index_close(index, AccessShareLock);
+	return result;
+}
+
+/*
+ * CheckExpectedVersion raises the 40001 error when the stream is not where
+ * the caller expected it.
+ */
+static void
+CheckExpectedVersion(Relation rel, text *stream_id, int64 actual,
+					 int64 expected)
+{
+	const char *want;
+
+	if (expected > 0 && actual == expected)
+		return;
+	if (expected == 0 && actual == 0)
+		return;
+	if (expected == -2 && actual > 0)
+		return;
+
+	if (expected == 0)
+		want = "a new stream (version 0)";
+	else if (expected == -2)
+		want = "an existing stream (-2)";
+	else
+		want = psprintf("version %lld", (long long) expected);
+
+	ereport(ERROR,
+			(errcode(ES_ERRCODE_VERSION_CONFLICT),
+			 errmsg("wrong expected version for stream \"%s\"",
+					text_to_cstring(stream_id)),
+			 errdetail("Stream \"%s\" is at version %lld; the append expected %s.",
+					   text_to_cstring(stream_id), (long long) actual, want),
+			 errhint("Reload the stream and retry the command."),
+			 errtableconstraint(rel, ES_STREAM_VERSION_CONSTRAINT)));
+}
+
+/*
+ * GenerateEventIds fills in random (version 4) uuids for events without an
+ * id, with one call to the random source for the whole call.
+ */
+static void
+GenerateEventIds(NewEvent *events, int nevents)
+{
+	int			missing = 0;
+	int			i;
+	int			k = 0;
+	unsigned char *buf;
+
+	for (i = 0; i < nevents; i++)
+		if (!events[i].has_id)
+			missing++;
+	if (missing == 0)
+		return;
+
+	buf = palloc(missing * UUID_LEN);
+	if (!pg_strong_random(buf, missing * UUID_LEN))
+		ereport(ERROR,
+				(errcode(ERRCODE_INTERNAL_ERROR),
+				 errmsg("could not generate random values")));
+	for (i = 0; i < nevents; i++)
+	{
+		unsigned char *d;
+
+		if (events[i].has_id)
+			continue;
+		d = events[i].event_id.data;
+		memcpy(d, buf + (k++) * UUID_LEN, UUID_LEN);
+		d[6] = (d[6] & 0x0f) | 0x40;	/* version 4 */
+		d[8] = (d[8] & 0x3f) | 0x80;	/* RFC 4122 variant */
+	}
+	pfree(buf);
+}
+
+/*
+ * InsertEvents writes the rows through the executor's insert machinery and
+ * fires es_events' triggers once for the whole call.
+ */
+static void
+InsertEvents(const EsCatalog *cat, Relation rel, text *stream_id,
+			 NewEvent *events, int nevents, int64 first_version)
+{
+	EState	   *estate;
+	RangeTblEntry *rte;
+	ResultRelInfo *rri;
+	TransitionCaptureState *tcs;
+	TupleTableSlot **slots;
+	CommandId	cid;
+	TimestampTz recorded_at = GetCurrentTimestamp();
+	bool		has_br_triggers;
+	BulkInsertState bistate = NULL;
+	EsAppendedEvents appended;
+	MemoryContext oldcxt;
+	int			i;
+
+	estate = CreateExecutorState();
+	oldcxt = MemoryContextSwitchTo(estate->es_query_cxt);
+
+	rte = makeNode(RangeTblEntry);
+	rte->rtekind = RTE_RELATION;
+	rte->relid = cat->events_relid;
+	rte->relkind = RELKIND_RELATION;
+	rte->rellockmode = RowExclusiveLock;
+	EsInitRangeTable(estate, list_make1(rte));
+	rri = makeNode(ResultRelInfo);
+	ExecInitResultRelation(estate, rri, 1);
+	ExecOpenIndices(rri, false);
+	cid = GetCurrentCommandId(true);
+	estate->es_output_cid = cid;
+	has_br_triggers = rri->ri_TrigDesc != NULL &&
+		rri->ri_TrigDesc->trig_insert_before_row;
+
+	AfterTriggerBeginQuery();
+	tcs = MakeTransitionCaptureState(rel->trigdesc, cat->events_relid,
+									 CMD_INSERT);
+
+	/* BEFORE STATEMENT triggers; the insert guard lets es_append through */
+	es_inside_append = true;
+	PG_TRY();
+	{
+		ExecBSInsertTriggers(estate, rri);
+	}
+	PG_FINALLY();
+	{
+		es_inside_append = false;
+	}
+	PG_END_TRY();
+
+	slots = palloc(nevents * sizeof(TupleTableSlot *));
+	for (i = 0; i < nevents; i++)
+	{
+		TupleTableSlot *slot = table_slot_create(rel, &estate->es_tupleTable);
+		Datum	   *values = slot->tts_values;
+		bool	   *isnull = slot->tts_isnull;
+
+		ExecClearTuple(slot);
+		values[Anum_es_events_stream_id - 1] = PointerGetDatum(stream_id);
+		isnull[Anum_es_events_stream_id - 1] = false;
+		values[Anum_es_events_version - 1] = Int64GetDatum(first_version + i);
+		isnull[Anum_es_events_version - 1] = false;
+		values[Anum_es_events_event_id - 1] = UUIDPGetDatum(&events[i].event_id);
+		isnull[Anum_es_events_event_id - 1] = false;
+		values[Anum_es_events_event_type - 1] = events[i].event_type;
+		isnull[Anum_es_events_event_type - 1] = false;
+		values[Anum_es_events_data - 1] = events[i].data;
+		isnull[Anum_es_events_data - 1] = false;
+		values[Anum_es_events_metadata - 1] = events[i].metadata;
+		isnull[Anum_es_events_metadata - 1] = events[i].metadata_null;
+		values[Anum_es_events_recorded_at - 1] = TimestampTzGetDatum(recorded_at);
+		isnull[Anum_es_events_recorded_at - 1] = false;
+		isnull[Anum_es_events_global_position - 1] = false;
+		slots[i] = slot;
+	}
+	if (nevents > 1)
+		bistate = GetBulkInsertState();
+
+	/*
+	 * Positions are allocated and the rows inserted into the indexes while
+	 * holding the feed lock, so that positions enter the index in increasing
+	 * order (see lock.c).  Nothing in here waits for another transaction:
+	 * the stream lock excludes conflicting versions and CheckEventIds has
+	 * waited out concurrent inserters of the same ids.
+	 */
+	EsLockFeed();
+	for (i = 0; i < nevents; i++)
+	{
+		TupleTableSlot *slot = slots[i];
+
+		slot->tts_values[Anum_es_events_global_position - 1] =
+			Int64GetDatum(nextval_internal(cat->position_seq, false));
+		ExecStoreVirtualTuple(slot);
+		if (has_br_triggers && !ExecBRInsertTriggers(estate, rri, slot))
+			ereport(ERROR,
+					(errcode(ERRCODE_TRIGGERED_ACTION_EXCEPTION),
+					 errmsg("a BEFORE INSERT trigger on es_events skipped an event"),
+					 errdetail("Appends are all or nothing; triggers on es_events must not suppress rows.")));
+		if (rel->rd_att->constr)
+			ExecConstraints(rri, slot, estate);
+		ResetPerTupleExprContext(estate);
+	}
+	if (nevents == 1 || has_br_triggers)
+	{
+		for (i = 0; i < nevents; i++)
+			table_tuple_insert(rel, slots[i], cid, 0, bistate);
+	}
+	else
+	{
+		for (i = 0; i < nevents; i += ES_MULTI_INSERT_CHUNK)
+		{
+			int			n = Min(ES_MULTI_INSERT_CHUNK, nevents - i);
+			MemoryContext cxt;
+
+			cxt = MemoryContextSwitchTo(GetPerTupleMemoryContext(estate));
+			table_multi_insert(rel, &slots[i], n, cid, 0, bistate);
+			MemoryContextSwitchTo(cxt);
+			ResetPerTupleExprContext(estate);
+		}
+	}
+	for (i = 0; i < nevents; i++)
+	{
+		List	   *recheck = EsInsertIndexTuples(rri, slots[i], estate);
+
+		list_free(recheck);
+		ResetPerTupleExprContext(estate);
+	}
+	EsUnlockFeed();
+
+	if (bistate != NULL)
+	{
+		FreeBulkInsertState(bistate);
+		table_finish_bulk_insert(rel, 0);
+	}
+
+	for (i = 0; i < nevents; i++)
+		ExecARInsertTriggers(estate, rri, slots[i], NIL, tcs);
+	ExecASInsertTriggers(estate, rri, tcs);
+
+	/* let the trigger functions (and later commands) see the new rows */
+	CommandCounterIncrement();
+
+	appended.slots = slots;
+	appended.nslots = nevents;
+	appended.events_relid = cat->events_relid;
+	appended.outer = EsCurrentAppend;
+	EsCurrentAppend = &appended;
+	PG_TRY();
+	{
+		AfterTriggerEndQuery(estate);
+	}
+	PG_FINALLY();
+	{
+		EsCurrentAppend = appended.outer;
+	}
+	PG_END_TRY();
+
+	ExecCloseResultRelations(estate);
+	ExecCloseRangeTableRelations(estate);
+	ExecResetTupleTable(estate->es_tupleTable, false);
+	MemoryContextSwitchTo(oldcxt);
+	FreeExecutorState(estate);
+}
+
+/*
+ * AppendEvents is the common path of es_append and es_append_batch.  The
+ * arguments have been validated; it returns the stream's new version.
+ */
+static int64
+AppendEvents(FunctionCallInfo fcinfo, text *stream_id, NewEvent *events,
+			 int nevents, bool check_version, int64 expected)
+{
+	const EsCatalog *cat = EsGetCatalogForFunction(fcinfo);
+	Relation	rel;
+	int64		version;
+
+	rel = table_open(cat->events_relid, RowExclusiveLock);
+	EsLockStream(stream_id);
+
+	version = CheckEventIds(cat, rel, stream_id, events, nevents);
+	if (version >= 0)
+	{
+		/* an exact retry of an append that committed: nothing to write */
+		table_close(rel, NoLock);
+		return version;
+	}
+
+	/*
+	 * Read the version with a fresh snapshot: holding the stream lock, every
+	 * earlier appender of this stream has committed or aborted, even if our
+	 * own transaction snapshot is older (REPEATABLE READ).
+	 */
+	version = EsStreamVersion(cat, rel, stream_id, GetLatestSnapshot());
+	if (check_version)
+		CheckExpectedVersion(rel, stream_id, version, expected);
+
+	GenerateEventIds(events, nevents);
+	InsertEvents(cat, rel, stream_id, events, nevents, version + 1);
+	table_close(rel, NoLock);
+	return version + nevents;
+}
+
+/*
+ * RequireArgument raises the 22004 error for a NULL where a value is
+ * needed.
+ */
+static void
+RequireArgument(FunctionCallInfo fcinfo, int argno, const char *what)
+{
+	if (PG_ARGISNULL(argno))
+		ereport(ERROR,
+				(errcode(ERRCODE_NULL_VALUE_NOT_ALLOWED),
+				 errmsg("%s must not be null", what)));
+}
+
+/*
+ * es_append appends one event to a stream and returns the stream's new
+ * version.
+ *
+ * es_append(stream_id text, event_type text, data jsonb,
+ *			 expected_version bigint, metadata jsonb, event_id uuid)
+ */
+PG_FUNCTION_INFO_V1(es_append);
+Datum
+es_append(PG_FUNCTION_ARGS)
+{
+	text	   *stream_id;
+	NewEvent	event;
+	bool		check_version;
+	int64		expected = 0;
+
+	RequireArgument(fcinfo, 0, "stream id");
+	RequireArgument(fcinfo, 1, "event type");
+	RequireArgument(fcinfo, 2, "event data");
+
+	stream_id = PG_GETARG_TEXT_PP(0);
+	EsValidateStreamId(stream_id);
+	event.event_type = PointerGetDatum(PG_GETARG_TEXT_PP(1));
+	EsValidateEventType(DatumGetTextPP(event.event_type), -1);
+	event.data = PointerGetDatum(PG_GETARG_JSONB_P(2));
+	EsValidateJsonObject(DatumGetJsonbP(event.data), "event data", -1);
+	check_version = ParseExpectedVersion(fcinfo, 3, &expected);
+
+	event.metadata_null = PG_ARGISNULL(4);
+	event.metadata = (Datum) 0;
+	if (!event.metadata_null)
+	{
+		event.metadata = PointerGetDatum(PG_GETARG_JSONB_P(4));
+		EsValidateJsonObject(DatumGetJsonbP(event.metadata),
+							 "event metadata", -1);
+	}
+	event.has_id = !PG_ARGISNULL(5);
+	if (event.has_id)
+		memcpy(&event.event_id, PG_GETARG_UUID_P(5), sizeof(pg_uuid_t));
+
+	PG_RETURN_INT64(AppendEvents(fcinfo, stream_id, &event, 1,
+								 check_version, expected));
+}
+
+/*
+ * BadBatchEvent raises the error for a malformed element of a batch.
+ */
+static void
+BadBatchEvent(int index, const char *message, const char *detail)
+{
+	ereport(ERROR,
+			(errcode(ERRCODE_INVALID_PARAMETER_VALUE),
+			 errmsg("%s", message),
+			 detail ? errdetail("%s", detail) : 0,
+			 errcontext("event %d of the batch", index + 1)));
+}
+
+/*
+ * JsonbValueKind names the type of a JSON value for error details.
+ */
+static const char *
+JsonbValueKind(JsonbValue *v)
+{
+	switch (v->type)
+	{
+		case jbvNull:
+			return "null";
+		case jbvString:
+			return "a string";
+		case jbvNumeric:
+			return "a number";
+		case jbvBool:
+			return "a boolean";
+		case jbvBinary:
+			return JsonContainerIsObject(v->val.binary.data) ?
+				"an object" : "an array";
+		default:
+			return "a value";
+	}
+}
+
+/*
+ * FindUnknownKey returns the first key of an event object that es_pg does
+ * not know, so that a misspelt "metdata" is refused instead of lost.
+ */
+static char *
+FindUnknownKey(JsonbContainer *container)
+{
+	JsonbIterator *it = JsonbIteratorInit(container);
+	JsonbValue	v;
+	JsonbIteratorToken tok;
+
+	while ((tok = JsonbIteratorNext(&it, &v, true)) != WJB_DONE)
+	{
+		if (tok == WJB_KEY)
+		{
+			char	   *key = pnstrdup(v.val.string.val, v.val.string.len);
+
+			if (strcmp(key, "type") != 0 && strcmp(key, "data") != 0 &&
+				strcmp(key, "metadata") != 0 && strcmp(key, "id") != 0)
+				return key;
+		}
+	}
+	return NULL;
+}
+
+/*
+ * ParseBatchEvent turns one element of the events array into a NewEvent.
+ */
+static void
+ParseBatchEvent(JsonbValue *elem, int index, NewEvent *event)
+{
+	JsonbContainer *obj;
+	JsonbValue	v;
+	int			known = 0;
+
+	if (elem->type != jbvBinary || !JsonContainerIsObject(elem->val.binary.data))
+		BadBatchEvent(index, "each event of a batch must be a JSON object",
+					  psprintf("Got %s.", JsonbValueKind(elem)));
+	obj = elem->val.binary.data;
+
+	if (!getKeyJsonValueFromContainer(obj, "type", 4, &v))
+		BadBatchEvent(index, "event has no \"type\"", NULL);
+	known++;
+	if (v.type != jbvString)
+		BadBatchEvent(index, "event \"type\" must be a JSON string",
+					  psprintf("Got %s.", JsonbValueKind(&v)));
+	event->event_type = PointerGetDatum(cstring_to_text_with_len(v.val.string.val,
+																 v.val.string.len));
+	EsValidateEventType(DatumGetTextPP(event->event_type), index);
+
+	if (!getKeyJsonValueFromContainer(obj, "data", 4, &v))
+		BadBatchEvent(index, "event has no \"data\"", NULL);
+	known++;
+	if (v.type != jbvBinary || !JsonContainerIsObject(v.val.binary.data))
+		BadBatchEvent(index, "event data must be a JSON object",
+					  psprintf("Got %s.", JsonbValueKind(&v)));
+	event->data = PointerGetDatum(JsonbValueToJsonb(&v));
+
+	event->metadata_null = true;
+	event->metadata = (Datum) 0;
+	if (getKeyJsonValueFromContainer(obj, "metadata", 8, &v))
+	{
+		known++;
+		if (v.type == jbvBinary && JsonContainerIsObject(v.val.binary.data))
+		{
+			event->metadata = PointerGetDatum(JsonbValueToJsonb(&v));
+			event->metadata_null = false;
+		}
+		else if (v.type != jbvNull)
+			BadBatchEvent(index, "event metadata must be a JSON object",
+						  psprintf("Got %s.", JsonbValueKind(&v)));
+	}
+
+	event->has_id = false;
+	if (getKeyJsonValueFromContainer(obj, "id", 2, &v))
+	{
+		known++;
+		if (v.type == jbvString)
+		{
+			if (!EsParseUuid(v.val.string.val, v.val.string.len,
+							 &event->event_id))
+				BadBatchEvent(index, "event \"id\" is not a valid uuid",
+							  psprintf("Got \"%s\".",
+									   pnstrdup(v.val.string.val,
+												Min(v.val.string.len, 64))));
+			event->has_id = true;
+		}
+		else if (v.type != jbvNull)
+			BadBatchEvent(index, "event \"id\" must be a uuid string",
+						  psprintf("Got %s.", JsonbValueKind(&v)));
+	}
+
+	if (JsonContainerSize(obj) != known)
+		BadBatchEvent(index, "event has an unknown key",
+					  psprintf("Key \"%s\" is not one of \"type\", \"data\", \"metadata\", \"id\".",
+							   FindUnknownKey(obj)));
+}
+
+/*
+ * es_append_batch appends the events of a JSON array to one stream,
+ * atomically and in order, and returns the stream's new version.
+ *
+ * es_append_batch(stream_id text, events jsonb, expected_version bigint)
+ */
+PG_FUNCTION_INFO_V1(es_append_batch);
+Datum
+es_append_batch(PG_FUNCTION_ARGS)
+{
+	text	   *stream_id;
+	Jsonb	   *batch;
+	int			nevents;
+	NewEvent   *events;
+	bool		check_version;
+	int64		expected = 0;
+	int			i;
+
+	RequireArgument(fcinfo, 0, "stream id");
+	RequireArgument(fcinfo, 1, "events");
+
+	stream_id = PG_GETARG_TEXT_PP(0);
+	EsValidateStreamId(stream_id);
+	batch = PG_GETARG_JSONB_P(1);
+	if (!JB_ROOT_IS_ARRAY(batch) || JB_ROOT_IS_SCALAR(batch))
+		ereport(ERROR,
+				(errcode(ERRCODE_INVALID_PARAMETER_VALUE),
+				 errmsg("events must be a JSON array"),
+				 errdetail("Got a JSON %s.",
+						   JB_ROOT_IS_OBJECT(batch) ? "object" : "scalar"),
+				 errhint("Pass [{\"type\": ..., \"data\": {...}}, ...].")));
+	nevents = JB_ROOT_COUNT(batch);
+	if (nevents == 0)
+		ereport(ERROR,
+				(errcode(ERRCODE_INVALID_PARAMETER_VALUE),
+				 errmsg("events must not be an empty array")));
+	if (nevents > es_max_append_events)
+		ereport(ERROR,
+				(errcode(ERRCODE_PROGRAM_LIMIT_EXCEEDED),
+				 errmsg("too many events in one append"),
+				 errdetail("The batch has %d events; es_pg.max_append_events is %d.",
+						   nevents, es_max_append_events),
+				 errhint("Split the batch, or raise es_pg.max_append_events.")));
+	check_version = ParseExpectedVersion(fcinfo, 2, &expected);
+
+	events = palloc(nevents * sizeof(NewEvent));
+	for (i = 0; i < nevents; i++)
+	{
+		JsonbValue *elem = getIthJsonbValueFromContainer(&batch->root, i);
+
+		ParseBatchEvent(elem, i, &events[i]);
+	}
+
+	PG_RETURN_INT64(AppendEvents(fcinfo, stream_id, events, nevents,
+								 check_version, expected));
+}

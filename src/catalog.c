@@ -1,0 +1,212 @@
+/*-------------------------------------------------------------------------
+ *
+ * catalog.c
+ *	  Find the extension's tables, indexes and sequence, once per backend.
+ *
+ * Every SQL-callable function of es_pg lives in the extension's schema, so
+ * the schema of the function being called names the install.  The OIDs are
+ * kept in a static cache that a relcache callback resets when es_events is
+ * dropped or rebuilt, which covers DROP EXTENSION followed by CREATE.
+ *
+ * IDENTIFICATION
+ *	  src/catalog.c
+ *
+ *-------------------------------------------------------------------------
+ */
+#include "postgres.h"
+
+#include "access/genam.h"
+#include "access/htup_details.h"
+#include "access/table.h"
+#include "catalog/indexing.h"
+#include "catalog/pg_extension.h"
+#include "catalog/namespace.h"
+#include "catalog/pg_type.h"
+#include "commands/extension.h"
+#include "miscadmin.h"
+#include "utils/acl.h"
+#include "utils/fmgroids.h"
+#include "utils/inval.h"
+#include "utils/lsyscache.h"
+#include "utils/rel.h"
+
+#include "es_pg.h"
+
+static EsCatalog es_catalog;
+static bool es_catalog_valid = false;
+
+/* the columns es_events must have, in this order */
+static const struct
+{
+	const char *name;
+	Oid			type;
+}			es_events_columns[Natts_es_events] =
+{
+	{"global_position", INT8OID},
+	{"stream_id", TEXTOID},
+	{"version", INT8OID},
+	{"event_id", UUIDOID},
+	{"event_type", TEXTOID},
+	{"data", JSONBOID},
+	{"metadata", JSONBOID},
+	{"recorded_at", TIMESTAMPTZOID},
+};
+
+/*
+ * EsRelcacheCallback forgets the cached OIDs when es_events changes or when
+ * the whole relcache is reset.
+ */
+static void
+EsRelcacheCallback(Datum arg, Oid relid)
+{
+	if (!OidIsValid(relid) || relid == es_catalog.events_relid)
+		es_catalog_valid = false;
+}
+
+/*
+ * EsInitCatalogCache registers the invalidation callback; called from
+ * _PG_init.
+ */
+void
+EsInitCatalogCache(void)
+{
+	CacheRegisterRelcacheCallback(EsRelcacheCallback, (Datum) 0);
+}
+
+/*
+ * LookupRelation returns the OID of an object of the extension, or raises
+ * an error that tells the user the install is damaged.
+ */
+static Oid
+LookupRelation(const char *name, Oid namespace_oid)
+{
+	Oid			relid = get_relname_relid(name, namespace_oid);
+
+	if (!OidIsValid(relid))
+		ereport(ERROR,
+				(errcode(ERRCODE_UNDEFINED_OBJECT),
+				 errmsg("relation \"%s.%s\" of extension es_pg does not exist",
+						get_namespace_name(namespace_oid), name),
+				 errhint("Reinstall the extension with DROP EXTENSION es_pg and CREATE EXTENSION es_pg.")));
+	return relid;
+}
+
+/*
+ * CheckEventsShape verifies that es_events has the columns the C code
+ * writes by attribute number.
+ */
+static void
+CheckEventsShape(Oid relid)
+{
+	Relation	rel = table_open(relid, AccessShareLock);
+	TupleDesc	desc = RelationGetDescr(rel);
+	int			i;
+
+	if (desc->natts != Natts_es_events)
+		elog(ERROR, "es_events has %d columns, expected %d",
+			 desc->natts, Natts_es_events);
+	for (i = 0; i < Natts_es_events; i++)
+	{
+		Form_pg_attribute att = TupleDescAttr(desc, i);
+
+		if (att->attisdropped ||
+			strcmp(NameStr(att->attname), es_events_columns[i].name) != 0 ||
+			att->atttypid != es_events_columns[i].type)
+			elog(ERROR, "column %d of es_events is not \"%s\" of the expected type",
+				 i + 1, es_events_columns[i].name);
+	}
+	table_close(rel, AccessShareLock);
+}
+
+/*
+ * EsGetCatalog returns the OIDs of the install in the given schema.
+ */
+const EsCatalog *
+EsGetCatalog(Oid namespace_oid)
+{
+	if (es_catalog_valid && es_catalog.namespace_oid == namespace_oid)
+		return &es_catalog;
+
+	es_catalog_valid = false;
+	es_catalog.namespace_oid = namespace_oid;
+	es_catalog.events_relid = LookupRelation("es_events", namespace_oid);
+	es_catalog.position_index = LookupRelation("es_events_pkey", namespace_oid);
+	es_catalog.stream_index = LookupRelation(ES_STREAM_VERSION_CONSTRAINT,
+											 namespace_oid);
+	es_catalog.event_id_index = LookupRelation(ES_EVENT_ID_CONSTRAINT,
+											   namespace_oid);
+	es_catalog.position_seq = LookupRelation("es_events_position_seq",
+											 namespace_oid);
+	CheckEventsShape(es_catalog.events_relid);
+	es_catalog_valid = true;
+	return &es_catalog;
+}
+
+/*
+ * EsGetCatalogForFunction returns the catalog of the install that the
+ * called function belongs to.
+ */
+const EsCatalog *
+EsGetCatalogForFunction(FunctionCallInfo fcinfo)
+{
+	Oid			namespace_oid = get_func_namespace(fcinfo->flinfo->fn_oid);
+
+	if (!OidIsValid(namespace_oid))
+		elog(ERROR, "cache lookup failed for function %u",
+			 fcinfo->flinfo->fn_oid);
+	return EsGetCatalog(namespace_oid);
+}
+
+/*
+ * ExtensionSchema returns the schema an extension was installed in
+ * (get_extension_schema is not exported before PostgreSQL 16).
+ */
+static Oid
+ExtensionSchema(Oid ext_oid)
+{
+	Relation	rel = table_open(ExtensionRelationId, AccessShareLock);
+	ScanKeyData key;
+	SysScanDesc scan;
+	HeapTuple	tuple;
+	Oid			result = InvalidOid;
+
+	ScanKeyInit(&key, Anum_pg_extension_oid, BTEqualStrategyNumber,
+				F_OIDEQ, ObjectIdGetDatum(ext_oid));
+	scan = systable_beginscan(rel, ExtensionOidIndexId, true, NULL, 1, &key);
+	tuple = systable_getnext(scan);
+	if (HeapTupleIsValid(tuple))
+		result = ((Form_pg_extension) GETSTRUCT(tuple))->extnamespace;
+	systable_endscan(scan);
+	table_close(rel, AccessShareLock);
+	return result;
+}
+
+/*
+ * EsGetCatalogForExtension finds the install through pg_extension, for code
+ * that does not run inside one of the extension's functions (background
+ * workers, event triggers).
+ */
+const EsCatalog *
+EsGetCatalogForExtension(bool missing_ok)
+{
+	Oid			ext_oid = get_extension_oid("es_pg", missing_ok);
+
+	if (!OidIsValid(ext_oid))
+		return NULL;
+	return EsGetCatalog(ExtensionSchema(ext_oid));
+}
+
+/*
+ * EsCheckReadPrivilege raises an error unless the current user may SELECT
+ * from es_events.  Readers are C functions that scan the table directly, so
+ * they check the table privilege themselves.
+ */
+void
+EsCheckReadPrivilege(const EsCatalog *cat)
+{
+	AclResult	aclresult;
+
+	aclresult = pg_class_aclcheck(cat->events_relid, GetUserId(), ACL_SELECT);
+	if (aclresult != ACLCHECK_OK)
+		aclcheck_error(aclresult, OBJECT_TABLE, "es_events");
+}

@@ -1,0 +1,115 @@
+/*-------------------------------------------------------------------------
+ *
+ * es_pg.h
+ *	  Declarations shared by the C files of the es_pg extension.
+ *
+ * IDENTIFICATION
+ *	  src/es_pg.h
+ *
+ *-------------------------------------------------------------------------
+ */
+#ifndef ES_PG_H
+#define ES_PG_H
+
+#include "fmgr.h"
+#include "access/htup.h"
+#include "executor/tuptable.h"
+#include "utils/jsonb.h"
+#include "utils/relcache.h"
+#include "utils/snapshot.h"
+#include "utils/uuid.h"
+
+#include "compat.h"
+
+/* limits on identifiers, documented in docs/api.md */
+#define ES_MAX_STREAM_ID_BYTES		1024
+#define ES_MAX_EVENT_TYPE_BYTES		255
+
+/* attribute numbers of es_events; checked against the catalog on first use */
+#define Anum_es_events_global_position	1
+#define Anum_es_events_stream_id		2
+#define Anum_es_events_version			3
+#define Anum_es_events_event_id			4
+#define Anum_es_events_event_type		5
+#define Anum_es_events_data				6
+#define Anum_es_events_metadata			7
+#define Anum_es_events_recorded_at		8
+#define Natts_es_events					8
+
+/*
+ * Lock tags.  Both live in the advisory lock space (pg_locks shows them as
+ * "advisory" with objsubid set to these values), apart from the keys that
+ * pg_advisory_lock(bigint) (1) and pg_advisory_lock(int, int) (2) use.
+ */
+#define ES_LOCKTAG_STREAM	0x4553	/* one stream: held until transaction end */
+#define ES_LOCKTAG_FEED		0x4546	/* position allocation: held briefly */
+
+#define ES_ERRCODE_VERSION_CONFLICT ERRCODE_T_R_SERIALIZATION_FAILURE
+
+#define ES_STREAM_VERSION_CONSTRAINT	"es_events_stream_id_version_key"
+#define ES_EVENT_ID_CONSTRAINT			"es_events_event_id_key"
+
+/*
+ * EsCatalog holds the OIDs of the extension's objects in this database.  It
+ * is looked up once per backend and reset by a relcache callback when
+ * es_events goes away (DROP EXTENSION).
+ */
+typedef struct EsCatalog
+{
+	Oid			namespace_oid;
+	Oid			events_relid;
+	Oid			position_index;		/* es_events_pkey (global_position) */
+	Oid			stream_index;		/* es_events_stream_id_version_key */
+	Oid			event_id_index;		/* es_events_event_id_key */
+	Oid			position_seq;		/* es_events_position_seq */
+} EsCatalog;
+
+/* catalog.c */
+extern const EsCatalog *EsGetCatalog(Oid namespace_oid);
+extern const EsCatalog *EsGetCatalogForFunction(FunctionCallInfo fcinfo);
+extern const EsCatalog *EsGetCatalogForExtension(bool missing_ok);
+extern void EsCheckReadPrivilege(const EsCatalog *cat);
+extern void EsInitCatalogCache(void);
+
+/* validate.c */
+extern void EsValidateStreamId(text *stream_id);
+extern void EsValidateEventType(text *event_type, int batch_index);
+extern void EsValidateJsonObject(Jsonb *jb, const char *what, int batch_index);
+extern bool EsParseUuid(const char *str, int len, pg_uuid_t *out);
+
+/* lock.c */
+extern void EsLockStream(text *stream_id);
+extern void EsLockFeed(void);
+extern void EsUnlockFeed(void);
+extern void EsLockFeedShared(void);
+extern void EsUnlockFeedShared(void);
+
+/*
+ * append.c
+ *
+ * EsAppendedEvents describes the events one es_append or es_append_batch
+ * call inserted.  It is visible to AFTER INSERT trigger functions of
+ * es_events (es_dispatch_inline) while the statement's triggers fire; a
+ * nested append pushes its own and restores the outer one afterwards.
+ */
+typedef struct EsAppendedEvents
+{
+	TupleTableSlot **slots;
+	int			nslots;
+	Oid			events_relid;
+	struct EsAppendedEvents *outer;
+} EsAppendedEvents;
+
+extern EsAppendedEvents *EsCurrentAppend;
+extern bool EsInsideAppend(void);
+
+/* read.c */
+typedef bool (*EsFeedCallback) (HeapTuple tuple, TupleDesc tupdesc,
+								void *arg);
+extern int64 EsStreamVersion(const EsCatalog *cat, Relation rel,
+							 text *stream_id, Snapshot snapshot);
+extern int64 EsReadFeed(const EsCatalog *cat, int64 from_position,
+						int64 max_count, EsFeedCallback callback, void *arg);
+extern int64 EsHeadPosition(const EsCatalog *cat, Snapshot snapshot);
+
+#endif							/* ES_PG_H */

@@ -1,0 +1,222 @@
+/*-------------------------------------------------------------------------
+ *
+ * guard.c
+ *	  Keep history append-only: triggers on es_events and an event trigger
+ *	  that keeps them in place.
+ *
+ * es_events_append_only refuses UPDATE, DELETE and TRUNCATE for every role,
+ * table owner and superusers included, and under session_replication_role
+ * = replica (the triggers are ENABLE ALWAYS).
+ *
+ * es_events_insert_guard lets es_append's inserts through and makes any
+ * other INSERT or COPY (a restore, the owner by hand) hold the feed lock to
+ * the end of its transaction, so that followers of the global feed cannot
+ * skip its rows (see lock.c).
+ *
+ * es_ddl_guard is an event trigger: after ALTER TABLE, DROP TRIGGER, ALTER
+ * TRIGGER and CREATE RULE it checks that the triggers above still exist and
+ * fire always, and that no rule rewrites es_events; before DROP EXTENSION
+ * es_pg or DROP SCHEMA ... CASCADE of its schema, it refuses while events
+ * exist unless es_pg.allow_drop_history is on.
+ *
+ * IDENTIFICATION
+ *	  src/guard.c
+ *
+ *-------------------------------------------------------------------------
+ */
+#include "postgres.h"
+
+#include "access/table.h"
+#include "commands/event_trigger.h"
+#include "commands/extension.h"
+#include "commands/trigger.h"
+#include "nodes/parsenodes.h"
+#include "utils/lsyscache.h"
+#include "utils/rel.h"
+#include "utils/snapmgr.h"
+
+#include "es_pg.h"
+
+/* es_pg.allow_drop_history */
+extern bool es_allow_drop_history;
+
+/* triggers es_events must keep, enabled ALWAYS */
+static const char *const es_required_triggers[] = {
+	"es_events_append_only",
+	"es_events_insert_guard",
+};
+
+/*
+ * CheckTriggerCall raises the 39P01 error when a trigger function is called
+ * some other way.
+ */
+static TriggerData *
+CheckTriggerCall(FunctionCallInfo fcinfo, const char *name)
+{
+	if (!CALLED_AS_TRIGGER(fcinfo))
+		ereport(ERROR,
+				(errcode(ERRCODE_E_R_I_E_TRIGGER_PROTOCOL_VIOLATED),
+				 errmsg("function %s must be called as a trigger", name)));
+	return (TriggerData *) fcinfo->context;
+}
+
+/*
+ * es_events_append_only refuses to change or remove events.
+ */
+PG_FUNCTION_INFO_V1(es_events_append_only);
+Datum
+es_events_append_only(PG_FUNCTION_ARGS)
+{
+	TriggerData *trigdata = CheckTriggerCall(fcinfo, "es_events_append_only");
+	const char *op;
+
+	if (TRIGGER_FIRED_BY_UPDATE(trigdata->tg_event))
+		op = "UPDATE";
+	else if (TRIGGER_FIRED_BY_DELETE(trigdata->tg_event))
+		op = "DELETE";
+	else if (TRIGGER_FIRED_BY_TRUNCATE(trigdata->tg_event))
+		op = "TRUNCATE";
+	else
+		op = "this command";
+
+	ereport(ERROR,
+			(errcode(ERRCODE_FEATURE_NOT_SUPPORTED),
+			 errmsg("%s is not allowed on %s: events are never changed or removed",
+					op, RelationGetRelationName(trigdata->tg_relation)),
+			 errdetail("The event store is append-only, for every role including its owner."),
+			 errhint("Record the correction as a new event with es_append.")));
+	PG_RETURN_NULL();
+}
+
+/*
+ * es_events_insert_guard makes inserts that bypass es_append keep the feed
+ * lock until they commit.
+ */
+PG_FUNCTION_INFO_V1(es_events_insert_guard);
+Datum
+es_events_insert_guard(PG_FUNCTION_ARGS)
+{
+	(void) CheckTriggerCall(fcinfo, "es_events_insert_guard");
+	if (!EsInsideAppend())
+		EsLockFeed();
+	/* a statement-level trigger returns a null pointer, not SQL NULL */
+	return PointerGetDatum(NULL);
+}
+
+/*
+ * CheckTriggersInPlace raises an error if the protective triggers of
+ * es_events are missing or do not fire always, or if a rule rewrites
+ * es_events.
+ */
+static void
+CheckTriggersInPlace(const EsCatalog *cat)
+{
+	Relation	rel = table_open(cat->events_relid, AccessShareLock);
+	TriggerDesc *trigdesc = rel->trigdesc;
+	int			i;
+
+	for (i = 0; i < lengthof(es_required_triggers); i++)
+	{
+		const char *name = es_required_triggers[i];
+		bool		ok = false;
+		int			j;
+
+		for (j = 0; trigdesc != NULL && j < trigdesc->numtriggers; j++)
+		{
+			Trigger    *trig = &trigdesc->triggers[j];
+
+			if (strcmp(trig->tgname, name) == 0)
+				ok = (trig->tgenabled == TRIGGER_FIRES_ALWAYS);
+		}
+		if (!ok)
+			ereport(ERROR,
+					(errcode(ERRCODE_FEATURE_NOT_SUPPORTED),
+					 errmsg("trigger \"%s\" on es_events must stay in place and enabled ALWAYS",
+							name),
+					 errdetail("It keeps the event store append-only and the global feed gap-free.")));
+	}
+	if (rel->rd_rel->relhasrules)
+		ereport(ERROR,
+				(errcode(ERRCODE_FEATURE_NOT_SUPPORTED),
+				 errmsg("rules on es_events are not allowed"),
+				 errdetail("A rule could turn a refused UPDATE or DELETE into a silent no-op.")));
+	table_close(rel, AccessShareLock);
+}
+
+/*
+ * DropWouldRemoveHistory says whether a DROP statement names the extension,
+ * or cascades over the schema that holds it.
+ */
+static bool
+DropWouldRemoveHistory(DropStmt *stmt, const EsCatalog *cat)
+{
+	ListCell   *lc;
+	char	   *schema;
+
+	if (stmt->removeType == OBJECT_EXTENSION)
+	{
+		foreach(lc, stmt->objects)
+		{
+			if (strcmp(strVal(lfirst(lc)), "es_pg") == 0)
+				return true;
+		}
+		return false;
+	}
+	if (stmt->removeType != OBJECT_SCHEMA || stmt->behavior != DROP_CASCADE)
+		return false;
+	schema = get_namespace_name(cat->namespace_oid);
+	foreach(lc, stmt->objects)
+	{
+		if (strcmp(strVal(lfirst(lc)), schema) == 0)
+			return true;
+	}
+	return false;
+}
+
+/*
+ * es_ddl_guard is the event trigger function described at the top.
+ */
+PG_FUNCTION_INFO_V1(es_ddl_guard);
+Datum
+es_ddl_guard(PG_FUNCTION_ARGS)
+{
+	EventTriggerData *trigdata;
+	const EsCatalog *cat;
+
+	if (!CALLED_AS_EVENT_TRIGGER(fcinfo))
+		ereport(ERROR,
+				(errcode(ERRCODE_E_R_I_E_TRIGGER_PROTOCOL_VIOLATED),
+				 errmsg("function es_ddl_guard must be called as an event trigger")));
+	trigdata = (EventTriggerData *) fcinfo->context;
+
+	/* extension scripts may rebuild triggers; they are checked afterwards */
+	if (creating_extension)
+		PG_RETURN_NULL();
+	cat = EsGetCatalogForExtension(true);
+	if (cat == NULL)
+		PG_RETURN_NULL();
+
+	if (strcmp(trigdata->event, "ddl_command_start") == 0)
+	{
+		if (IsA(trigdata->parsetree, DropStmt) &&
+			DropWouldRemoveHistory((DropStmt *) trigdata->parsetree, cat) &&
+			!es_allow_drop_history)
+		{
+			int64		head;
+			Snapshot	snapshot = RegisterSnapshot(GetLatestSnapshot());
+
+			head = EsHeadPosition(cat, snapshot);
+			UnregisterSnapshot(snapshot);
+			if (head > 0)
+				ereport(ERROR,
+						(errcode(ERRCODE_DEPENDENT_OBJECTS_STILL_EXIST),
+						 errmsg("dropping es_pg would delete the event history"),
+						 errdetail("es_events holds events up to global position %lld.",
+								   (long long) head),
+						 errhint("Dump the database first. To drop the event store and its history for good, a superuser sets es_pg.allow_drop_history = on.")));
+		}
+	}
+	else
+		CheckTriggersInPlace(cat);
+	PG_RETURN_NULL();
+}

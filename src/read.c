@@ -1,0 +1,439 @@
+/*-------------------------------------------------------------------------
+ *
+ * read.c
+ *	  Read a stream forward or backward, a stream's version, and the global
+ *	  feed.
+ *
+ * Stream reads are plain MVCC index scans of es_events_stream_id_version_key
+ * with the statement's snapshot.
+ *
+ * The global feed is the delicate one.  Positions come from a sequence, and
+ * transactions commit in any order, so a follower that asks for "events
+ * after position P" with an ordinary snapshot could receive P+2, move on,
+ * and never see P+1 when its transaction commits a moment later.  es_pg's
+ * feed never does that:
+ *
+ *	1. It takes the feed lock in share mode for an instant (lock.c) and reads
+ *	   the highest position in the global_position index, H.  Every position
+ *	   up to H is then in the index or will never be used.
+ *	2. It walks the index from P upward with SnapshotAny, up to H, and checks
+ *	   each row against an MVCC snapshot taken after step 1.  A visible row
+ *	   is returned; a row of an aborted transaction is skipped; a row of a
+ *	   transaction still in progress (or committed after the snapshot) ends
+ *	   the page, so the follower asks again from the last row it got.
+ *
+ * Only appending transactions hold the feed back, and only from their own
+ * first position on: a long transaction that did not append is not looked
+ * at.  Positions stay plain bigints, so pg_dump and restore keep them.
+ *
+ * IDENTIFICATION
+ *	  src/read.c
+ *
+ *-------------------------------------------------------------------------
+ */
+#include "postgres.h"
+
+#include "access/genam.h"
+#include "access/heapam.h"
+#include "access/relscan.h"
+#include "access/table.h"
+#include "access/tableam.h"
+#include "access/transam.h"
+#include "access/xact.h"
+#include "executor/tuptable.h"
+#include "funcapi.h"
+#include "miscadmin.h"
+#include "storage/bufmgr.h"
+#include "storage/procarray.h"
+#include "utils/builtins.h"
+#include "utils/fmgroids.h"
+#include "utils/rel.h"
+#include "utils/snapmgr.h"
+#include "utils/tuplestore.h"
+
+#include "es_pg.h"
+
+/*
+ * EsStreamVersion returns the highest version of the stream visible to the
+ * snapshot, or 0 when the stream has no events.
+ */
+int64
+EsStreamVersion(const EsCatalog *cat, Relation rel, text *stream_id,
+				Snapshot snapshot)
+{
+	Relation	index = index_open(cat->stream_index, AccessShareLock);
+	TupleTableSlot *slot = table_slot_create(rel, NULL);
+	IndexScanDesc scan;
+	ScanKeyData key;
+	int64		version = 0;
+
+	ScanKeyInit(&key, 1, BTEqualStrategyNumber, F_TEXTEQ,
+				PointerGetDatum(stream_id));
+	scan = index_beginscan(rel, index, snapshot, 1, 0);
+	index_rescan(scan, &key, 1, NULL, 0);
+	if (index_getnext_slot(scan, BackwardScanDirection, slot))
+	{
+		bool		isnull;
+
+		version = DatumGetInt64(slot_getattr(slot, Anum_es_events_version,
+											 &isnull));
+	}
+	index_endscan(scan);
+	ExecDropSingleTupleTableSlot(slot);
+	index_close(index, AccessShareLock);
+	return version;
+}
+
+/*
+ * GetCount reads an optional row-count argument: NULL means no limit.
+ */
+static int64
+GetCount(FunctionCallInfo fcinfo, int argno, const char *what)
+{
+	int64		value;
+
+	if (PG_ARGISNULL(argno))
+		return PG_INT64_MAX;
+	value = PG_GETARG_INT64(argno);
+	if (value < 0)
+		ereport(ERROR,
+				(errcode(ERRCODE_INVALID_PARAMETER_VALUE),
+				 errmsg("%s must not be negative", what),
+				 errhint("Pass NULL for no limit.")));
+	return value;
+}
+
+/*
+ * GetStart reads an optional, non-negative version or position argument.
+ */
+static int64
+GetStart(FunctionCallInfo fcinfo, int argno, const char *what, int64 dflt)
+{
+	int64		value;
+
+	if (PG_ARGISNULL(argno))
+		return dflt;
+	value = PG_GETARG_INT64(argno);
+	if (value < 0)
+		ereport(ERROR,
+				(errcode(ERRCODE_INVALID_PARAMETER_VALUE),
+				 errmsg("%s must not be negative", what)));
+	return value;
+}
+
+/*
+ * GetStreamId reads the stream id argument, which is required.
+ */
+static text *
+GetStreamId(FunctionCallInfo fcinfo, int argno)
+{
+	if (PG_ARGISNULL(argno))
+		ereport(ERROR,
+				(errcode(ERRCODE_NULL_VALUE_NOT_ALLOWED),
+				 errmsg("stream id must not be null")));
+	return PG_GETARG_TEXT_PP(argno);
+}
+
+/*
+ * es_stream_version returns the stream's current version, 0 when it does
+ * not exist.
+ */
+PG_FUNCTION_INFO_V1(es_stream_version);
+Datum
+es_stream_version(PG_FUNCTION_ARGS)
+{
+	text	   *stream_id = GetStreamId(fcinfo, 0);
+	const EsCatalog *cat = EsGetCatalogForFunction(fcinfo);
+	Relation	rel;
+	int64		version;
+
+	EsCheckReadPrivilege(cat);
+	rel = table_open(cat->events_relid, AccessShareLock);
+	version = EsStreamVersion(cat, rel, stream_id, GetActiveSnapshot());
+	table_close(rel, AccessShareLock);
+	PG_RETURN_INT64(version);
+}
+
+/*
+ * ReadStream returns up to max_count events of one stream: forward from
+ * the version after "bound", or backward from the version before it (no
+ * bound when has_bound is false).
+ */
+static void
+ReadStream(FunctionCallInfo fcinfo, text *stream_id, bool has_bound,
+		   int64 bound, int64 max_count, ScanDirection dir)
+{
+	ReturnSetInfo *rsinfo = (ReturnSetInfo *) fcinfo->resultinfo;
+	const EsCatalog *cat = EsGetCatalogForFunction(fcinfo);
+	Relation	rel;
+	Relation	index;
+	IndexScanDesc scan;
+	TupleTableSlot *slot;
+	ScanKeyData keys[2];
+	int			nkeys = 1;
+	int64		count = 0;
+
+	EsCheckReadPrivilege(cat);
+	InitMaterializedSRF(fcinfo, 0);
+	if (max_count == 0)
+		return;
+
+	rel = table_open(cat->events_relid, AccessShareLock);
+	index = index_open(cat->stream_index, AccessShareLock);
+	slot = table_slot_create(rel, NULL);
+
+	ScanKeyInit(&keys[0], 1, BTEqualStrategyNumber, F_TEXTEQ,
+				PointerGetDatum(stream_id));
+	if (has_bound)
+	{
+		if (ScanDirectionIsForward(dir))
+			ScanKeyInit(&keys[1], 2, BTGreaterStrategyNumber, F_INT8GT,
+						Int64GetDatum(bound));
+		else
+			ScanKeyInit(&keys[1], 2, BTLessStrategyNumber, F_INT8LT,
+						Int64GetDatum(bound));
+		nkeys = 2;
+	}
+	scan = index_beginscan(rel, index, GetActiveSnapshot(), nkeys, 0);
+	index_rescan(scan, keys, nkeys, NULL, 0);
+	while (count < max_count && index_getnext_slot(scan, dir, slot))
+	{
+		tuplestore_puttupleslot(rsinfo->setResult, slot);
+		count++;
+	}
+	index_endscan(scan);
+	ExecDropSingleTupleTableSlot(slot);
+	index_close(index, AccessShareLock);
+	table_close(rel, AccessShareLock);
+}
+
+/*
+ * es_read_stream returns the events of a stream with a version greater than
+ * from_version, oldest first, at most max_count of them.
+ */
+PG_FUNCTION_INFO_V1(es_read_stream);
+Datum
+es_read_stream(PG_FUNCTION_ARGS)
+{
+	text	   *stream_id = GetStreamId(fcinfo, 0);
+	int64		from_version = GetStart(fcinfo, 1, "from_version", 0);
+	int64		max_count = GetCount(fcinfo, 2, "max_count");
+
+	ReadStream(fcinfo, stream_id, true, from_version, max_count,
+			   ForwardScanDirection);
+	return (Datum) 0;
+}
+
+/*
+ * es_read_stream_backward returns the events of a stream with a version
+ * less than before_version (all of them when it is NULL), newest first.
+ */
+PG_FUNCTION_INFO_V1(es_read_stream_backward);
+Datum
+es_read_stream_backward(PG_FUNCTION_ARGS)
+{
+	text	   *stream_id = GetStreamId(fcinfo, 0);
+	bool		has_bound = !PG_ARGISNULL(1);
+	int64		before_version = GetStart(fcinfo, 1, "before_version", 0);
+	int64		max_count = GetCount(fcinfo, 2, "max_count");
+
+	ReadStream(fcinfo, stream_id, has_bound, before_version, max_count,
+			   BackwardScanDirection);
+	return (Datum) 0;
+}
+
+/*
+ * MaxIndexedPosition returns the highest global_position in the index,
+ * whatever the state of its transaction, or 0 for an empty index.
+ */
+static int64
+MaxIndexedPosition(Relation rel, Relation index)
+{
+	IndexScanDesc scan;
+	int64		position = 0;
+
+	scan = index_beginscan(rel, index, SnapshotAny, 0, 0);
+	scan->xs_want_itup = true;
+	index_rescan(scan, NULL, 0, NULL, 0);
+	if (index_getnext_tid(scan, BackwardScanDirection) != NULL)
+	{
+		bool		isnull;
+
+		position = DatumGetInt64(index_getattr(scan->xs_itup, 1,
+											   scan->xs_itupdesc, &isnull));
+	}
+	index_endscan(scan);
+	return position;
+}
+
+/*
+ * EsReadFeed calls callback for each event after from_position, in
+ * position order, up to max_count events, and never past an event whose
+ * transaction might still commit (see the header comment).  The callback
+ * may stop the walk by returning false.  Returns the number of events
+ * passed to the callback.
+ */
+int64
+EsReadFeed(const EsCatalog *cat, int64 from_position, int64 max_count,
+		   EsFeedCallback callback, void *arg)
+{
+	Relation	rel;
+	Relation	index;
+	IndexScanDesc scan;
+	TupleTableSlot *slot;
+	ScanKeyData key;
+	Snapshot	snapshot;
+	int64		high;
+	int64		count = 0;
+
+	if (max_count <= 0)
+		return 0;
+
+	rel = table_open(cat->events_relid, AccessShareLock);
+	index = index_open(cat->position_index, AccessShareLock);
+
+	EsLockFeedShared();
+	high = MaxIndexedPosition(rel, index);
+	EsUnlockFeedShared();
+
+	if (high <= from_position)
+	{
+		index_close(index, AccessShareLock);
+		table_close(rel, AccessShareLock);
+		return 0;
+	}
+
+	/*
+	 * The snapshot must be taken after "high" was read, so that it sees
+	 * every row up to high that had committed by then.  REPEATABLE READ and
+	 * SERIALIZABLE keep their transaction snapshot; rows committed after it
+	 * then end the page instead of being skipped.
+	 */
+	if (IsolationUsesXactSnapshot())
+		snapshot = RegisterSnapshot(GetTransactionSnapshot());
+	else
+		snapshot = RegisterSnapshot(GetLatestSnapshot());
+
+	slot = table_slot_create(rel, NULL);
+	ScanKeyInit(&key, 1, BTGreaterStrategyNumber, F_INT8GT,
+				Int64GetDatum(from_position));
+	scan = index_beginscan(rel, index, SnapshotAny, 1, 0);
+	index_rescan(scan, &key, 1, NULL, 0);
+
+	while (count < max_count &&
+		   index_getnext_slot(scan, ForwardScanDirection, slot))
+	{
+		BufferHeapTupleTableSlot *bslot = (BufferHeapTupleTableSlot *) slot;
+		HeapTuple	tuple = bslot->base.tuple;
+		bool		isnull;
+		bool		visible;
+		TransactionId xmin;
+
+		if (DatumGetInt64(slot_getattr(slot, Anum_es_events_global_position,
+									   &isnull)) > high)
+			break;
+
+		LockBuffer(bslot->buffer, BUFFER_LOCK_SHARE);
+		visible = HeapTupleSatisfiesVisibility(tuple, snapshot, bslot->buffer);
+		xmin = HeapTupleHeaderGetXmin(tuple->t_data);
+		LockBuffer(bslot->buffer, BUFFER_LOCK_UNLOCK);
+
+		if (visible)
+		{
+			count++;
+			if (!callback(tuple, RelationGetDescr(rel), arg))
+				break;
+			continue;
+		}
+
+		/*
+		 * Not visible.  A row of an aborted transaction will never be, so
+		 * it is skipped; any other row may become visible later, so the
+		 * walk ends before it.
+		 */
+		if (TransactionIdIsCurrentTransactionId(xmin) ||
+			TransactionIdIsInProgress(xmin) ||
+			TransactionIdDidCommit(xmin))
+			break;
+	}
+
+	index_endscan(scan);
+	ExecDropSingleTupleTableSlot(slot);
+	UnregisterSnapshot(snapshot);
+	index_close(index, AccessShareLock);
+	table_close(rel, AccessShareLock);
+	return count;
+}
+
+/*
+ * StoreTuple is the EsReadFeed callback of es_read_all.
+ */
+static bool
+StoreTuple(HeapTuple tuple, TupleDesc tupdesc, void *arg)
+{
+	tuplestore_puttuple((Tuplestorestate *) arg, tuple);
+	return true;
+}
+
+/*
+ * es_read_all returns up to max_count events with a global position
+ * greater than from_position, in position order.  A follower that always
+ * passes the last position it received sees every committed event once.
+ */
+PG_FUNCTION_INFO_V1(es_read_all);
+Datum
+es_read_all(PG_FUNCTION_ARGS)
+{
+	ReturnSetInfo *rsinfo = (ReturnSetInfo *) fcinfo->resultinfo;
+	int64		from_position = GetStart(fcinfo, 0, "from_position", 0);
+	int64		max_count = GetCount(fcinfo, 1, "max_count");
+	const EsCatalog *cat = EsGetCatalogForFunction(fcinfo);
+
+	EsCheckReadPrivilege(cat);
+	InitMaterializedSRF(fcinfo, 0);
+	EsReadFeed(cat, from_position, max_count, StoreTuple, rsinfo->setResult);
+	return (Datum) 0;
+}
+
+/*
+ * EsHeadPosition returns the highest global position visible to the
+ * snapshot, 0 when there are no events.
+ */
+int64
+EsHeadPosition(const EsCatalog *cat, Snapshot snapshot)
+{
+	Relation	rel = table_open(cat->events_relid, AccessShareLock);
+	Relation	index = index_open(cat->position_index, AccessShareLock);
+	TupleTableSlot *slot = table_slot_create(rel, NULL);
+	IndexScanDesc scan;
+	int64		position = 0;
+
+	scan = index_beginscan(rel, index, snapshot, 0, 0);
+	index_rescan(scan, NULL, 0, NULL, 0);
+	if (index_getnext_slot(scan, BackwardScanDirection, slot))
+	{
+		bool		isnull;
+
+		position = DatumGetInt64(slot_getattr(slot,
+											  Anum_es_events_global_position,
+											  &isnull));
+	}
+	index_endscan(scan);
+	ExecDropSingleTupleTableSlot(slot);
+	index_close(index, AccessShareLock);
+	table_close(rel, AccessShareLock);
+	return position;
+}
+
+/*
+ * es_head_position returns the highest committed global position.
+ */
+PG_FUNCTION_INFO_V1(es_head_position);
+Datum
+es_head_position(PG_FUNCTION_ARGS)
+{
+	const EsCatalog *cat = EsGetCatalogForFunction(fcinfo);
+
+	EsCheckReadPrivilege(cat);
+	PG_RETURN_INT64(EsHeadPosition(cat, GetActiveSnapshot()));
+}

@@ -1,0 +1,214 @@
+/*-------------------------------------------------------------------------
+ *
+ * validate.c
+ *	  Check stream ids, event types and JSON payloads before anything is
+ *	  written.
+ *
+ * Every check raises an error with a SQLSTATE a client can act on; see the
+ * SQLSTATE table in docs/api.md.  Nothing here writes or locks.
+ *
+ * IDENTIFICATION
+ *	  src/validate.c
+ *
+ *-------------------------------------------------------------------------
+ */
+#include "postgres.h"
+
+#include "mb/pg_wchar.h"
+#include "utils/builtins.h"
+#include "utils/jsonb.h"
+
+#include "es_pg.h"
+
+/*
+ * BatchContext adds "event N of the batch" to errors about one element of a
+ * batch; batch_index is negative outside batches.
+ */
+static int
+BatchContext(int batch_index)
+{
+	if (batch_index >= 0)
+		return errcontext("event %d of the batch", batch_index + 1);
+	return 0;
+}
+
+/*
+ * FindControlCharacter returns the offset of the first control character
+ * (C0, DEL, or in UTF-8 databases C1) in the string, or -1.
+ */
+static int
+FindControlCharacter(const unsigned char *s, int len, int *code)
+{
+	bool		utf8 = (GetDatabaseEncoding() == PG_UTF8);
+	int			i;
+
+	for (i = 0; i < len; i++)
+	{
+		if (s[i] < 0x20 || s[i] == 0x7F)
+		{
+			*code = s[i];
+			return i;
+		}
+		if (utf8 && s[i] == 0xC2 && i + 1 < len && s[i + 1] >= 0x80 &&
+			s[i + 1] <= 0x9F)
+		{
+			*code = s[i + 1];
+			return i;
+		}
+	}
+	return -1;
+}
+
+/*
+ * ValidateName checks a stream id or an event type: not empty, not longer
+ * than max_bytes, no control characters.
+ */
+static void
+ValidateName(text *value, const char *what, int max_bytes, int batch_index)
+{
+	int			len = VARSIZE_ANY_EXHDR(value);
+	int			code;
+	int			offset;
+
+	if (len == 0)
+		ereport(ERROR,
+				(errcode(ERRCODE_INVALID_PARAMETER_VALUE),
+				 errmsg("%s must not be empty", what),
+				 BatchContext(batch_index)));
+	if (len > max_bytes)
+		ereport(ERROR,
+				(errcode(ERRCODE_INVALID_PARAMETER_VALUE),
+				 errmsg("%s is too long", what),
+				 errdetail("The limit is %d bytes; this one has %d bytes.",
+						   max_bytes, len),
+				 BatchContext(batch_index)));
+	offset = FindControlCharacter((const unsigned char *) VARDATA_ANY(value),
+								  len, &code);
+	if (offset >= 0)
+		ereport(ERROR,
+				(errcode(ERRCODE_INVALID_PARAMETER_VALUE),
+				 errmsg("%s must not contain control characters", what),
+				 errdetail("Byte %d is the control character U+%04X.",
+						   offset + 1, code),
+				 BatchContext(batch_index)));
+}
+
+/*
+ * EsValidateStreamId raises an error for an empty, over-long or unprintable
+ * stream id.
+ */
+void
+EsValidateStreamId(text *stream_id)
+{
+	ValidateName(stream_id, "stream id", ES_MAX_STREAM_ID_BYTES, -1);
+}
+
+/*
+ * EsValidateEventType does the same for an event type.
+ */
+void
+EsValidateEventType(text *event_type, int batch_index)
+{
+	ValidateName(event_type, "event type", ES_MAX_EVENT_TYPE_BYTES,
+				 batch_index);
+}
+
+/*
+ * JsonbKindName names the kind of a JSON document for error details.
+ */
+static const char *
+JsonbKindName(Jsonb *jb)
+{
+	JsonbValue	v;
+
+	if (JB_ROOT_IS_OBJECT(jb))
+		return "object";
+	if (!JB_ROOT_IS_SCALAR(jb))
+		return "array";
+	if (!JsonbExtractScalar(&jb->root, &v))
+		return "value";
+	switch (v.type)
+	{
+		case jbvNull:
+			return "null";
+		case jbvString:
+			return "string";
+		case jbvNumeric:
+			return "number";
+		case jbvBool:
+			return "boolean";
+		default:
+			return "value";
+	}
+}
+
+/*
+ * EsValidateJsonObject raises an error unless jb is a JSON object.  "what"
+ * names the argument ("event data", "event metadata").
+ */
+void
+EsValidateJsonObject(Jsonb *jb, const char *what, int batch_index)
+{
+	if (!JB_ROOT_IS_OBJECT(jb))
+		ereport(ERROR,
+				(errcode(ERRCODE_INVALID_PARAMETER_VALUE),
+				 errmsg("%s must be a JSON object", what),
+				 errdetail("Got a JSON %s.", JsonbKindName(jb)),
+				 BatchContext(batch_index)));
+}
+
+/*
+ * HexValue returns the value of a hex digit, or -1.
+ */
+static int
+HexValue(char c)
+{
+	if (c >= '0' && c <= '9')
+		return c - '0';
+	if (c >= 'a' && c <= 'f')
+		return c - 'a' + 10;
+	if (c >= 'A' && c <= 'F')
+		return c - 'A' + 10;
+	return -1;
+}
+
+/*
+ * EsParseUuid parses a uuid written as 32 hex digits, optionally with the
+ * four hyphens of the canonical form (8-4-4-4-12).  It returns false instead
+ * of raising an error, so that the caller can say which event was wrong.
+ */
+bool
+EsParseUuid(const char *str, int len, pg_uuid_t *out)
+{
+	bool		hyphens;
+	int			nibble = 0;
+	int			i;
+
+	if (len == 36)
+		hyphens = true;
+	else if (len == 32)
+		hyphens = false;
+	else
+		return false;
+
+	for (i = 0; i < len; i++)
+	{
+		int			v;
+
+		if (hyphens && (i == 8 || i == 13 || i == 18 || i == 23))
+		{
+			if (str[i] != '-')
+				return false;
+			continue;
+		}
+		v = HexValue(str[i]);
+		if (v < 0)
+			return false;
+		if (nibble % 2 == 0)
+			out->data[nibble / 2] = (unsigned char) (v << 4);
+		else
+			out->data[nibble / 2] |= (unsigned char) v;
+		nibble++;
+	}
+	return nibble == 2 * UUID_LEN;
+}
