@@ -1,0 +1,177 @@
+/*
+ * 90_privileges.sql: the privilege model (docs/privileges.md).
+ *
+ * Three kinds of application roles:
+ *
+ *	reader		reads events, streams and the global feed
+ *	appender	what a reader may do, and appends events
+ *	admin		what a reader may do, and administers projections and
+ *				snapshots
+ *
+ * Nobody gets INSERT, UPDATE, DELETE or TRUNCATE on es_events: events are
+ * written by es_append and es_append_batch only, and never changed (see
+ * src/guard.c).  Objects of kind "owner" are for the extension's owner (and
+ * superusers) only; the grant functions never hand them out.
+ *
+ * es_privilege_model is the ONE list of what each kind gets.  It names every
+ * object of the extension, so that test/sql/privileges.sql fails when a new
+ * function is added without saying who may call it.  The objects are
+ * regclass/regprocedure constants: a misspelt name fails at CREATE EXTENSION,
+ * and the view depends on what it names.
+ */
+
+/*
+ * es_privileges_apply grants the privileges of a kind ("reader", "appender"
+ * or "admin") to a role, or revokes them.  Granting "appender" or "admin"
+ * grants "reader" too.  Revoking "appender" or "admin" takes away what the
+ * kind adds to reading; revoking "reader" takes away everything the model
+ * grants.  It runs with the caller's rights: only a role that may grant on
+ * the extension's objects (their owner, a superuser) can use it.
+ */
+CREATE FUNCTION @extschema@.es_privileges_apply(kind text, role regrole,
+		is_grant boolean)
+	RETURNS void
+	LANGUAGE plpgsql VOLATILE
+	SET search_path = pg_catalog, pg_temp
+	AS $fn$
+#variable_conflict use_variable
+DECLARE
+	r record;
+	target text;
+	missing text;
+BEGIN
+	IF kind IS NULL OR role IS NULL OR is_grant IS NULL THEN
+		RAISE EXCEPTION 'role must not be null' USING ERRCODE = '22004';
+	END IF;
+	IF kind NOT IN ('reader', 'appender', 'admin') THEN
+		RAISE EXCEPTION 'unknown privilege kind "%"', kind
+			USING ERRCODE = '22023',
+				  HINT = 'The kinds are reader, appender and admin.';
+	END IF;
+
+	/*
+	 * Check first that the caller may grant every privilege of the kind:
+	 * GRANT and REVOKE by a role without grant option only warn.
+	 */
+	SELECT string_agg(m.privilege || ' on ' || m.object_name, ', '
+					  ORDER BY m.object_name)
+	  INTO missing
+	  FROM @extschema@.es_privilege_model m
+	 WHERE m.kind OPERATOR(pg_catalog.<>) 'owner'
+	   AND NOT CASE m.object_type
+		   WHEN 'schema' THEN has_schema_privilege(m.object,
+									m.privilege || ' WITH GRANT OPTION')
+		   WHEN 'function' THEN has_function_privilege(m.object,
+									m.privilege || ' WITH GRANT OPTION')
+		   ELSE has_table_privilege(m.object,
+									m.privilege || ' WITH GRANT OPTION')
+	   END;
+	IF missing IS NOT NULL THEN
+		RAISE EXCEPTION 'permission denied to % the privileges of es_pg',
+			CASE WHEN is_grant THEN 'grant' ELSE 'revoke' END
+			USING ERRCODE = '42501',
+				  DETAIL = 'Role ' || current_user || ' may not grant ' || missing || '.',
+				  HINT = 'Run it as the owner of the extension or as a superuser.';
+	END IF;
+
+	FOR r IN
+		SELECT m.object_type, m.object, m.privilege
+		  FROM @extschema@.es_privilege_model m
+		 WHERE m.kind OPERATOR(pg_catalog.=) kind
+			OR (is_grant AND m.kind OPERATOR(pg_catalog.=) 'reader')
+			OR (NOT is_grant AND kind OPERATOR(pg_catalog.=) 'reader'
+				AND m.kind OPERATOR(pg_catalog.<>) 'owner')
+		 ORDER BY m.object_type, m.object_name
+	LOOP
+		target := CASE r.object_type
+			WHEN 'schema' THEN 'SCHEMA ' || r.object::regnamespace::text
+			WHEN 'function' THEN 'FUNCTION ' || r.object::regprocedure::text
+			ELSE 'TABLE ' || r.object::regclass::text
+		END;
+		IF is_grant THEN
+			EXECUTE format('GRANT %s ON %s TO %s', r.privilege, target, role);
+		ELSE
+			EXECUTE format('REVOKE %s ON %s FROM %s', r.privilege, target, role);
+		END IF;
+	END LOOP;
+END
+$fn$;
+COMMENT ON FUNCTION @extschema@.es_privileges_apply(text, regrole, boolean) IS
+	'grant or revoke the privileges of one kind of the privilege model';
+
+CREATE FUNCTION @extschema@.es_grant_reader(role regrole) RETURNS void
+	LANGUAGE sql VOLATILE SET search_path = pg_catalog, pg_temp
+	AS $$SELECT @extschema@.es_privileges_apply('reader', role, true)$$;
+CREATE FUNCTION @extschema@.es_grant_appender(role regrole) RETURNS void
+	LANGUAGE sql VOLATILE SET search_path = pg_catalog, pg_temp
+	AS $$SELECT @extschema@.es_privileges_apply('appender', role, true)$$;
+CREATE FUNCTION @extschema@.es_grant_admin(role regrole) RETURNS void
+	LANGUAGE sql VOLATILE SET search_path = pg_catalog, pg_temp
+	AS $$SELECT @extschema@.es_privileges_apply('admin', role, true)$$;
+CREATE FUNCTION @extschema@.es_revoke_reader(role regrole) RETURNS void
+	LANGUAGE sql VOLATILE SET search_path = pg_catalog, pg_temp
+	AS $$SELECT @extschema@.es_privileges_apply('reader', role, false)$$;
+CREATE FUNCTION @extschema@.es_revoke_appender(role regrole) RETURNS void
+	LANGUAGE sql VOLATILE SET search_path = pg_catalog, pg_temp
+	AS $$SELECT @extschema@.es_privileges_apply('appender', role, false)$$;
+CREATE FUNCTION @extschema@.es_revoke_admin(role regrole) RETURNS void
+	LANGUAGE sql VOLATILE SET search_path = pg_catalog, pg_temp
+	AS $$SELECT @extschema@.es_privileges_apply('admin', role, false)$$;
+COMMENT ON FUNCTION @extschema@.es_grant_reader(regrole) IS
+	'let a role read events, streams and the global feed';
+COMMENT ON FUNCTION @extschema@.es_grant_appender(regrole) IS
+	'let a role read and append events';
+COMMENT ON FUNCTION @extschema@.es_grant_admin(regrole) IS
+	'let a role read events and administer projections and snapshots';
+COMMENT ON FUNCTION @extschema@.es_revoke_reader(regrole) IS
+	'take back every privilege the model grants';
+COMMENT ON FUNCTION @extschema@.es_revoke_appender(regrole) IS
+	'take back the right to append (the role can still read)';
+COMMENT ON FUNCTION @extschema@.es_revoke_admin(regrole) IS
+	'take back projection and snapshot administration (the role can still read)';
+REVOKE ALL ON FUNCTION @extschema@.es_privileges_apply(text, regrole, boolean) FROM PUBLIC;
+REVOKE ALL ON FUNCTION @extschema@.es_grant_reader(regrole) FROM PUBLIC;
+REVOKE ALL ON FUNCTION @extschema@.es_grant_appender(regrole) FROM PUBLIC;
+REVOKE ALL ON FUNCTION @extschema@.es_grant_admin(regrole) FROM PUBLIC;
+REVOKE ALL ON FUNCTION @extschema@.es_revoke_reader(regrole) FROM PUBLIC;
+REVOKE ALL ON FUNCTION @extschema@.es_revoke_appender(regrole) FROM PUBLIC;
+REVOKE ALL ON FUNCTION @extschema@.es_revoke_admin(regrole) FROM PUBLIC;
+
+CREATE VIEW @extschema@.es_privilege_model AS
+SELECT m.kind, m.object_type, m.object,
+	   CASE m.object_type
+		   WHEN 'function' THEN m.object::pg_catalog.regprocedure::pg_catalog.text
+		   WHEN 'schema' THEN m.object::pg_catalog.regnamespace::pg_catalog.text
+		   ELSE m.object::pg_catalog.regclass::pg_catalog.text
+	   END AS object_name,
+	   m.privilege
+  FROM (VALUES
+	-- reader
+	('reader', 'schema', '@extschema@'::pg_catalog.regnamespace::pg_catalog.oid, 'USAGE'),
+	('reader', 'table', '@extschema@.es_events'::pg_catalog.regclass::pg_catalog.oid, 'SELECT'),
+	('reader', 'view', '@extschema@.es_streams'::pg_catalog.regclass::pg_catalog.oid, 'SELECT'),
+	('reader', 'function', '@extschema@.es_read_stream(text, bigint, bigint)'::pg_catalog.regprocedure::pg_catalog.oid, 'EXECUTE'),
+	('reader', 'function', '@extschema@.es_read_stream_backward(text, bigint, bigint)'::pg_catalog.regprocedure::pg_catalog.oid, 'EXECUTE'),
+	('reader', 'function', '@extschema@.es_stream_version(text)'::pg_catalog.regprocedure::pg_catalog.oid, 'EXECUTE'),
+	('reader', 'function', '@extschema@.es_read_all(bigint, bigint)'::pg_catalog.regprocedure::pg_catalog.oid, 'EXECUTE'),
+	('reader', 'function', '@extschema@.es_head_position()'::pg_catalog.regprocedure::pg_catalog.oid, 'EXECUTE'),
+	-- appender
+	('appender', 'function', '@extschema@.es_append(text, text, jsonb, bigint, jsonb, uuid)'::pg_catalog.regprocedure::pg_catalog.oid, 'EXECUTE'),
+	('appender', 'function', '@extschema@.es_append_batch(text, jsonb, bigint)'::pg_catalog.regprocedure::pg_catalog.oid, 'EXECUTE'),
+	-- admin: projection and snapshot administration, added with them
+	-- owner only
+	('owner', 'sequence', '@extschema@.es_events_position_seq'::pg_catalog.regclass::pg_catalog.oid, NULL),
+	('owner', 'function', '@extschema@.es_events_append_only()'::pg_catalog.regprocedure::pg_catalog.oid, NULL),
+	('owner', 'function', '@extschema@.es_events_insert_guard()'::pg_catalog.regprocedure::pg_catalog.oid, NULL),
+	('owner', 'function', '@extschema@.es_ddl_guard()'::pg_catalog.regprocedure::pg_catalog.oid, NULL),
+	('owner', 'function', '@extschema@.es_privileges_apply(text, regrole, boolean)'::pg_catalog.regprocedure::pg_catalog.oid, NULL),
+	('owner', 'function', '@extschema@.es_grant_reader(regrole)'::pg_catalog.regprocedure::pg_catalog.oid, NULL),
+	('owner', 'function', '@extschema@.es_grant_appender(regrole)'::pg_catalog.regprocedure::pg_catalog.oid, NULL),
+	('owner', 'function', '@extschema@.es_grant_admin(regrole)'::pg_catalog.regprocedure::pg_catalog.oid, NULL),
+	('owner', 'function', '@extschema@.es_revoke_reader(regrole)'::pg_catalog.regprocedure::pg_catalog.oid, NULL),
+	('owner', 'function', '@extschema@.es_revoke_appender(regrole)'::pg_catalog.regprocedure::pg_catalog.oid, NULL),
+	('owner', 'function', '@extschema@.es_revoke_admin(regrole)'::pg_catalog.regprocedure::pg_catalog.oid, NULL)
+	) AS m(kind, object_type, object, privilege);
+COMMENT ON VIEW @extschema@.es_privilege_model IS
+	'what es_grant_reader, es_grant_appender and es_grant_admin grant (kind owner: nobody)';
+GRANT SELECT ON @extschema@.es_privilege_model TO PUBLIC;
