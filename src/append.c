@@ -36,6 +36,7 @@
 #include "commands/sequence.h"
 #include "commands/trigger.h"
 #include "executor/executor.h"
+#include "mb/pg_wchar.h"
 #include "miscadmin.h"
 #include "nodes/makefuncs.h"
 #include "storage/lmgr.h"
@@ -367,6 +368,7 @@ InsertEvents(const EsCatalog *cat, Relation rel, text *stream_id,
 	ResultRelInfo *rri;
 	TransitionCaptureState *tcs;
 	TupleTableSlot **slots;
+	TupleDesc	slot_desc;
 	CommandId	cid;
 	TimestampTz recorded_at = GetCurrentTimestamp();
 	bool		has_br_triggers;
@@ -408,10 +410,19 @@ InsertEvents(const EsCatalog *cat, Relation rel, text *stream_id,
 	}
 	PG_END_TRY();
 
+	/*
+	 * One slot per event.  They share a copy of the tuple descriptor that is
+	 * not reference-counted: a slot made by table_slot_create pins the
+	 * relation's descriptor, and the resource owner's bookkeeping of many
+	 * pins of one descriptor made a batch cost time quadratic in its size.
+	 */
+	slot_desc = CreateTupleDescCopy(RelationGetDescr(rel));
 	slots = palloc(nevents * sizeof(TupleTableSlot *));
 	for (i = 0; i < nevents; i++)
 	{
-		TupleTableSlot *slot = table_slot_create(rel, &estate->es_tupleTable);
+		TupleTableSlot *slot = ExecAllocTableSlot(&estate->es_tupleTable,
+												  slot_desc,
+												  table_slot_callbacks(rel));
 		Datum	   *values = slot->tts_values;
 		bool	   *isnull = slot->tts_isnull;
 
@@ -738,7 +749,9 @@ ParseBatchEvent(JsonbValue *elem, int index, NewEvent *event)
 				BadBatchEvent(index, "event \"id\" is not a valid uuid",
 							  psprintf("Got \"%s\".",
 									   pnstrdup(v.val.string.val,
-												Min(v.val.string.len, 64))));
+												pg_mbcliplen(v.val.string.val,
+															 v.val.string.len,
+															 64))));
 			event->has_id = true;
 		}
 		else if (v.type != jbvNull)

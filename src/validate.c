@@ -19,6 +19,7 @@
 #include "utils/jsonb.h"
 
 #include "es_pg.h"
+#include "parse.h"
 
 /*
  * BatchContext adds "event N of the batch" to errors about one element of a
@@ -30,33 +31,6 @@ BatchContext(int batch_index)
 	if (batch_index >= 0)
 		return errcontext("event %d of the batch", batch_index + 1);
 	return 0;
-}
-
-/*
- * FindControlCharacter returns the offset of the first control character
- * (C0, DEL, or in UTF-8 databases C1) in the string, or -1.
- */
-static int
-FindControlCharacter(const unsigned char *s, int len, int *code)
-{
-	bool		utf8 = (GetDatabaseEncoding() == PG_UTF8);
-	int			i;
-
-	for (i = 0; i < len; i++)
-	{
-		if (s[i] < 0x20 || s[i] == 0x7F)
-		{
-			*code = s[i];
-			return i;
-		}
-		if (utf8 && s[i] == 0xC2 && i + 1 < len && s[i + 1] >= 0x80 &&
-			s[i + 1] <= 0x9F)
-		{
-			*code = s[i + 1];
-			return i;
-		}
-	}
-	return -1;
 }
 
 /*
@@ -82,8 +56,9 @@ ValidateName(text *value, const char *what, int max_bytes, int batch_index)
 				 errdetail("The limit is %d bytes; this one has %d bytes.",
 						   max_bytes, len),
 				 BatchContext(batch_index)));
-	offset = FindControlCharacter((const unsigned char *) VARDATA_ANY(value),
-								  len, &code);
+	offset = EsFindControlCharacter((const unsigned char *) VARDATA_ANY(value),
+									len, GetDatabaseEncoding() == PG_UTF8,
+									&code);
 	if (offset >= 0)
 		ereport(ERROR,
 				(errcode(ERRCODE_INVALID_PARAMETER_VALUE),
@@ -158,57 +133,15 @@ EsValidateJsonObject(Jsonb *jb, const char *what, int batch_index)
 }
 
 /*
- * HexValue returns the value of a hex digit, or -1.
- */
-static int
-HexValue(char c)
-{
-	if (c >= '0' && c <= '9')
-		return c - '0';
-	if (c >= 'a' && c <= 'f')
-		return c - 'a' + 10;
-	if (c >= 'A' && c <= 'F')
-		return c - 'A' + 10;
-	return -1;
-}
-
-/*
  * EsParseUuid parses a uuid written as 32 hex digits, optionally with the
  * four hyphens of the canonical form (8-4-4-4-12).  It returns false instead
  * of raising an error, so that the caller can say which event was wrong.
+ * The parsing itself is in parse.c.
  */
 bool
 EsParseUuid(const char *str, int len, pg_uuid_t *out)
 {
-	bool		hyphens;
-	int			nibble = 0;
-	int			i;
-
-	if (len == 36)
-		hyphens = true;
-	else if (len == 32)
-		hyphens = false;
-	else
-		return false;
-
-	for (i = 0; i < len; i++)
-	{
-		int			v;
-
-		if (hyphens && (i == 8 || i == 13 || i == 18 || i == 23))
-		{
-			if (str[i] != '-')
-				return false;
-			continue;
-		}
-		v = HexValue(str[i]);
-		if (v < 0)
-			return false;
-		if (nibble % 2 == 0)
-			out->data[nibble / 2] = (unsigned char) (v << 4);
-		else
-			out->data[nibble / 2] |= (unsigned char) v;
-		nibble++;
-	}
-	return nibble == 2 * UUID_LEN;
+	StaticAssertStmt(sizeof(out->data) == ES_UUID_BYTES,
+					 "a uuid has 16 bytes");
+	return EsParseUuidBytes(str, len, out->data);
 }

@@ -1,0 +1,112 @@
+-- bad input: a NULL in every argument of every function of es_pg.  A NULL
+-- either has a documented meaning (no check, no limit, from the start) or
+-- is refused with 22004; nothing is written and no position is used.
+SET client_min_messages = warning;
+CREATE EXTENSION IF NOT EXISTS es_pg;
+DROP ROLE IF EXISTS regress_es_nulls;
+RESET client_min_messages;
+CREATE ROLE regress_es_nulls;
+SELECT es_append('nul-1', 'Created', '{}') AS v;
+
+-- valid arguments for each function, and what a NULL in each place gives
+CREATE TEMP TABLE fn_cases (fn regprocedure, args text[], want text[]);
+INSERT INTO fn_cases VALUES
+	('es_append(text,text,jsonb,bigint,jsonb,uuid)',
+	 ARRAY[$$'nul-1'$$, $$'T'$$, $$'{}'$$, '-1', $$'{}'$$, 'gen_random_uuid()'],
+	 ARRAY['22004', '22004', '22004', 'ok', 'ok', 'ok']),
+	('es_append_batch(text,jsonb,bigint)',
+	 ARRAY[$$'nul-1'$$, $$'[{"type": "T", "data": {}}]'$$, '-1'],
+	 ARRAY['22004', '22004', 'ok']),
+	('es_read_stream(text,bigint,bigint)',
+	 ARRAY[$$'nul-1'$$, '0', '10'],
+	 ARRAY['22004', 'ok', 'ok']),
+	('es_read_stream_backward(text,bigint,bigint)',
+	 ARRAY[$$'nul-1'$$, '2', '10'],
+	 ARRAY['22004', 'ok', 'ok']),
+	('es_stream_version(text)', ARRAY[$$'nul-1'$$], ARRAY['22004']),
+	('es_read_all(bigint,bigint)', ARRAY['es_head_position() - 1', '1'], ARRAY['ok', 'ok']),
+	('es_head_position()', ARRAY[]::text[], ARRAY['ok']),
+	('es_privileges_apply(text,regrole,boolean)',
+	 ARRAY[$$'reader'$$, $$'regress_es_nulls'$$, 'true'],
+	 ARRAY['22004', '22004', '22004']),
+	('es_grant_reader(regrole)', ARRAY[$$'regress_es_nulls'$$], ARRAY['22004']),
+	('es_grant_appender(regrole)', ARRAY[$$'regress_es_nulls'$$], ARRAY['22004']),
+	('es_grant_admin(regrole)', ARRAY[$$'regress_es_nulls'$$], ARRAY['22004']),
+	('es_revoke_reader(regrole)', ARRAY[$$'regress_es_nulls'$$], ARRAY['22004']),
+	('es_revoke_appender(regrole)', ARRAY[$$'regress_es_nulls'$$], ARRAY['22004']),
+	('es_revoke_admin(regrole)', ARRAY[$$'regress_es_nulls'$$], ARRAY['22004']),
+	-- trigger functions cannot be called at all
+	('es_events_append_only()', ARRAY[]::text[], ARRAY['42804']),
+	('es_events_insert_guard()', ARRAY[]::text[], ARRAY['42804']),
+	('es_ddl_guard()', ARRAY[]::text[], ARRAY['42804']);
+
+-- every function of the extension is in the list above
+SELECT p.oid::regprocedure AS function_without_null_cases
+  FROM pg_proc p
+  JOIN pg_depend d ON d.classid = 'pg_proc'::regclass AND d.objid = p.oid
+	AND d.refclassid = 'pg_extension'::regclass AND d.deptype = 'e'
+	AND d.refobjid = (SELECT oid FROM pg_extension WHERE extname = 'es_pg')
+ WHERE p.oid NOT IN (SELECT fn FROM fn_cases)
+ ORDER BY 1;
+
+-- one call per argument, with NULL (of the argument's type) in its place;
+-- zero-argument functions are called once as they are (trigger functions
+-- refuse: 42804)
+CREATE TEMP TABLE cases AS
+SELECT row_number() OVER (ORDER BY f.fn::text, a.i) AS n,
+	   f.fn::text || CASE WHEN a.i IS NULL THEN '' ELSE ' arg ' || a.i END AS label,
+	   format('SELECT * FROM %s(%s)', p.proname,
+			  (SELECT string_agg(CASE WHEN j = a.i
+									  THEN 'NULL::' || format_type(p.proargtypes[j - 1], NULL)
+									  ELSE f.args[j] || '::' || format_type(p.proargtypes[j - 1], NULL)
+								 END, ', ' ORDER BY j)
+				 FROM generate_series(1, p.pronargs) j)) AS sql,
+	   f.want[coalesce(a.i, 1)] AS want
+  FROM fn_cases f
+  JOIN pg_proc p ON p.oid = f.fn
+  CROSS JOIN LATERAL (SELECT i FROM generate_series(1, p.pronargs) i
+					  UNION ALL SELECT NULL WHERE p.pronargs = 0) a;
+
+-- the harness: run each case, then report the SQLSTATE (or ok and the
+-- number of rows), and whether rows or positions were written by a case
+-- that failed
+CREATE FUNCTION pg_temp.run_cases() RETURNS TABLE (label text, got text, verdict text)
+LANGUAGE plpgsql AS $$
+DECLARE
+	c record;
+	nrows bigint;
+	ev_before bigint;
+	ev_after bigint;
+	pos_before bigint;
+	pos_after bigint;
+BEGIN
+	FOR c IN SELECT * FROM cases ORDER BY n LOOP
+		SELECT count(*) INTO ev_before FROM es_events;
+		SELECT last_value + is_called::int INTO pos_before FROM es_events_position_seq;
+		BEGIN
+			EXECUTE 'SELECT count(*) FROM (' || c.sql || ') q' INTO nrows;
+			got := 'ok';
+		EXCEPTION WHEN OTHERS THEN
+			GET STACKED DIAGNOSTICS got = RETURNED_SQLSTATE;
+		END;
+		SELECT count(*) INTO ev_after FROM es_events;
+		SELECT last_value + is_called::int INTO pos_after FROM es_events_position_seq;
+		label := c.label;
+		verdict := CASE
+			WHEN got <> c.want THEN 'WRONG: want ' || c.want
+			WHEN got <> 'ok' AND (ev_after <> ev_before OR pos_after <> pos_before)
+				THEN 'WRONG: wrote ' || (ev_after - ev_before) || ' rows, '
+					 || (pos_after - pos_before) || ' positions'
+			ELSE 'ok' END;
+		IF got = 'ok' THEN
+			got := 'ok, ' || nrows || ' row' || CASE WHEN nrows = 1 THEN '' ELSE 's' END;
+		END IF;
+		RETURN NEXT;
+	END LOOP;
+END $$;
+
+SELECT * FROM pg_temp.run_cases();
+SELECT count(*) AS null_cases_tried FROM cases;
+
+SELECT es_revoke_reader('regress_es_nulls');
+DROP ROLE regress_es_nulls;
