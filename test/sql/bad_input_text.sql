@@ -161,3 +161,13 @@ SELECT es_append(E'ctl-\u0085x', 'T', '{}');
 SELECT es_append_batch('ctl-1', '[{"type": "ok", "data": {}}, {"type": "T\u001b", "data": {}}]');
 SELECT es_append('inj-%s%s%s%s%n%x%p', 'T', '{}', 0);
 SELECT es_append_batch('inj-batch', '[{"type": "T", "data": {}, "%s%n": 1}]');
+
+-- an invalid id is quoted in the message cut at a character boundary, so
+-- the message stays valid text in every client encoding (it used to cut a
+-- character in two, and a LATIN1 client then got 22021 instead of 22023)
+SELECT es_append_batch('ctl-1', jsonb_build_array(jsonb_build_object('type', 'T', 'data', '{}'::jsonb, 'id', repeat('a', 63) || U&'\00E9\00E9')));
+SET client_encoding = 'LATIN1';
+\set VERBOSITY sqlstate
+SELECT es_append_batch('ctl-1', jsonb_build_array(jsonb_build_object('type', 'T', 'data', '{}'::jsonb, 'id', repeat('a', 63) || U&'\00E9\00E9')));
+\set VERBOSITY default
+RESET client_encoding;
