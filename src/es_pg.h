@@ -68,6 +68,7 @@ typedef struct EsCatalog
 extern const EsCatalog *EsGetCatalog(Oid namespace_oid);
 extern const EsCatalog *EsGetCatalogForFunction(FunctionCallInfo fcinfo);
 extern const EsCatalog *EsGetCatalogForExtension(bool missing_ok);
+extern Oid	EsExtensionNamespace(bool missing_ok);
 extern void EsCheckReadPrivilege(const EsCatalog *cat);
 extern void EsInitCatalogCache(void);
 
