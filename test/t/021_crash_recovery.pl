@@ -1,0 +1,364 @@
+
+# Crash recovery, several kill -9 cycles under append load (fsync on),
+# complementing 001_crash_append.pl:
+#   - clients append single events, batches of three and TOASTed payloads
+#     to a few hot streams, every event with a deterministic id; a follower
+#     pages the global feed meanwhile;
+#   - after each restart, amcheck finds es_events and its indexes clean
+#     (verify_heapam, bt_index_check and bt_index_parent_check with
+#     heapallindexed);
+#   - every append pgbench acknowledged is there; each client's one append
+#     that may have been in flight is resent with the same event ids, which
+#     must make it present exactly once, whether or not it had committed;
+#   - every event the follower saw before the crash is still there;
+#   - versions are 1..N and appends carry on at positions above the old
+#     ones.
+# ES_SOAK=1 runs 12 cycles instead of 3.  Figures: tmp_check/figures/crash.txt
+# (or $ES_FIGURES_DIR).
+
+use strict;
+use warnings;
+use PostgreSQL::Test::Cluster;
+use PostgreSQL::Test::Utils;
+use IPC::Run;
+use Test::More;
+use Time::HiRes qw(usleep);
+
+my $cycles = $ENV{ES_SOAK} ? 12 : 3;
+my $clients = 6;
+my $nstreams = 3;
+
+my $node = PostgreSQL::Test::Cluster->new('crash_recovery');
+$node->init;
+$node->append_conf('postgresql.conf', qq{
+fsync = on
+synchronous_commit = on
+full_page_writes = on
+max_connections = 30
+shared_preload_libraries = 'es_pg'
+});
+$node->start;
+$node->safe_psql('postgres', q{
+CREATE EXTENSION es_pg;
+CREATE EXTENSION amcheck;
+
+CREATE TABLE follower_log (cycle int, global_position bigint, stream_id text,
+	version bigint, event_id uuid);
+CREATE PROCEDURE follow(cycle int)
+LANGUAGE plpgsql AS $$
+DECLARE
+	last bigint := coalesce((SELECT max(global_position) FROM follower_log), 0);
+	got bigint;
+	page_last bigint;
+BEGIN
+	LOOP
+		WITH ins AS (
+			INSERT INTO follower_log
+			SELECT follow.cycle, r.global_position, r.stream_id, r.version, r.event_id
+			  FROM es_read_all(last, 50) r
+			RETURNING global_position)
+		SELECT count(*), max(global_position) INTO got, page_last FROM ins;
+		COMMIT;
+		IF got > 0 THEN
+			last := page_last;
+		ELSE
+			PERFORM pg_sleep(0.01);
+		END IF;
+	END LOOP;
+END $$;
+});
+
+my $dir = PostgreSQL::Test::Utils::tempdir;
+my $figdir = $ENV{ES_FIGURES_DIR}
+  || "$PostgreSQL::Test::Utils::tmp_check/figures";
+mkdir $figdir unless -d $figdir;
+
+# The shape of a client's n-th append follows from n alone, so that the
+# test can resend any of them: every 4th a batch of three, every 7th (when
+# not a batch) one event of about 10 kB that goes to TOAST, others one
+# small event.  :n moves on only once the append is acknowledged.
+my $stream = q{'crash-' || :cycle || '-' || :s};
+sub event_sql
+{
+	my ($i, $data) = @_;
+	return "jsonb_build_object('type', 'Batch', 'data', jsonb_build_object('c', :client_id, 'n', :next, 'i', $i), "
+	  . "'id', md5(:cycle || '/' || :client_id || '/' || :next || '/$i')::uuid)";
+}
+open(my $fh, '>', "$dir/append.sql") or die;
+print $fh "\\set next :n + 1\n"
+  . "\\set s (:client_id + :next) % $nstreams + 1\n"
+  . "\\if :next % 4 = 0\n"
+  . "SELECT es_append_batch($stream, jsonb_build_array("
+  . join(', ', map { event_sql($_) } 1 .. 3) . "));\n"
+  . "\\elif :next % 7 = 0\n"
+  . "SELECT es_append($stream, 'Big', jsonb_build_object('c', :client_id, 'n', :next, 'i', 1, "
+  . "'blob', (SELECT string_agg(md5(:client_id || '/' || :next || '/' || g), '') FROM generate_series(1, 300) g)), "
+  . "NULL, NULL, md5(:cycle || '/' || :client_id || '/' || :next || '/1')::uuid);\n"
+  . "\\else\n"
+  . "SELECT es_append($stream, 'Single', jsonb_build_object('c', :client_id, 'n', :next, 'i', 1), "
+  . "NULL, NULL, md5(:cycle || '/' || :client_id || '/' || :next || '/1')::uuid);\n"
+  . "\\endif\n"
+  . "\\set n :next\n";
+close $fh;
+
+# the same append, as a psql command, for the resend after the crash
+sub resend_sql
+{
+	my ($cycle, $client, $n) = @_;
+	my $s = "'crash-$cycle-" . (($client + $n) % $nstreams + 1) . "'";
+	my $id = sub { "md5('$cycle/$client/$n/$_[0]')::uuid" };
+	if ($n % 4 == 0)
+	{
+		return "SELECT es_append_batch($s, jsonb_build_array("
+		  . join(', ', map {
+				"jsonb_build_object('type', 'Batch', 'data', jsonb_build_object('c', $client, 'n', $n, 'i', $_), 'id', "
+				  . $id->($_) . ")"
+			} 1 .. 3) . "))";
+	}
+	elsif ($n % 7 == 0)
+	{
+		return "SELECT es_append($s, 'Big', jsonb_build_object('c', $client, 'n', $n, 'i', 1, "
+		  . "'blob', (SELECT string_agg(md5('$client/$n/' || g), '') FROM generate_series(1, 300) g)), NULL, NULL, "
+		  . $id->(1) . ")";
+	}
+	return "SELECT es_append($s, 'Single', jsonb_build_object('c', $client, 'n', $n, 'i', 1), NULL, NULL, "
+	  . $id->(1) . ")";
+}
+
+# Crash the server, then restart it.  Three ways, in turn:
+#   postmaster  kill -9 the postmaster only; its backends notice and exit
+#               (as in 001_crash_append.pl), finishing what they were doing
+#   everything  kill -9 the postmaster and every one of its children at once
+#   immediate   pg_ctl stop -m immediate: SIGQUIT to every process, which
+#               exits at once without a checkpoint
+# The last two stop backends between commit and reply, so an append can be
+# durable without having been acknowledged.
+sub children_of
+{
+	my ($ppid) = @_;
+	my @pids;
+	for my $stat (glob('/proc/[0-9]*/stat'))
+	{
+		open(my $sf, '<', $stat) or next;
+		my $line = <$sf>;
+		close $sf;
+		next unless defined $line && $line =~ /^(\d+) \(.*\) \S (\d+)/;
+		push @pids, $1 if $2 == $ppid;
+	}
+	return @pids;
+}
+
+sub crash_and_restart
+{
+	my ($mode) = @_;
+	my $pid = $node->{_pid};
+	if ($mode eq 'immediate')
+	{
+		$node->stop('immediate');
+	}
+	else
+	{
+		my @children = $mode eq 'everything' ? children_of($pid) : ();
+		kill 'KILL', $pid, @children;
+		$node->{_pid} = undef;
+		for my $try (1 .. 100)
+		{
+			last unless grep { kill(0, $_) } $pid, @children;
+			usleep(100_000);
+		}
+	}
+	for my $try (1 .. 60)
+	{
+		return if $node->start(fail_ok => 1);
+		$node->{_pid} = undef;
+		usleep(500_000);
+	}
+	BAIL_OUT('server did not restart after the crash');
+}
+
+# amcheck on es_events, its TOAST table and every index
+sub amcheck
+{
+	my ($label) = @_;
+	is( $node->safe_psql('postgres',
+			q{SELECT count(*) FROM verify_heapam('es_events', check_toast => true)}),
+		'0', "$label: verify_heapam finds es_events clean");
+	my $indexes = $node->safe_psql('postgres', q{
+		SELECT string_agg(c.relname, ',' ORDER BY c.relname)
+		  FROM pg_index i JOIN pg_class c ON c.oid = i.indexrelid
+		 WHERE i.indrelid = 'es_events'::regclass});
+	is( $node->safe_psql('postgres', q{
+			SELECT count(*) FROM (
+				SELECT bt_index_check(i.indexrelid, heapallindexed => true),
+					   bt_index_parent_check(i.indexrelid, heapallindexed => true,
+											 rootdescend => true)
+				  FROM pg_index i WHERE i.indrelid = 'es_events'::regclass) s}),
+		'3', "$label: bt_index_check and bt_index_parent_check pass on $indexes");
+}
+
+my ($total_acked, $total_acked_events, $total_resent_new, $total_resent_dup, $total_followed) =
+  (0, 0, 0, 0, 0);
+my %modes;
+for my $cycle (1 .. $cycles)
+{
+	my $label = "cycle $cycle";
+	my ($fout, $ferr) = ('', '');
+	my $follower = IPC::Run::start(
+		[
+			'psql', '-X', '-q', '-h', $node->host, '-p', $node->port,
+			'-d', 'postgres', '-c', "CALL follow($cycle)"
+		],
+		'>', \$fout, '2>', \$ferr);
+
+	my $logdir = "$dir/log$cycle";
+	mkdir $logdir or die;
+	my ($out, $err) = ('', '');
+	my $h = IPC::Run::start(
+		[
+			'pgbench', '-n', '-c', $clients, '-j', '2',
+			'-T', '60', '-D', "cycle=$cycle", '-D', 'n=0', '-l',
+			"--log-prefix=$logdir/pgbench", '-f', "$dir/append.sql",
+			'-h', $node->host, '-p', $node->port, 'postgres'
+		],
+		'>', \$out, '2>', \$err);
+
+	# a checkpoint in the middle of the load every other cycle, so that
+	# recovery starts from one taken while appends were running
+	usleep(700_000 + int(rand(1_000_000)));
+	$node->safe_psql('postgres', 'CHECKPOINT') if $cycle % 2 == 0;
+	usleep(300_000 + int(rand(1_000_000)));
+	my $mode = (qw(postmaster everything immediate))[ ($cycle - 1) % 3 ];
+	note "$label: crash ($mode)";
+	crash_and_restart($mode);
+	$modes{$mode}++;
+	$h->finish;
+	$follower->finish;
+
+	amcheck("$label, after recovery");
+
+	# acknowledged appends per client: n = 1..K
+	my %acked;
+	for my $log (glob("$logdir/pgbench*"))
+	{
+		open(my $lf, '<', $log) or die;
+		while (<$lf>)
+		{
+			my ($client) = split;
+			$acked{$client}++;
+		}
+		close $lf;
+	}
+	my $acked_tx = 0;
+	$acked_tx += $_ for values %acked;
+	$total_acked += $acked_tx;
+	cmp_ok($acked_tx, '>', 0, "$label: clients appended before the crash");
+
+	# what survived: (client, n) -> events
+	my %have;
+	for my $line (split /\n/, $node->safe_psql('postgres', qq{
+			SELECT data->>'c', data->>'n', count(*) FROM es_events
+			 WHERE stream_id LIKE 'crash-$cycle-%' GROUP BY 1, 2}))
+	{
+		my ($c, $n, $count) = split /\|/, $line;
+		$have{"$c/$n"} = $count;
+	}
+	my $size = sub { $_[0] % 4 == 0 ? 3 : 1 };
+	my (@lost, @partial, @beyond);
+	for my $c (0 .. $clients - 1)
+	{
+		my $k = $acked{$c} // 0;
+		for my $n (1 .. $k)
+		{
+			$total_acked_events += $size->($n);
+			push @lost, "$c/$n" unless ($have{"$c/$n"} // 0) == $size->($n);
+		}
+		my $in_flight = $have{ "$c/" . ($k + 1) } // 0;
+		push @partial, "$c/" . ($k + 1)
+		  unless $in_flight == 0 || $in_flight == $size->($k + 1);
+		push @beyond, grep { /^$c\/(\d+)$/ && $1 > $k + 1 } keys %have;
+	}
+	is("@lost", '', "$label: every acknowledged append survived, whole");
+	is("@partial", '', "$label: an append in flight at the crash is all or nothing");
+	is("@beyond", '', "$label: nothing beyond the append in flight");
+
+	# resend each client's append that may have been in flight: an exact
+	# retry returns the version it reached, a lost one is appended now
+	for my $c (0 .. $clients - 1)
+	{
+		my $n = ($acked{$c} // 0) + 1;
+		my $was = $have{"$c/$n"} // 0;
+		$node->safe_psql('postgres', resend_sql($cycle, $c, $n));
+		$was ? $total_resent_dup++ : $total_resent_new++;
+	}
+	is( $node->safe_psql('postgres', qq{
+			SELECT count(*) FROM (
+				SELECT data->>'c', data->>'n' FROM es_events
+				 WHERE stream_id LIKE 'crash-$cycle-%'
+				 GROUP BY 1, 2
+				HAVING count(*) <> CASE WHEN (data->>'n')::int % 4 = 0 THEN 3 ELSE 1 END
+					OR count(DISTINCT event_id) <> count(*)) s}),
+		'0', "$label: after resending, every append is present exactly once");
+	my $missing_tx = 0;
+	for my $c (0 .. $clients - 1)
+	{
+		my $n_max = ($acked{$c} // 0) + 1;
+		$missing_tx += $node->safe_psql('postgres', qq{
+			SELECT $n_max - count(DISTINCT data->>'n') FROM es_events
+			 WHERE stream_id LIKE 'crash-$cycle-%' AND data->>'c' = '$c'});
+	}
+	is($missing_tx, 0, "$label: each client's appends are n = 1 .. K+1");
+
+	# the follower's view was durable: all it saw is still there, the same
+	my $followed = $node->safe_psql('postgres',
+		"SELECT count(*) FROM follower_log WHERE cycle = $cycle");
+	$total_followed += $followed;
+	is( $node->safe_psql('postgres', qq{
+			SELECT count(*) FROM follower_log f
+			 WHERE f.cycle = $cycle AND NOT EXISTS (
+				SELECT FROM es_events e
+				 WHERE e.global_position = f.global_position
+				   AND e.stream_id = f.stream_id AND e.version = f.version
+				   AND e.event_id = f.event_id)}),
+		'0', "$label: the $followed events the follower saw are all still there");
+
+	is( $node->safe_psql('postgres', q{
+			SELECT count(*) FROM (
+				SELECT stream_id FROM es_events GROUP BY stream_id
+				HAVING min(version) <> 1 OR max(version) <> count(*)) s}),
+		'0', "$label: versions are contiguous in every stream");
+	my $max = $node->safe_psql('postgres', 'SELECT max(global_position) FROM es_events');
+	$node->safe_psql('postgres', "SELECT es_append('crash-after-$cycle', 'Done', '{}', 0)");
+	my $next = $node->safe_psql('postgres',
+		"SELECT global_position FROM es_read_stream('crash-after-$cycle')");
+	cmp_ok($next, '>', $max, "$label: the next append gets a position above every old one");
+}
+
+amcheck('at the end');
+is( $node->safe_psql('postgres', q{
+		SELECT count(*) FROM (
+			SELECT global_position < lag(global_position) OVER w AS backwards
+			  FROM es_events WINDOW w AS (PARTITION BY stream_id ORDER BY version)) s
+		 WHERE backwards}),
+	'0', 'positions increase with versions in every stream');
+
+my $events = $node->safe_psql('postgres', 'SELECT count(*) FROM es_events');
+my $line = sprintf(
+	"%-7d %-8d %-13d %-13d %-13d %-13d %-9d %-8d",
+	$cycles, $clients, $total_acked, $total_acked_events, $total_resent_dup,
+	$total_resent_new, $total_followed, $events);
+my $header = sprintf("%-7s %-8s %-13s %-13s %-13s %-13s %-9s %-8s",
+	'cycles', 'clients', 'acked:appends', 'acked:events', 'resent:there',
+	'resent:added', 'followed', 'events');
+my $how = join(', ', map { "$modes{$_} $_" } sort keys %modes);
+open(my $fig, '>', "$figdir/crash.txt") or die;
+print $fig "# 021_crash_recovery.pl: kill -9 under load, fsync on; acked = appends "
+  . "pgbench acknowledged; resent:there = in-flight appends that had committed "
+  . "(the resend was an exact retry), resent:added = in-flight or unstarted "
+  . "appends that had not (the resend wrote them); followed = events the "
+  . "follower saw before the crashes; events = rows at the end; amcheck clean "
+  . "after every restart; crashes: $how\n$header\n$line\n";
+close $fig;
+diag("crash recovery:\n$header\n$line");
+
+$node->stop;
+done_testing();
