@@ -1,0 +1,352 @@
+
+# pg_dump -Fc and pg_restore of an event store into a fresh cluster:
+#   - events, versions, positions, the position sequence and the grants of
+#     the privilege model come back identical (full ordered dumps compared),
+#     with a plain restore, a parallel one (-j 2), a single-transaction one,
+#     and one whose data section runs while a follower pages the feed;
+#   - a dump taken while clients append is consistent: whole streams,
+#     versions 1..N, every event identical to the source's;
+#   - appends continue after the restore with the next version and a
+#     position above every restored one;
+#   - a follower that paged the source's feed carries on in the restored
+#     database across the boundary, through new appends that commit out of
+#     order, without skipping or repeating an event;
+#   - pg_restore --clean over a store that holds events is refused.
+# The extension lives in its own schema ("store") to exercise that too.
+
+use strict;
+use warnings;
+use PostgreSQL::Test::Cluster;
+use PostgreSQL::Test::Utils;
+use IPC::Run;
+use Test::More;
+use Time::HiRes qw(usleep);
+
+my $conf = qq{
+shared_preload_libraries = 'es_pg'
+max_connections = 30
+};
+my $src = PostgreSQL::Test::Cluster->new('source');
+$src->init;
+$src->append_conf('postgresql.conf', $conf);
+$src->start;
+
+my $roles = q{
+CREATE ROLE app_reader;
+CREATE ROLE app_appender;
+CREATE ROLE app_admin;
+};
+$src->safe_psql('postgres', $roles);
+$src->safe_psql('postgres', 'CREATE DATABASE shop');
+$src->safe_psql('shop', q{
+CREATE SCHEMA store;
+CREATE EXTENSION es_pg SCHEMA store;
+SELECT store.es_grant_reader('app_reader');
+SELECT store.es_grant_appender('app_appender');
+SELECT store.es_grant_admin('app_admin');
+});
+
+# history: single events, batches with metadata and ids, unicode, a TOASTed
+# payload, an aborted append (a gap in positions), 200 small streams
+$src->safe_psql('shop', q{
+SELECT store.es_append('order-1', 'Created', '{"total": 10}', 0);
+SELECT store.es_append_batch('order-1', '[
+	{"type": "ItemAdded", "data": {"sku": "a"}, "metadata": {"user": "u1"},
+	 "id": "0b8e3f4e-61a1-4b1f-8a53-000000000001"},
+	{"type": "ItemAdded", "data": {"sku": "b"}, "id": "0b8e3f4e-61a1-4b1f-8a53-000000000002"}]', 1);
+SELECT store.es_append(U&'commande-\00E9\+01F680', U&'Cr\00E9\00E9e', '{"note": "caf\u00e9"}');
+SELECT store.es_append('big-1', 'Blob',
+	jsonb_build_object('blob', (SELECT string_agg(md5(g::text), '') FROM generate_series(1, 2000) g)));
+});
+$src->safe_psql('shop', q{
+SELECT store.es_append('stream-' || (g % 200), 'Tick', jsonb_build_object('g', g))
+  FROM generate_series(1, 2000) g;
+SELECT store.es_append('order-1', 'Paid', '{}', 3, '{"by": "card"}');
+});
+$src->psql('shop', q{
+BEGIN;
+SELECT store.es_append('order-aborted', 'Created', '{}');
+ROLLBACK;
+});
+
+# a follower pages the source's feed, 7 events at a time, half way
+sub read_page
+{
+	my ($node, $db, $from, $count) = @_;
+	my $out = $node->safe_psql($db, qq{
+		SELECT global_position, stream_id, version, event_id
+		  FROM store.es_read_all($from, $count)});
+	return map { [ split /\|/ ] } grep { length } split /\n/, $out;
+}
+my @seen;
+my $last = 0;
+my $half = int($src->safe_psql('shop', 'SELECT count(*) FROM store.es_events') / 2);
+while (@seen < $half)
+{
+	my @page = read_page($src, 'shop', $last, 7);
+	last unless @page;
+	push @seen, @page;
+	$last = $page[-1][0];
+}
+note "the follower stopped at position $last in the source";
+
+my $dump_all = q{COPY (SELECT * FROM store.es_events ORDER BY global_position) TO STDOUT};
+my $dump_seq = q{SELECT last_value, is_called FROM store.es_events_position_seq};
+my $dump_acl = q{
+	SELECT x.object, r.rolname, x.privilege_type, x.is_grantable
+	  FROM (SELECT c.oid::regclass::text AS object, a.*
+			  FROM pg_class c, aclexplode(c.relacl) a
+			 WHERE c.relnamespace = 'store'::regnamespace
+			UNION ALL
+			SELECT p.oid::regprocedure::text, a.*
+			  FROM pg_proc p, aclexplode(p.proacl) a
+			 WHERE p.pronamespace = 'store'::regnamespace
+			UNION ALL
+			SELECT 'schema store', a.*
+			  FROM pg_namespace n, aclexplode(n.nspacl) a
+			 WHERE n.nspname = 'store') x
+	  JOIN pg_roles r ON r.oid = x.grantee
+	 ORDER BY 1, 2, 3};
+my $src_events = $src->safe_psql('shop', $dump_all);
+my $src_seq = $src->safe_psql('shop', $dump_seq);
+my $src_acl = $src->safe_psql('shop', $dump_acl);
+my $src_count = $src->safe_psql('shop', 'SELECT count(*) FROM store.es_events');
+my $src_max = $src->safe_psql('shop', 'SELECT max(global_position) FROM store.es_events');
+cmp_ok($src_seq, 'ne', "$src_max|t", 'the source has a gap after its last event (an aborted append)');
+
+my $dir = PostgreSQL::Test::Utils::tempdir;
+my $dumpfile = "$dir/shop.dump";
+command_ok(
+	[ 'pg_dump', '-Fc', '-h', $src->host, '-p', $src->port, '-d', 'shop', '-f', $dumpfile ],
+	'pg_dump -Fc');
+
+my $dst = PostgreSQL::Test::Cluster->new('restored');
+$dst->init;
+$dst->append_conf('postgresql.conf', $conf);
+$dst->start;
+$dst->safe_psql('postgres', $roles);
+
+# the follower's procedure, in a database of its own on the restored side
+# cannot see the restored one, so it is created in the target before the
+# data section (in a schema the dump does not use)
+my $follow_proc = q{
+CREATE SCHEMA watcher;
+CREATE TABLE watcher.seen (seq bigserial, global_position bigint, stream_id text,
+	version bigint, event_id uuid);
+CREATE TABLE watcher.stop (x int);
+CREATE PROCEDURE watcher.follow()
+LANGUAGE plpgsql AS $$
+DECLARE
+	last bigint := 0;
+	got bigint;
+	page_last bigint;
+	stopping boolean := false;
+BEGIN
+	LOOP
+		WITH ins AS (
+			INSERT INTO watcher.seen (global_position, stream_id, version, event_id)
+			SELECT r.global_position, r.stream_id, r.version, r.event_id
+			  FROM store.es_read_all(last, 50) WITH ORDINALITY r ORDER BY r.ordinality
+			RETURNING global_position)
+		SELECT count(*), max(global_position) INTO got, page_last FROM ins;
+		COMMIT;
+		IF got > 0 THEN
+			last := page_last;
+		ELSIF stopping THEN
+			EXIT;
+		ELSE
+			stopping := EXISTS (SELECT FROM watcher.stop);
+			PERFORM pg_sleep(0.01);
+		END IF;
+	END LOOP;
+END $$;
+};
+
+my @restores = (
+	[ 'shop', [] ],
+	[ 'shop_parallel', [ '-j', '2' ] ],
+	[ 'shop_single', [ '--single-transaction' ] ],
+	[ 'shop_followed', 'followed' ]);
+for my $r (@restores)
+{
+	my ($db, $how) = @$r;
+	$dst->safe_psql('postgres', "CREATE DATABASE $db");
+	my @conn = ('-h', $dst->host, '-p', $dst->port, '-d', $db);
+	if (ref $how)
+	{
+		command_ok([ 'pg_restore', '--exit-on-error', @$how, @conn, $dumpfile ],
+			"pg_restore @$how into $db");
+	}
+	else
+	{
+		# schema first, then the data while a follower pages the feed: the
+		# restore's COPY holds the feed lock until it commits, so the
+		# follower waits and then sees every restored event once
+		command_ok([ 'pg_restore', '--exit-on-error', '--section=pre-data', @conn, $dumpfile ],
+			"pg_restore --section=pre-data into $db");
+		$dst->safe_psql($db, $follow_proc);
+		my ($fout, $ferr) = ('', '');
+		my $follower = IPC::Run::start(
+			[ 'psql', '-X', '-q', '-v', 'ON_ERROR_STOP=1', @conn, '-c', 'CALL watcher.follow()' ],
+			'>', \$fout, '2>', \$ferr);
+		usleep(200_000);
+		command_ok([ 'pg_restore', '--exit-on-error', '--section=data', @conn, $dumpfile ],
+			"pg_restore --section=data into $db, with a follower running");
+		command_ok([ 'pg_restore', '--exit-on-error', '--section=post-data', @conn, $dumpfile ],
+			"pg_restore --section=post-data into $db");
+		$dst->safe_psql($db, 'INSERT INTO watcher.stop VALUES (1)');
+		$follower->finish or diag("follower: $ferr");
+		is( $dst->safe_psql($db, q{
+				SELECT count(*) = (SELECT count(*) FROM store.es_events)
+					   AND count(DISTINCT global_position) = count(*)
+					   AND bool_and(prev IS NULL OR global_position > prev)
+				  FROM (SELECT *, lag(global_position) OVER (ORDER BY seq) AS prev
+						  FROM watcher.seen) s}),
+			't', "$db: the follower that ran during the restore saw every event once, in order");
+		is( $dst->safe_psql($db, q{
+				SELECT count(*) FROM store.es_events e
+				  FULL JOIN watcher.seen s USING (global_position, stream_id, version, event_id)
+				 WHERE e.event_id IS NULL OR s.seq IS NULL}),
+			'0', "$db: and exactly the restored events");
+	}
+	is($dst->safe_psql($db, $dump_all), $src_events,
+		"$db: every event identical (position, stream, version, id, type, data, metadata, time)");
+	is($dst->safe_psql($db, $dump_seq), $src_seq, "$db: the position sequence is where it was");
+	is($dst->safe_psql($db, $dump_acl), $src_acl, "$db: the grants are the same");
+	is( $dst->safe_psql($db, q{
+			SELECT count(*) FROM (
+				SELECT stream_id FROM store.es_events GROUP BY stream_id
+				HAVING min(version) <> 1 OR max(version) <> count(*)) s}),
+		'0', "$db: versions are 1..N");
+	is( $dst->safe_psql($db, q{
+			SELECT tgname || ':' || tgenabled::text FROM pg_trigger
+			 WHERE tgrelid = 'store.es_events'::regclass ORDER BY 1}),
+		"es_events_append_only:A\nes_events_insert_guard:A",
+		"$db: the append-only guards are in place");
+}
+
+# appends continue in the restored database, as the appender role
+my $db = 'shop';
+is( $dst->safe_psql($db, q{
+		SET ROLE app_appender;
+		SELECT store.es_append('order-1', 'Shipped', '{}', 4)}),
+	'5', 'an append after the restore continues the stream at version 5');
+my $pos = $dst->safe_psql($db,
+	q{SELECT global_position FROM store.es_read_stream('order-1', 4)});
+cmp_ok($pos, '>', $src_max, "its position ($pos) is above every restored one ($src_max)");
+my ($last_value) = split /\|/, $src_seq;
+cmp_ok($pos, '>', $last_value, 'and above the sequence value the source had reached');
+my ($rc, $stdout, $stderr) = $dst->psql($db,
+	q{SELECT store.es_append('order-1', 'Shipped', '{}', 4)});
+like($stderr, qr/wrong expected version/, 'a stale expected version is still refused');
+($rc, $stdout, $stderr) = $dst->psql($db,
+	q{SELECT store.es_append_batch('order-1', '[{"type": "ItemAdded", "data": {"sku": "a"}, "metadata": {"user": "u1"}, "id": "0b8e3f4e-61a1-4b1f-8a53-000000000001"}, {"type": "ItemAdded", "data": {"sku": "b"}, "id": "0b8e3f4e-61a1-4b1f-8a53-000000000002"}]', 1)});
+is($stdout, '3', 'a retry of a restored append is recognized by its event ids');
+($rc, $stdout, $stderr) = $dst->psql($db,
+	q{SET ROLE app_reader; SELECT store.es_append('order-1', 'X', '{}')});
+like($stderr, qr/permission denied/, 'the reader still cannot append');
+($rc, $stdout, $stderr) = $dst->psql($db, q{DELETE FROM store.es_events});
+like($stderr, qr/never changed or removed/, 'history is still append-only');
+
+# the follower carries on in the restored database, from where it stopped
+# in the source, across the boundary and through appends that commit out of
+# order: the first appender takes a position and commits last
+my ($in, $out, $err) = ('', '', '');
+my $timer = IPC::Run::timeout($PostgreSQL::Test::Utils::timeout_default);
+my $slow = IPC::Run::start(
+	[ 'psql', '-X', '-q', '-A', '-t', '-v', 'ON_ERROR_STOP=1',
+	  '-h', $dst->host, '-p', $dst->port, '-d', $db ],
+	'<', \$in, '>', \$out, '2>', \$err, $timer);
+$in .= "BEGIN;\nSELECT 'pos=' || store.es_append('late-1', 'Late', '{}');\n";
+$slow->pump until $out =~ /pos=/ || $err;
+$dst->safe_psql($db, q{SELECT store.es_append('early-1', 'Early', '{}')});
+
+my $boundary = $src_max;
+my $crossed = 0;
+my @tail;
+for (my $i = 0; $i < 10_000; $i++)
+{
+	my @page = read_page($dst, $db, $last, 7);
+	last unless @page;
+	$crossed = 1 if $page[-1][0] > $boundary;
+	push @seen, @page;
+	$last = $page[-1][0];
+}
+my $before_commit = scalar(@seen);
+ok(!grep({ $_->[1] eq 'early-1' } @seen),
+	'the follower stops before the open append instead of skipping to the committed one after it');
+$in .= "COMMIT;\n";
+$slow->finish;
+for (my $i = 0; $i < 10_000; $i++)
+{
+	my @page = read_page($dst, $db, $last, 7);
+	last unless @page;
+	$crossed = 1 if $page[-1][0] > $boundary;
+	push @seen, @page;
+	$last = $page[-1][0];
+}
+ok($crossed, 'the follower crossed from restored events to new ones');
+is_deeply(
+	[ map { "$_->[0]|$_->[1]|$_->[2]|$_->[3]" } @seen ],
+	[ split /\n/, $dst->safe_psql($db, q{
+		SELECT global_position || '|' || stream_id || '|' || version || '|' || event_id
+		  FROM store.es_events ORDER BY global_position}) ],
+	'what the follower saw, in the source and then in the restored database, is every event once, in order');
+
+# a dump taken while clients append is consistent
+my $pgb = "$dir/append.sql";
+open(my $fh, '>', $pgb) or die;
+print $fh q{\set s random(1, 20)
+SELECT store.es_append_batch('live-' || :s, '[{"type": "A", "data": {}}, {"type": "B", "data": {}}]');
+};
+close $fh;
+my ($bout, $berr) = ('', '');
+my $load = IPC::Run::start(
+	[ 'pgbench', '-n', '-c', '4', '-T', '3', '-f', $pgb,
+	  '-h', $src->host, '-p', $src->port, 'shop' ],
+	'>', \$bout, '2>', \$berr);
+usleep(1_000_000);
+command_ok(
+	[ 'pg_dump', '-Fc', '-h', $src->host, '-p', $src->port, '-d', 'shop',
+	  '-f', "$dir/live.dump" ],
+	'pg_dump while clients append');
+$load->finish;
+$dst->safe_psql('postgres', 'CREATE DATABASE shop_live');
+command_ok(
+	[ 'pg_restore', '--exit-on-error', '-h', $dst->host, '-p', $dst->port,
+	  '-d', 'shop_live', "$dir/live.dump" ],
+	'pg_restore of that dump');
+my $live = $dst->safe_psql('shop_live', q{
+	SELECT count(*), count(*) FILTER (WHERE stream_id LIKE 'live-%')
+	  FROM store.es_events});
+my ($live_all, $live_new) = split /\|/, $live;
+cmp_ok($live_new, '>', 0, "the dump holds $live_new events of the clients that were appending");
+is( $dst->safe_psql('shop_live', q{
+		SELECT count(*) FROM (
+			SELECT stream_id FROM store.es_events GROUP BY stream_id
+			HAVING min(version) <> 1 OR max(version) <> count(*) OR count(*) % 2 = 1
+			   AND stream_id LIKE 'live-%') s}),
+	'0', 'its streams are whole: versions 1..N, no half batch');
+my $restored_rows = $dst->safe_psql('shop_live',
+	q{COPY (SELECT * FROM store.es_events ORDER BY global_position) TO STDOUT});
+my %src_rows = map { $_ => 1 } split /\n/, $src->safe_psql('shop',
+	q{COPY (SELECT * FROM store.es_events ORDER BY global_position) TO STDOUT});
+is(scalar(grep { !$src_rows{$_} } split /\n/, $restored_rows), 0,
+	'every restored event is identical to the source\'s');
+
+# pg_restore --clean over a store that holds events is refused by the
+# DROP EXTENSION guard, and nothing is lost
+my $before = $dst->safe_psql('shop', $dump_all);
+($rc, $stdout, $stderr) = ('', '', '');
+IPC::Run::run(
+	[ 'pg_restore', '--clean', '--if-exists', '--exit-on-error',
+	  '-h', $dst->host, '-p', $dst->port, '-d', 'shop', $dumpfile ],
+	'>', \$stdout, '2>', \$stderr);
+like($stderr, qr/dropping es_pg would delete the event history/,
+	'pg_restore --clean over a store with events is refused');
+is($dst->safe_psql('shop', $dump_all), $before, 'and the events are untouched');
+
+note "events: $src_count in the source, restored four ways";
+$src->stop;
+$dst->stop;
+done_testing();
