@@ -1044,11 +1044,19 @@ FoldEvents(const EsCatalog *cat, Snapshot snapshot, text *stream_id,
 	errcallback.callback = FoldErrorContext;
 	errcallback.arg = &pos;
 
-	while (index_getnext_slot(scan, ForwardScanDirection, slot))
+	for (;;)
 	{
 		bool		isnull;
 		Datum		result;
 
+		/*
+		 * The index AM may allocate lazily what it keeps until the end of
+		 * the scan (btree's killed-items array), so it must not run in a
+		 * context that is reset during the loop.
+		 */
+		MemoryContextSwitchTo(callcxt);
+		if (!index_getnext_slot(scan, ForwardScanDirection, slot))
+			break;
 		CHECK_FOR_INTERRUPTS();
 		pos.version = DatumGetInt64(slot_getattr(slot, Anum_es_events_version,
 												 &isnull));
