@@ -8,9 +8,10 @@
  * starts from the newest usable snapshot of the same reducer at or before
  * the bound (one backward probe of es_snapshots_pkey) and replays only the
  * tail, read with an index scan of es_events_stream_id_version_key.  The
- * loop is C: the reducer is looked up once and called through one FmgrInfo
- * (an SQL reducer is planned once per call of es_aggregate, a PL/pgSQL one
- * keeps its cached plans), each event is passed as an es_events composite
+ * loop is C: the reducer is looked up once and called through one FmgrInfo,
+ * kept in es_aggregate's fn_extra for the whole query (an SQL reducer is
+ * planned once per query, even one that aggregates many streams; a PL/pgSQL
+ * one keeps its cached plans), each event is passed as an es_events composite
  * built from the heap tuple, and every call runs in a scratch memory context
  * that is reset after the state has been copied out.
  *
@@ -182,6 +183,17 @@ typedef struct FoundSnapshot
 	Jsonb	   *state;
 	TimestampTz created_at;
 } FoundSnapshot;
+
+/*
+ * AggregateCallCache keeps the reducer's FmgrInfo in es_aggregate's own
+ * fn_extra, so that a query calling es_aggregate for many streams looks the
+ * reducer up (and plans an SQL reducer) once, not once per row.
+ */
+typedef struct AggregateCallCache
+{
+	Oid			reducer;
+	FmgrInfo	flinfo;
+} AggregateCallCache;
 
 /* where es_aggregate is in its fold, for the error context */
 typedef struct FoldPosition
@@ -982,21 +994,22 @@ FoldErrorContext(void *arg)
 }
 
 /*
- * FoldEvents calls the reducer for each event of the stream with a version
- * after "after" and at most "bound", in version order, and returns the
- * number of events it folded.  *state holds the initial state on entry and
- * the final one, allocated in the caller's memory context, on exit.
+ * FoldEvents calls the reducer, through flinfo, for each event of the stream
+ * with a version after "after" and at most "bound", in version order, and
+ * returns the number of events it folded.  *state holds the initial state on
+ * entry and the final one, allocated in the caller's memory context, on
+ * exit.
  */
 static int64
 FoldEvents(const EsCatalog *cat, Snapshot snapshot, text *stream_id,
-		   const ReducerInfo *reducer, int64 after, int64 bound, Datum *state)
+		   const ReducerInfo *reducer, FmgrInfo *flinfo, int64 after,
+		   int64 bound, Datum *state)
 {
 	MemoryContext callcxt = CurrentMemoryContext;
 	MemoryContext foldcxt;
 	MemoryContext scratch;
 	MemoryContext statecxt[2];
 	int			next = 0;
-	FmgrInfo	flinfo;
 	LOCAL_FCINFO(fcinfo, 2);
 	PgStat_FunctionCallUsage fcusage;
 	Relation	rel;
@@ -1021,9 +1034,7 @@ FoldEvents(const EsCatalog *cat, Snapshot snapshot, text *stream_id,
 	statecxt[1] = AllocSetContextCreate(foldcxt, "es_aggregate state",
 										ALLOCSET_DEFAULT_SIZES);
 
-	/* one lookup and one FmgrInfo for the whole fold */
-	fmgr_info_cxt(reducer->oid, &flinfo, foldcxt);
-	InitFunctionCallInfoData(*fcinfo, &flinfo, 2, InvalidOid, NULL, NULL);
+	InitFunctionCallInfoData(*fcinfo, flinfo, 2, InvalidOid, NULL, NULL);
 
 	rel = table_open(cat->events_relid, AccessShareLock);
 	index = index_open(cat->stream_index, AccessShareLock);
@@ -1176,6 +1187,7 @@ es_aggregate(PG_FUNCTION_ARGS)
 	const EsCatalog *cat;
 	const EsSnapshotCatalog *sc;
 	ReducerInfo reducer;
+	AggregateCallCache *cache;
 	AclResult	aclresult;
 	char		digest[ES_DIGEST_LEN];
 	Snapshot	snapshot;
@@ -1211,6 +1223,18 @@ es_aggregate(PG_FUNCTION_ARGS)
 	InvokeFunctionExecuteHook(reducer.oid);
 	FoldDigest(&reducer, initial, digest);
 
+	/* one lookup and one FmgrInfo per reducer for the whole query */
+	cache = (AggregateCallCache *) fcinfo->flinfo->fn_extra;
+	if (cache == NULL || cache->reducer != reducer.oid)
+	{
+		if (cache == NULL)
+			cache = MemoryContextAllocZero(fcinfo->flinfo->fn_mcxt,
+										   sizeof(AggregateCallCache));
+		fmgr_info_cxt(reducer.oid, &cache->flinfo, fcinfo->flinfo->fn_mcxt);
+		cache->reducer = reducer.oid;
+		fcinfo->flinfo->fn_extra = cache;
+	}
+
 	snapshot = RegisterSnapshot(GetActiveSnapshot());
 	head = StreamVersion(cat, stream_id, snapshot);
 	bound = head;
@@ -1236,7 +1260,7 @@ es_aggregate(PG_FUNCTION_ARGS)
 											&found, &stale);
 	if (have_snapshot)
 		state = JsonbPGetDatum(found.state);
-	replayed = FoldEvents(cat, snapshot, stream_id, &reducer,
+	replayed = FoldEvents(cat, snapshot, stream_id, &reducer, &cache->flinfo,
 						  have_snapshot ? found.version : 0, bound, &state);
 
 	if (replayed > 0)
