@@ -151,6 +151,18 @@ SELECT (es_aggregate('snap-agg-long', 'snap_agg_bank'::regproc,
 SELECT es_aggregate('snap-agg-long', 'snap_agg_bank_pl'::regproc) = :'full_replay' AS same_state;
 RESET es_pg.log_replay;
 
+-- one query over many streams; the reducer may change from row to row
+SELECT s.stream_id, r.reducer,
+	   es_aggregate(s.stream_id, r.reducer) ->> 'balance' AS balance
+  FROM (VALUES ('snap-agg-bank'), ('snap-agg-long'), ('snap-agg-missing')) s(stream_id)
+ CROSS JOIN (VALUES ('snap_agg_bank'::regproc::regprocedure),
+					('snap_agg_bank_pl'::regproc)) r(reducer)
+ ORDER BY 1, 2;
+SELECT count(*) AS streams,
+	   sum((es_aggregate(stream_id, 'snap_agg_bank'::regproc) ->> 'balance')::numeric)
+		   = 1300 + :expected AS right_total
+  FROM es_streams WHERE stream_id IN ('snap-agg-bank', 'snap-agg-long');
+
 -- the reducer must not return NULL: an error names the event
 CREATE FUNCTION snap_agg_no_else(state jsonb, event es_events) RETURNS jsonb
 	LANGUAGE sql IMMUTABLE
