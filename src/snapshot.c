@@ -1272,6 +1272,8 @@ es_aggregate(PG_FUNCTION_ARGS)
 	}
 	UnregisterSnapshot(snapshot);
 
+	if (!es_log_replay && !message_level_is_interesting(DEBUG1))
+		PG_RETURN_DATUM(state);
 	initStringInfo(&report);
 	appendStringInfo(&report, "es_aggregate: stream \"%s\", reducer %s, ",
 					 text_to_cstring(stream_id), reducer.name);
