@@ -3,10 +3,12 @@
  *
  * Three kinds of application roles:
  *
- *	reader		reads events, streams and the global feed
- *	appender	what a reader may do, and appends events
- *	admin		what a reader may do, and administers projections and
- *				snapshots
+ *	reader		reads events, streams, the global feed, snapshots and
+ *				aggregate state (es_aggregate)
+ *	appender	what a reader may do; appends events and saves snapshots
+ *	admin		what a reader may do; administers snapshot policies,
+ *				invalidates snapshots, reads the snapshot tables, and
+ *				administers projections
  *
  * Nobody gets INSERT, UPDATE, DELETE or TRUNCATE on es_events: events are
  * written by es_append and es_append_batch only, and never changed (see
@@ -39,6 +41,7 @@ DECLARE
 	r record;
 	target text;
 	missing text;
+	nmissing bigint;
 BEGIN
 	IF kind IS NULL OR role IS NULL OR is_grant IS NULL THEN
 		RAISE EXCEPTION 'role must not be null' USING ERRCODE = '22004';
@@ -53,9 +56,8 @@ BEGIN
 	 * Check first that the caller may grant every privilege of the kind:
 	 * GRANT and REVOKE by a role without grant option only warn.
 	 */
-	SELECT string_agg(m.privilege || ' on ' || m.object_name, ', '
-					  ORDER BY m.object_name)
-	  INTO missing
+	SELECT count(*), min(m.privilege || ' on ' || m.object_name)
+	  INTO nmissing, missing
 	  FROM @extschema@.es_privilege_model m
 	 WHERE m.kind OPERATOR(pg_catalog.<>) 'owner'
 	   AND NOT CASE m.object_type
@@ -66,11 +68,12 @@ BEGIN
 		   ELSE has_table_privilege(m.object,
 									m.privilege || ' WITH GRANT OPTION')
 	   END;
-	IF missing IS NOT NULL THEN
+	IF nmissing > 0 THEN
 		RAISE EXCEPTION 'permission denied to % the privileges of es_pg',
 			CASE WHEN is_grant THEN 'grant' ELSE 'revoke' END
 			USING ERRCODE = '42501',
-				  DETAIL = 'Role ' || current_user || ' may not grant ' || missing || '.',
+				  DETAIL = format('Role %s may not grant %s of the privileges in es_privilege_model, such as %s.',
+								  current_user, nmissing, missing),
 				  HINT = 'Run it as the owner of the extension or as a superuser.';
 	END IF;
 
@@ -155,10 +158,19 @@ SELECT m.kind, m.object_type, m.object,
 	('reader', 'function', '@extschema@.es_stream_version(text)'::pg_catalog.regprocedure::pg_catalog.oid, 'EXECUTE'),
 	('reader', 'function', '@extschema@.es_read_all(bigint, bigint)'::pg_catalog.regprocedure::pg_catalog.oid, 'EXECUTE'),
 	('reader', 'function', '@extschema@.es_head_position()'::pg_catalog.regprocedure::pg_catalog.oid, 'EXECUTE'),
+	('reader', 'function', '@extschema@.es_load_snapshot(text)'::pg_catalog.regprocedure::pg_catalog.oid, 'EXECUTE'),
+	('reader', 'function', '@extschema@.es_load_snapshot(text, regprocedure)'::pg_catalog.regprocedure::pg_catalog.oid, 'EXECUTE'),
+	('reader', 'function', '@extschema@.es_aggregate(text, regprocedure, jsonb, bigint, timestamptz)'::pg_catalog.regprocedure::pg_catalog.oid, 'EXECUTE'),
 	-- appender
 	('appender', 'function', '@extschema@.es_append(text, text, jsonb, bigint, jsonb, uuid)'::pg_catalog.regprocedure::pg_catalog.oid, 'EXECUTE'),
 	('appender', 'function', '@extschema@.es_append_batch(text, jsonb, bigint)'::pg_catalog.regprocedure::pg_catalog.oid, 'EXECUTE'),
-	-- admin: projection and snapshot administration, added with them
+	('appender', 'function', '@extschema@.es_save_snapshot(text, bigint, jsonb, regprocedure)'::pg_catalog.regprocedure::pg_catalog.oid, 'EXECUTE'),
+	-- admin: snapshot policies and invalidation, the tables behind them
+	('admin', 'function', '@extschema@.es_set_snapshot_policy(regprocedure, integer)'::pg_catalog.regprocedure::pg_catalog.oid, 'EXECUTE'),
+	('admin', 'function', '@extschema@.es_drop_snapshot_policy(regprocedure)'::pg_catalog.regprocedure::pg_catalog.oid, 'EXECUTE'),
+	('admin', 'function', '@extschema@.es_drop_snapshots(regprocedure, text)'::pg_catalog.regprocedure::pg_catalog.oid, 'EXECUTE'),
+	('admin', 'table', '@extschema@.es_snapshots'::pg_catalog.regclass::pg_catalog.oid, 'SELECT'),
+	('admin', 'table', '@extschema@.es_snapshot_policies'::pg_catalog.regclass::pg_catalog.oid, 'SELECT'),
 	-- owner only
 	('owner', 'sequence', '@extschema@.es_events_position_seq'::pg_catalog.regclass::pg_catalog.oid, NULL),
 	('owner', 'function', '@extschema@.es_events_append_only()'::pg_catalog.regprocedure::pg_catalog.oid, NULL),

@@ -7,6 +7,8 @@ DROP ROLE IF EXISTS regress_es_nulls;
 RESET client_min_messages;
 CREATE ROLE regress_es_nulls;
 SELECT es_append('nul-1', 'Created', '{}') AS v;
+CREATE FUNCTION nul_reducer(state jsonb, event es_events) RETURNS jsonb
+	LANGUAGE sql AS $$SELECT state || jsonb_build_object('v', event.version)$$;
 
 -- valid arguments for each function, and what a NULL in each place gives
 CREATE TEMP TABLE fn_cases (fn regprocedure, args text[], want text[]);
@@ -26,6 +28,22 @@ INSERT INTO fn_cases VALUES
 	('es_stream_version(text)', ARRAY[$$'nul-1'$$], ARRAY['22004']),
 	('es_read_all(bigint,bigint)', ARRAY['es_head_position() - 1', '1'], ARRAY['ok', 'ok']),
 	('es_head_position()', ARRAY[]::text[], ARRAY['ok']),
+	-- snapshots
+	('es_save_snapshot(text,bigint,jsonb,regprocedure)',
+	 ARRAY[$$'nul-1'$$, '1', $$'{}'$$, $$'nul_reducer(jsonb,es_events)'$$],
+	 ARRAY['22004', '22004', '22004', 'ok']),
+	('es_load_snapshot(text)', ARRAY[$$'nul-1'$$], ARRAY['22004']),
+	('es_load_snapshot(text,regprocedure)', ARRAY[$$'nul-1'$$, $$'nul_reducer(jsonb,es_events)'$$],
+	 ARRAY['22004', 'ok']),
+	('es_aggregate(text,regprocedure,jsonb,bigint,timestamp with time zone)',
+	 ARRAY[$$'nul-1'$$, $$'nul_reducer(jsonb,es_events)'$$, $$'{}'$$, '1', 'now()'],
+	 ARRAY['22004', '22004', '22004', 'ok', 'ok']),
+	('es_set_snapshot_policy(regprocedure,integer)', ARRAY[$$'nul_reducer(jsonb,es_events)'$$, '10'],
+	 ARRAY['22004', '22004']),
+	('es_drop_snapshot_policy(regprocedure)', ARRAY[$$'nul_reducer(jsonb,es_events)'$$], ARRAY['22004']),
+	('es_drop_snapshots(regprocedure,text)', ARRAY[$$'nul_reducer(jsonb,es_events)'$$, $$'nul-1'$$],
+	 ARRAY['ok', 'ok']),
+	-- privileges
 	('es_privileges_apply(text,regrole,boolean)',
 	 ARRAY[$$'reader'$$, $$'regress_es_nulls'$$, 'true'],
 	 ARRAY['22004', '22004', '22004']),
@@ -110,3 +128,5 @@ SELECT count(*) AS null_cases_tried FROM cases;
 
 SELECT es_revoke_reader('regress_es_nulls');
 DROP ROLE regress_es_nulls;
+SELECT es_drop_snapshots('nul_reducer(jsonb,es_events)'), es_drop_snapshots(NULL, 'nul-1');
+DROP FUNCTION nul_reducer(jsonb, es_events);

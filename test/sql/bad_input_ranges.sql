@@ -5,6 +5,10 @@ SET client_min_messages = warning;
 CREATE EXTENSION IF NOT EXISTS es_pg;
 RESET client_min_messages;
 SELECT es_append_batch('rng-1', '[{"type": "A", "data": {}}, {"type": "B", "data": {}}, {"type": "C", "data": {}}]') AS v;
+CREATE FUNCTION rng_count(state jsonb, event es_events) RETURNS jsonb
+	LANGUAGE sql AS $$SELECT jsonb_build_object('n', coalesce((state->>'n')::int, 0) + 1)$$;
+CREATE FUNCTION rng_not_a_reducer(state jsonb, event jsonb) RETURNS jsonb
+	LANGUAGE sql AS $$SELECT state$$;
 
 CREATE TEMP TABLE cases (n serial, label text, sql text, want text);
 INSERT INTO cases (label, sql, want) VALUES
@@ -69,7 +73,42 @@ INSERT INTO cases (label, sql, want) VALUES
 	('batch expected max bigint', $$SELECT es_append_batch('rng-1', '[{"type": "T", "data": {}}]', 9223372036854775807)$$, '40001'),
 	('batch expected -2 to a missing stream', $$SELECT es_append_batch('rng-missing', '[{"type": "T", "data": {}}]', -2)$$, '40001'),
 	('batch expected 0 to a new stream', $$SELECT es_append_batch('rng-3', '[{"type": "T", "data": {}}, {"type": "T", "data": {}}]', 0)$$, 'ok'),
-	('batch expected 2 to a stream at 2', $$SELECT es_append_batch('rng-3', '[{"type": "T", "data": {}}]', 2)$$, 'ok');
+	('batch expected 2 to a stream at 2', $$SELECT es_append_batch('rng-3', '[{"type": "T", "data": {}}]', 2)$$, 'ok'),
+	-- es_save_snapshot(stream_id, version, state, reducer)
+	('save_snapshot version -1', $$SELECT es_save_snapshot('rng-1', -1, '{}')$$, '22023'),
+	('save_snapshot version 0', $$SELECT es_save_snapshot('rng-1', 0, '{}')$$, '22023'),
+	('save_snapshot version min bigint', $$SELECT es_save_snapshot('rng-1', -9223372036854775808, '{}')$$, '22023'),
+	('save_snapshot version 1', $$SELECT es_save_snapshot('rng-1', 1, '{"n": 1}')$$, 'ok'),
+	('save_snapshot at the head', $$SELECT es_save_snapshot('rng-1', es_stream_version('rng-1'), '{"n": 4}', 'rng_count(jsonb,es_events)')$$, 'ok'),
+	('save_snapshot beyond the head', $$SELECT es_save_snapshot('rng-1', es_stream_version('rng-1') + 1, '{}')$$, '22023'),
+	('save_snapshot version max bigint', $$SELECT es_save_snapshot('rng-1', 9223372036854775807, '{}')$$, '22023'),
+	('save_snapshot version max bigint + 1', $$SELECT es_save_snapshot('rng-1', '9223372036854775808', '{}')$$, '22003'),
+	('save_snapshot of a missing stream', $$SELECT es_save_snapshot('rng-missing', 1, '{}')$$, '22023'),
+	('save_snapshot with a non-reducer', $$SELECT es_save_snapshot('rng-1', 1, '{}', 'rng_not_a_reducer(jsonb,jsonb)')$$, '22023'),
+	('save_snapshot with a missing function', $$SELECT es_save_snapshot('rng-1', 1, '{}', 'rng_nope(jsonb,es_events)')$$, '42883'),
+	('save_snapshot with a dangling oid', $$SELECT es_save_snapshot('rng-1', 1, '{}', 4294967295::oid::regprocedure)$$, '42883'),
+	-- es_aggregate(stream_id, reducer, initial, as_of_version, as_of_time)
+	('aggregate as of version -1', $$SELECT es_aggregate('rng-1', 'rng_count(jsonb,es_events)', '{}', -1)$$, '22023'),
+	('aggregate as of version min bigint', $$SELECT es_aggregate('rng-1', 'rng_count(jsonb,es_events)', '{}', -9223372036854775808)$$, '22023'),
+	('aggregate as of version 0', $$SELECT es_aggregate('rng-1', 'rng_count(jsonb,es_events)', '{}', 0)$$, 'ok'),
+	('aggregate as of version 2', $$SELECT es_aggregate('rng-1', 'rng_count(jsonb,es_events)', '{}', 2)$$, 'ok'),
+	('aggregate as of the head + 1', $$SELECT es_aggregate('rng-1', 'rng_count(jsonb,es_events)', '{}', es_stream_version('rng-1') + 1)$$, '22023'),
+	('aggregate as of version max bigint', $$SELECT es_aggregate('rng-1', 'rng_count(jsonb,es_events)', '{}', 9223372036854775807)$$, '22023'),
+	('aggregate as of version 0 of a missing stream', $$SELECT es_aggregate('rng-missing', 'rng_count(jsonb,es_events)', '{}', 0)$$, 'ok'),
+	('aggregate as of version 1 of a missing stream', $$SELECT es_aggregate('rng-missing', 'rng_count(jsonb,es_events)', '{}', 1)$$, '22023'),
+	('aggregate as of -infinity', $$SELECT es_aggregate('rng-1', 'rng_count(jsonb,es_events)', '{}', NULL, '-infinity')$$, 'ok'),
+	('aggregate as of infinity', $$SELECT es_aggregate('rng-1', 'rng_count(jsonb,es_events)', '{}', NULL, 'infinity')$$, 'ok'),
+	('aggregate as of 4714-11-24 BC', $$SELECT es_aggregate('rng-1', 'rng_count(jsonb,es_events)', '{}', NULL, '4714-11-24 00:00:00+00 BC')$$, 'ok'),
+	('aggregate as of year 294277', $$SELECT es_aggregate('rng-1', 'rng_count(jsonb,es_events)', '{}', NULL, '294277-01-01')$$, '22008'),
+	('aggregate with a non-reducer', $$SELECT es_aggregate('rng-1', 'rng_not_a_reducer(jsonb,jsonb)')$$, '22023'),
+	('aggregate with a dangling oid', $$SELECT es_aggregate('rng-1', 4294967295::oid::regprocedure)$$, '42883'),
+	('aggregate with initial an array', $$SELECT es_aggregate('rng-1', 'rng_count(jsonb,es_events)', '[]')$$, 'ok'),
+	-- es_set_snapshot_policy(reducer, every_n_events)
+	('policy every 0 events', $$SELECT es_set_snapshot_policy('rng_count(jsonb,es_events)', 0)$$, '22023'),
+	('policy every -1 events', $$SELECT es_set_snapshot_policy('rng_count(jsonb,es_events)', -1)$$, '22023'),
+	('policy every max int events', $$SELECT es_set_snapshot_policy('rng_count(jsonb,es_events)', 2147483647)$$, 'ok'),
+	('policy every max int + 1 events', $$SELECT es_set_snapshot_policy('rng_count(jsonb,es_events)', 2147483648)$$, '42883'),
+	('policy of a non-reducer', $$SELECT es_set_snapshot_policy('rng_not_a_reducer(jsonb,jsonb)', 10)$$, '22023');
 
 -- the harness: run each case, then report the SQLSTATE (or ok and the
 -- number of rows), and whether rows or positions were written by a case
@@ -121,7 +160,19 @@ SELECT count(*) FROM es_read_all(9223372036854775807);
 SELECT stream_id, version FROM es_read_all(es_head_position() - 1, 9223372036854775807);
 SELECT stream_id, version FROM es_streams WHERE stream_id LIKE 'rng-%' ORDER BY 1;
 
+SELECT version, state FROM es_load_snapshot('rng-1');
+SELECT version, state FROM es_load_snapshot('rng-1', NULL);
+SELECT es_aggregate('rng-1', 'rng_count(jsonb,es_events)', '{}', 2) AS as_of_2;
+
 -- the messages
 SELECT * FROM es_read_stream('rng-1', -1);
 SELECT * FROM es_read_all(0, -5);
 SELECT es_append('rng-1', 'T', '{}', -3);
+SELECT es_save_snapshot('rng-1', 0, '{}');
+SELECT es_aggregate('rng-1', 'rng_count(jsonb,es_events)', '{}', 99);
+
+SELECT es_drop_snapshots('rng_count(jsonb,es_events)') >= 0 AS dropped,
+	   es_drop_snapshots(NULL, 'rng-1') >= 0 AS dropped,
+	   es_drop_snapshot_policy('rng_count(jsonb,es_events)') AS policy_dropped;
+DROP FUNCTION rng_count(jsonb, es_events);
+DROP FUNCTION rng_not_a_reducer(jsonb, jsonb);

@@ -52,8 +52,11 @@ SELECT r.rolname AS role, a.object_type, a.object_name, a.privilege_type
  WHERE r.rolname LIKE 'regress\_es\_%'
  ORDER BY 1, 2, 3, 4;
 
--- a few events to read
+-- a few events to read, and a reducer everybody may call
 SELECT es_append('priv-1', 'Created', '{"n": 1}') AS v;
+CREATE FUNCTION priv_count(state jsonb, event es_events) RETURNS jsonb
+	LANGUAGE sql AS $$SELECT jsonb_build_object('n', coalesce((state->>'n')::int, 0) + 1)$$;
+SELECT es_save_snapshot('priv-1', 1, '{"n": 1}', 'priv_count(jsonb,es_events)');
 SELECT count(*) AS events_before FROM es_events \gset
 
 -- the matrix: every operation as every role, each rolled back
@@ -69,6 +72,18 @@ INSERT INTO ops (op, sql) VALUES
 	('SELECT es_streams', $$SELECT count(*) FROM es_streams$$),
 	('SELECT es_events', $$SELECT count(*) FROM es_events$$),
 	('SELECT es_privilege_model', $$SELECT count(*) FROM es_privilege_model$$),
+	('es_load_snapshot', $$SELECT count(*) FROM es_load_snapshot('priv-1')$$),
+	('es_load_snapshot by reducer', $$SELECT count(*) FROM es_load_snapshot('priv-1', 'priv_count(jsonb,es_events)')$$),
+	('es_aggregate', $$SELECT es_aggregate('priv-1', 'priv_count(jsonb,es_events)')$$),
+	('es_save_snapshot', $$SELECT es_save_snapshot('priv-1', 1, '{}')$$),
+	('es_set_snapshot_policy', $$SELECT es_set_snapshot_policy('priv_count(jsonb,es_events)', 10)$$),
+	('es_drop_snapshot_policy', $$SELECT es_drop_snapshot_policy('priv_count(jsonb,es_events)')$$),
+	('es_drop_snapshots', $$SELECT es_drop_snapshots('priv_count(jsonb,es_events)')$$),
+	('SELECT es_snapshots', $$SELECT count(*) FROM es_snapshots$$),
+	('SELECT es_snapshot_policies', $$SELECT count(*) FROM es_snapshot_policies$$),
+	('INSERT es_snapshots', $$INSERT INTO es_snapshots (stream_id, version, state) VALUES ('priv-1', 1, '{}')$$),
+	('DELETE es_snapshots', $$DELETE FROM es_snapshots$$),
+	('UPDATE es_snapshot_policies', $$UPDATE es_snapshot_policies SET every_n_events = 1$$),
 	('INSERT es_events', $$INSERT INTO es_events (stream_id, version, event_type, data) VALUES ('priv-x', 1, 'T', '{}')$$),
 	('UPDATE es_events', $$UPDATE es_events SET data = '{}'$$),
 	('DELETE es_events', $$DELETE FROM es_events$$),
@@ -174,6 +189,8 @@ RESET ROLE;
 
 SELECT es_revoke_reader('regress_es_reader');
 SELECT es_revoke_reader('regress_es_admin');
+SELECT es_drop_snapshots('priv_count(jsonb,es_events)');
+DROP FUNCTION priv_count(jsonb, es_events);
 DROP ROLE regress_es_reader;
 DROP ROLE regress_es_appender;
 DROP ROLE regress_es_admin;
