@@ -33,6 +33,13 @@ SELECT count(*) > 0 AS has_sql_functions,
 CREATE ROLE regress_es_attacker;
 CREATE ROLE regress_es_victim;
 SELECT es_grant_appender('regress_es_victim');
+-- a reducer that pins its own search_path (what a reducer does with names is
+-- its own business; here it must not be what calls the plants)
+CREATE FUNCTION public.sp_count(state jsonb, event public.es_events) RETURNS jsonb
+	LANGUAGE sql SET search_path = pg_catalog
+	AS $$SELECT pg_catalog.jsonb_build_object('n',
+		pg_catalog.int8pl(COALESCE((state OPERATOR(pg_catalog.->>) 'n')::pg_catalog.int8, 0), 1))$$;
+SELECT es_set_snapshot_policy('sp_count(jsonb,es_events)', 1);
 CREATE SCHEMA regress_evil AUTHORIZATION regress_es_attacker;
 GRANT USAGE ON SCHEMA regress_evil TO PUBLIC;
 
@@ -142,6 +149,13 @@ SELECT count(*) FROM public.es_read_all(:sp_start, 1000) WHERE stream_id OPERATO
 SELECT public.es_head_position() OPERATOR(pg_catalog.>) 0 AS has_head;
 SELECT version, events FROM public.es_streams WHERE stream_id OPERATOR(pg_catalog.=) 'sp-1';
 SELECT count(*) OPERATOR(pg_catalog.>) 0 AS model_rows FROM public.es_privilege_model;
+-- snapshots: es_aggregate stores one through its policy (SPI, as the owner)
+SELECT public.es_aggregate('sp-1', 'public.sp_count(jsonb,public.es_events)');
+SELECT public.es_aggregate('sp-1', 'public.sp_count(jsonb,public.es_events)', '{}', 2);
+SELECT public.es_save_snapshot('sp-1', 3, '{"n": 3}');
+SELECT public.es_save_snapshot('sp-1', 3, '{"n": 3}');
+SELECT version, state FROM public.es_load_snapshot('sp-1');
+SELECT version, state FROM public.es_load_snapshot('sp-1', 'public.sp_count(jsonb,public.es_events)');
 RESET ROLE;
 
 -- the owner's commands with the same search_path: grant functions, the
@@ -149,6 +163,10 @@ RESET ROLE;
 SET search_path = regress_evil, pg_catalog, public;
 SELECT public.es_grant_reader('regress_es_attacker');
 SELECT public.es_revoke_reader('regress_es_attacker');
+SELECT public.es_set_snapshot_policy('public.sp_count(jsonb,public.es_events)', 2);
+SELECT public.es_drop_snapshots('public.sp_count(jsonb,public.es_events)', 'sp-1') OPERATOR(pg_catalog.>) 0 AS dropped;
+SELECT public.es_drop_snapshots(NULL, 'sp-1') OPERATOR(pg_catalog.>) 0 AS dropped;
+SELECT public.es_drop_snapshot_policy('public.sp_count(jsonb,public.es_events)');
 BEGIN;
 INSERT INTO public.es_events (stream_id, version, event_type, data)
 	VALUES ('sp-direct', 1, 'Restored', '{}');
@@ -171,5 +189,6 @@ DISCARD TEMP;
 DROP SCHEMA regress_evil CASCADE;
 RESET client_min_messages;
 SELECT es_revoke_reader('regress_es_victim');
+DROP FUNCTION public.sp_count(jsonb, es_events);
 DROP ROLE regress_es_victim;
 DROP ROLE regress_es_attacker;
