@@ -1,13 +1,15 @@
 
 # pg_dump -Fc and pg_restore of an event store into a fresh cluster:
-#   - events, versions, positions, the position sequence and the grants of
-#     the privilege model come back identical (full ordered dumps compared),
+#   - events, versions, positions, the position sequence, snapshots,
+#     snapshot policies and the grants of the privilege model come back
+#     identical (full ordered dumps compared),
 #     with a plain restore, a parallel one (-j 2), a single-transaction one,
 #     and one whose data section runs while a follower pages the feed;
 #   - a dump taken while clients append is consistent: whole streams,
 #     versions 1..N, every event identical to the source's;
 #   - appends continue after the restore with the next version and a
-#     position above every restored one;
+#     position above every restored one; es_aggregate starts from the
+#     restored snapshots and gives the source's states;
 #   - a follower that paged the source's feed carries on in the restored
 #     database across the boundary, through new appends that commit out of
 #     order, without skipping or repeating an event;
@@ -69,6 +71,21 @@ SELECT store.es_append('order-aborted', 'Created', '{}');
 ROLLBACK;
 });
 
+# snapshots: a reducer with a policy (es_aggregate stores them), and
+# snapshots the application saved itself
+$src->safe_psql('shop', q{
+CREATE FUNCTION public.tick_sum(state jsonb, event store.es_events) RETURNS jsonb
+	LANGUAGE sql IMMUTABLE
+	AS $$SELECT jsonb_build_object(
+		'n', coalesce((state->>'n')::int, 0) + 1,
+		'sum', coalesce((state->>'sum')::bigint, 0) + coalesce((event.data->>'g')::bigint, 0))$$;
+SELECT store.es_set_snapshot_policy('public.tick_sum(jsonb, store.es_events)', 3);
+SELECT store.es_aggregate('stream-' || g, 'public.tick_sum(jsonb, store.es_events)')
+  FROM generate_series(0, 199) g;
+SELECT store.es_save_snapshot('order-1', 3, '{"items": ["a", "b"]}');
+SELECT store.es_save_snapshot('big-1', 1, '{"blob": "app state"}');
+});
+
 # a follower pages the source's feed, 7 events at a time, half way
 sub read_page
 {
@@ -92,6 +109,9 @@ note "the follower stopped at position $last in the source";
 
 my $dump_all = q{COPY (SELECT * FROM store.es_events ORDER BY global_position) TO STDOUT};
 my $dump_seq = q{SELECT last_value, is_called FROM store.es_events_position_seq};
+my $dump_snapshots = q{COPY (SELECT * FROM store.es_snapshots ORDER BY stream_id, reducer, version) TO STDOUT};
+my $dump_policies = q{COPY (SELECT * FROM store.es_snapshot_policies ORDER BY reducer) TO STDOUT};
+my $states = q{SELECT string_agg(g || '=' || store.es_aggregate('stream-' || g, 'public.tick_sum(jsonb, store.es_events)')::text, ',' ORDER BY g) FROM generate_series(0, 199) g};
 my $dump_acl = q{
 	SELECT x.object, r.rolname, x.privilege_type, x.is_grantable
 	  FROM (SELECT c.oid::regclass::text AS object, a.*
@@ -110,6 +130,10 @@ my $dump_acl = q{
 my $src_events = $src->safe_psql('shop', $dump_all);
 my $src_seq = $src->safe_psql('shop', $dump_seq);
 my $src_acl = $src->safe_psql('shop', $dump_acl);
+my $src_snapshots = $src->safe_psql('shop', $dump_snapshots);
+my $src_policies = $src->safe_psql('shop', $dump_policies);
+my $src_nsnap = $src->safe_psql('shop', 'SELECT count(*) FROM store.es_snapshots');
+cmp_ok($src_nsnap, '>', 200, "the source holds $src_nsnap snapshots");
 my $src_count = $src->safe_psql('shop', 'SELECT count(*) FROM store.es_events');
 my $src_max = $src->safe_psql('shop', 'SELECT max(global_position) FROM store.es_events');
 cmp_ok($src_seq, 'ne', "$src_max|t", 'the source has a gap after its last event (an aborted append)');
@@ -213,6 +237,9 @@ for my $r (@restores)
 		"$db: every event identical (position, stream, version, id, type, data, metadata, time)");
 	is($dst->safe_psql($db, $dump_seq), $src_seq, "$db: the position sequence is where it was");
 	is($dst->safe_psql($db, $dump_acl), $src_acl, "$db: the grants are the same");
+	is($dst->safe_psql($db, $dump_snapshots), $src_snapshots,
+		"$db: every snapshot identical (stream, reducer, version, state, time, digest)");
+	is($dst->safe_psql($db, $dump_policies), $src_policies, "$db: the snapshot policies are the same");
 	is( $dst->safe_psql($db, q{
 			SELECT count(*) FROM (
 				SELECT stream_id FROM store.es_events GROUP BY stream_id
@@ -225,8 +252,23 @@ for my $r (@restores)
 		"$db: the append-only guards are in place");
 }
 
-# appends continue in the restored database, as the appender role
+# es_aggregate in the restored database starts from the restored snapshots
+# (their digests still match the reducer) and gives the source's states
 my $db = 'shop';
+is($dst->safe_psql($db, $states), $src->safe_psql('shop', $states),
+	'es_aggregate gives the same 200 states as in the source');
+my ($arc, $aout, $aerr) = $dst->psql($db, q{
+	SELECT store.es_append('stream-7', 'Tick', '{"g": 1}', 10);
+	SET es_pg.log_replay = on;
+	SELECT store.es_aggregate('stream-7', 'public.tick_sum(jsonb, store.es_events)')});
+like($aerr, qr/snapshot at version 10, replayed 1 event,/,
+	'and replays only the events after the restored snapshot');
+is( $dst->safe_psql($db, q{
+		SET ROLE app_reader;
+		SELECT state FROM store.es_load_snapshot('order-1', NULL)}),
+	'{"items": ["a", "b"]}', 'the application\'s snapshots load as before');
+
+# appends continue in the restored database, as the appender role
 is( $dst->safe_psql($db, q{
 		SET ROLE app_appender;
 		SELECT store.es_append('order-1', 'Shipped', '{}', 4)}),
