@@ -12,7 +12,11 @@
 #     must make it present exactly once, whether or not it had committed;
 #   - every event the follower saw before the crash is still there;
 #   - versions are 1..N and appends carry on at positions above the old
-#     ones.
+#     ones;
+#   - es_aggregate calls with a snapshot policy run alongside; after each
+#     restart every stored snapshot equals a fold of the events up to its
+#     version (computed in plain SQL), es_aggregate agrees, and amcheck
+#     finds es_snapshots clean too.
 # ES_SOAK=1 runs 12 cycles instead of 3.  Figures: tmp_check/figures/crash.txt
 # (or $ES_FIGURES_DIR).
 
@@ -41,6 +45,14 @@ $node->start;
 $node->safe_psql('postgres', q{
 CREATE EXTENSION es_pg;
 CREATE EXTENSION amcheck;
+
+-- a reducer with a snapshot policy: count the events, sum their n
+CREATE FUNCTION crash_sum(state jsonb, event es_events) RETURNS jsonb
+	LANGUAGE sql IMMUTABLE
+	AS $$SELECT jsonb_build_object(
+		'count', coalesce((state->>'count')::bigint, 0) + 1,
+		'sum', coalesce((state->>'sum')::bigint, 0) + (event.data->>'n')::bigint)$$;
+SELECT es_set_snapshot_policy('crash_sum(jsonb,es_events)', 5);
 
 CREATE TABLE follower_log (cycle int, global_position bigint, stream_id text,
 	version bigint, event_id uuid);
@@ -99,6 +111,10 @@ print $fh "\\set next :n + 1\n"
   . "NULL, NULL, md5(:cycle || '/' || :client_id || '/' || :next || '/1')::uuid);\n"
   . "\\endif\n"
   . "\\set n :next\n";
+close $fh;
+open($fh, '>', "$dir/aggregate.sql") or die;
+print $fh "\\set s random(1, $nstreams)\n"
+  . "SELECT es_aggregate('crash-' || :cycle || '-' || :s, 'crash_sum(jsonb,es_events)');\n";
 close $fh;
 
 # the same append, as a psql command, for the resend after the crash
@@ -176,29 +192,35 @@ sub crash_and_restart
 	BAIL_OUT('server did not restart after the crash');
 }
 
-# amcheck on es_events, its TOAST table and every index
+# amcheck on the extension's tables, their TOAST tables and every index
+my @checked_tables = ('es_events', 'es_snapshots', 'es_snapshot_policies');
 sub amcheck
 {
 	my ($label) = @_;
-	is( $node->safe_psql('postgres',
-			q{SELECT count(*) FROM verify_heapam('es_events', check_toast => true)}),
-		'0', "$label: verify_heapam finds es_events clean");
-	my $indexes = $node->safe_psql('postgres', q{
-		SELECT string_agg(c.relname, ',' ORDER BY c.relname)
-		  FROM pg_index i JOIN pg_class c ON c.oid = i.indexrelid
-		 WHERE i.indrelid = 'es_events'::regclass});
-	is( $node->safe_psql('postgres', q{
-			SELECT count(*) FROM (
-				SELECT bt_index_check(i.indexrelid, heapallindexed => true),
-					   bt_index_parent_check(i.indexrelid, heapallindexed => true,
-											 rootdescend => true)
-				  FROM pg_index i WHERE i.indrelid = 'es_events'::regclass) s}),
-		'3', "$label: bt_index_check and bt_index_parent_check pass on $indexes");
+	for my $table (@checked_tables)
+	{
+		is( $node->safe_psql('postgres',
+				"SELECT count(*) FROM verify_heapam('$table', check_toast => true)"),
+			'0', "$label: verify_heapam finds $table clean");
+		my $indexes = $node->safe_psql('postgres', qq{
+			SELECT count(*) || ' (' || string_agg(c.relname, ', ' ORDER BY c.relname) || ')'
+			  FROM pg_index i JOIN pg_class c ON c.oid = i.indexrelid
+			 WHERE i.indrelid = '$table'::regclass});
+		my ($n) = split / /, $indexes;
+		is( $node->safe_psql('postgres', qq{
+				SELECT count(*) FROM (
+					SELECT bt_index_check(i.indexrelid, heapallindexed => true),
+						   bt_index_parent_check(i.indexrelid, heapallindexed => true,
+												 rootdescend => true)
+					  FROM pg_index i WHERE i.indrelid = '$table'::regclass) s}),
+			$n, "$label: bt_index_check and bt_index_parent_check pass on $indexes");
+	}
 }
 
 my ($total_acked, $total_acked_events, $total_resent_new, $total_resent_dup, $total_followed) =
   (0, 0, 0, 0, 0);
 my %modes;
+my $total_snapshots = 0;
 for my $cycle (1 .. $cycles)
 {
 	my $label = "cycle $cycle";
@@ -217,7 +239,8 @@ for my $cycle (1 .. $cycles)
 		[
 			'pgbench', '-n', '-c', $clients, '-j', '2',
 			'-T', '60', '-D', "cycle=$cycle", '-D', 'n=0', '-l',
-			"--log-prefix=$logdir/pgbench", '-f', "$dir/append.sql",
+			"--log-prefix=$logdir/pgbench", '-f', "$dir/append.sql\@6",
+			'-f', "$dir/aggregate.sql\@1",
 			'-h', $node->host, '-p', $node->port, 'postgres'
 		],
 		'>', \$out, '2>', \$err);
@@ -243,8 +266,8 @@ for my $cycle (1 .. $cycles)
 		open(my $lf, '<', $log) or die;
 		while (<$lf>)
 		{
-			my ($client) = split;
-			$acked{$client}++;
+			my ($client, $tx, $time, $script) = split;
+			$acked{$client}++ if $script == 0;
 		}
 		close $lf;
 	}
@@ -321,6 +344,27 @@ for my $cycle (1 .. $cycles)
 				   AND e.event_id = f.event_id)}),
 		'0', "$label: the $followed events the follower saw are all still there");
 
+	# snapshots: each one is the fold of the events up to its version
+	my $snaps = $node->safe_psql('postgres',
+		"SELECT count(*) FROM es_snapshots WHERE stream_id LIKE 'crash-$cycle-%'");
+	$total_snapshots += $snaps;
+	cmp_ok($snaps, '>', 0, "$label: es_aggregate stored $snaps snapshots");
+	is( $node->safe_psql('postgres', qq{
+			SELECT count(*) FROM es_snapshots s
+			 WHERE s.stream_id LIKE 'crash-$cycle-%'
+			   AND s.state IS DISTINCT FROM (
+				SELECT jsonb_build_object('count', count(*), 'sum', sum((e.data->>'n')::bigint))
+				  FROM es_events e
+				 WHERE e.stream_id = s.stream_id AND e.version <= s.version)}),
+		'0', "$label: every snapshot equals the fold of the events up to its version");
+	is( $node->safe_psql('postgres', qq{
+			SELECT count(*) FROM (SELECT DISTINCT stream_id FROM es_events
+								   WHERE stream_id LIKE 'crash-$cycle-%') st
+			 WHERE es_aggregate(st.stream_id, 'crash_sum(jsonb,es_events)') IS DISTINCT FROM (
+				SELECT jsonb_build_object('count', count(*), 'sum', sum((e.data->>'n')::bigint))
+				  FROM es_events e WHERE e.stream_id = st.stream_id)}),
+		'0', "$label: es_aggregate, from those snapshots, equals the fold of all events");
+
 	is( $node->safe_psql('postgres', q{
 			SELECT count(*) FROM (
 				SELECT stream_id FROM es_events GROUP BY stream_id
@@ -343,19 +387,21 @@ is( $node->safe_psql('postgres', q{
 
 my $events = $node->safe_psql('postgres', 'SELECT count(*) FROM es_events');
 my $line = sprintf(
-	"%-7d %-8d %-13d %-13d %-13d %-13d %-9d %-8d",
+	"%-7d %-8d %-13d %-13d %-13d %-13d %-9d %-8d %-9d",
 	$cycles, $clients, $total_acked, $total_acked_events, $total_resent_dup,
-	$total_resent_new, $total_followed, $events);
-my $header = sprintf("%-7s %-8s %-13s %-13s %-13s %-13s %-9s %-8s",
+	$total_resent_new, $total_followed, $events, $total_snapshots);
+my $header = sprintf("%-7s %-8s %-13s %-13s %-13s %-13s %-9s %-8s %-9s",
 	'cycles', 'clients', 'acked:appends', 'acked:events', 'resent:there',
-	'resent:added', 'followed', 'events');
+	'resent:added', 'followed', 'events', 'snapshots');
 my $how = join(', ', map { "$modes{$_} $_" } sort keys %modes);
 open(my $fig, '>', "$figdir/crash.txt") or die;
 print $fig "# 021_crash_recovery.pl: kill -9 under load, fsync on; acked = appends "
   . "pgbench acknowledged; resent:there = in-flight appends that had committed "
   . "(the resend was an exact retry), resent:added = in-flight or unstarted "
   . "appends that had not (the resend wrote them); followed = events the "
-  . "follower saw before the crashes; events = rows at the end; amcheck clean "
+  . "follower saw before the crashes; events = rows at the end; snapshots = "
+  . "stored by es_aggregate's policy under load, each checked against the events; "
+  . "amcheck clean "
   . "after every restart; crashes: $how\n$header\n$line\n";
 close $fig;
 diag("crash recovery:\n$header\n$line");
