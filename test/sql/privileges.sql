@@ -89,6 +89,8 @@ INSERT INTO ops (op, sql) VALUES
 	('DELETE es_events', $$DELETE FROM es_events$$),
 	('TRUNCATE es_events', $$TRUNCATE es_events$$),
 	('LOCK es_events EXCLUSIVE', $$LOCK TABLE es_events IN EXCLUSIVE MODE$$),
+	('LOCK es_events ROW SHARE', $$LOCK TABLE es_events IN ROW SHARE MODE$$),
+	('SELECT es_events FOR SHARE', $$SELECT count(*) FROM (SELECT 1 FROM es_events FOR KEY SHARE) s$$),
 	('nextval position sequence', $$SELECT nextval('es_events_position_seq')$$),
 	('setval position sequence', $$SELECT setval('es_events_position_seq', 1)$$),
 	('ALTER TABLE es_events', $$ALTER TABLE es_events ADD COLUMN x int$$),
