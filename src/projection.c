@@ -944,6 +944,10 @@ RunHandlersGuarded(EsProjection *p, EventBatch *b, int limit, int *fail,
 		RollbackAndReleaseCurrentSubTransaction();
 		MemoryContextSwitchTo(oldcxt);
 		CurrentResourceOwner = oldowner;
+
+		/* a cancel is the caller's business, not the handler's failure */
+		if ((*edata)->sqlerrcode == ERRCODE_QUERY_CANCELED)
+			ReThrowError(*edata);
 		*fail = current;
 		ok = false;
 	}
@@ -1976,13 +1980,13 @@ WaitForXact(TransactionId xid, long timeout_ms)
 
 		MemoryContextSwitchTo(oldcxt);
 		edata = CopyErrorData();
-		if (edata->sqlerrcode != ERRCODE_LOCK_NOT_AVAILABLE)
-			PG_RE_THROW();
 		FlushErrorState();
-		FreeErrorData(edata);
 		RollbackAndReleaseCurrentSubTransaction();
 		MemoryContextSwitchTo(oldcxt);
 		CurrentResourceOwner = oldowner;
+		if (edata->sqlerrcode != ERRCODE_LOCK_NOT_AVAILABLE)
+			ReThrowError(edata);
+		FreeErrorData(edata);
 		done = false;
 	}
 	PG_END_TRY();
