@@ -82,6 +82,14 @@ int			es_projection_batch_size = 1000;
 
 #define ES_PROJECTION_NAME_MAX	(NAMEDATALEN - 1)
 
+/* pg_proc_aclcheck became object_aclcheck in PostgreSQL 16 */
+#if PG_VERSION_NUM >= 160000
+#define EsProcAclCheck(fn, role, mode) \
+	object_aclcheck(ProcedureRelationId, fn, role, mode)
+#else
+#define EsProcAclCheck(fn, role, mode) pg_proc_aclcheck(fn, role, mode)
+#endif
+
 /* one projection, as read from es_projections */
 typedef struct EsProjection
 {
@@ -468,7 +476,7 @@ CheckCallable(const EsProjection *p, Oid fn, const char *what)
 				 errmsg("the %s function of projection \"%s\" no longer exists",
 						what, p->name),
 				 errhint("Drop the projection with es_drop_projection and create it again.")));
-	aclresult = pg_proc_aclcheck(fn, p->owner, ACL_EXECUTE);
+	aclresult = EsProcAclCheck(fn, p->owner, ACL_EXECUTE);
 	if (aclresult != ACLCHECK_OK)
 		aclcheck_error(aclresult, OBJECT_FUNCTION, get_func_name(fn));
 }
@@ -1497,13 +1505,13 @@ es_create_projection(PG_FUNCTION_ARGS)
 	pc = GetProjCatalog(cat, false);
 
 	CheckSignature(handler, pc->events_type, "handler", "(event es_events)");
-	aclresult = pg_proc_aclcheck(handler, GetUserId(), ACL_EXECUTE);
+	aclresult = EsProcAclCheck(handler, GetUserId(), ACL_EXECUTE);
 	if (aclresult != ACLCHECK_OK)
 		aclcheck_error(aclresult, OBJECT_FUNCTION, get_func_name(handler));
 	if (OidIsValid(reset))
 	{
 		CheckSignature(reset, InvalidOid, "reset", "()");
-		aclresult = pg_proc_aclcheck(reset, GetUserId(), ACL_EXECUTE);
+		aclresult = EsProcAclCheck(reset, GetUserId(), ACL_EXECUTE);
 		if (aclresult != ACLCHECK_OK)
 			aclcheck_error(aclresult, OBJECT_FUNCTION, get_func_name(reset));
 	}
