@@ -134,7 +134,6 @@ extern int64 EsApplyProjectionBatch(const EsCatalog *cat, const char *name,
 									int elevel, bool *more);
 
 /* worker.c: what needs es_pg in shared_preload_libraries */
-extern bool EsWorkersPreloaded(void);
 extern void EsWakeWorkerAtCommit(void);
 extern void EsRequestWorkerAtCommit(void);
 extern void EsCheckpointAdvanced(void);

@@ -300,15 +300,6 @@ EsInitWorkers(void)
 }
 
 /*
- * EsWorkersPreloaded says whether the shared state exists.
- */
-bool
-EsWorkersPreloaded(void)
-{
-	return es_shared != NULL;
-}
-
-/*
  * EsWakeWorkerAtCommit: an append or a resume that concerns async
  * projections; wake this database's worker when the transaction commits.
  */
