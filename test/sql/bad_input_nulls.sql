@@ -9,6 +9,9 @@ CREATE ROLE regress_es_nulls;
 SELECT es_append('nul-1', 'Created', '{}') AS v;
 CREATE FUNCTION nul_reducer(state jsonb, event es_events) RETURNS jsonb
 	LANGUAGE sql AS $$SELECT state || jsonb_build_object('v', event.version)$$;
+CREATE FUNCTION nul_handler(e es_events) RETURNS void LANGUAGE sql AS $$SELECT$$;
+CREATE FUNCTION nul_reset() RETURNS void LANGUAGE sql AS $$SELECT$$;
+SELECT es_create_projection('nul_proj', 'nul_handler(es_events)', NULL, 'async', 'nul_reset()', false);
 
 -- valid arguments for each function, and what a NULL in each place gives
 CREATE TEMP TABLE fn_cases (fn regprocedure, args text[], want text[]);
@@ -43,6 +46,21 @@ INSERT INTO fn_cases VALUES
 	('es_drop_snapshot_policy(regprocedure)', ARRAY[$$'nul_reducer(jsonb,es_events)'$$], ARRAY['22004']),
 	('es_drop_snapshots(regprocedure,text)', ARRAY[$$'nul_reducer(jsonb,es_events)'$$, $$'nul-1'$$],
 	 ARRAY['ok', 'ok']),
+	-- projections (the STRICT ones return NULL for a NULL argument)
+	('es_create_projection(text,regprocedure,text[],text,regprocedure,boolean)',
+	 ARRAY[$$'nul_proj_2'$$, $$'nul_handler(es_events)'$$, $$'{T}'$$, $$'async'$$, $$'nul_reset()'$$, 'false'],
+	 ARRAY['22004', '22004', 'ok', '22004', 'ok', '22004']),
+	('es_drop_projection(text)', ARRAY[$$'nul_proj'$$], ARRAY['null']),
+	('es_rebuild_projection(text)', ARRAY[$$'nul_proj'$$], ARRAY['null']),
+	('es_apply_projections(text,bigint)', ARRAY[$$'nul_proj'$$, '10'], ARRAY['ok', 'ok']),
+	('es_resume_projection(text)', ARRAY[$$'nul_proj'$$], ARRAY['null']),
+	('es_start_projection_worker()', ARRAY[]::text[], ARRAY['ok']),
+	('es_wait_for_projection(text,bigint,interval)', ARRAY[$$'nul_proj'$$, '0', $$'0 s'$$],
+	 ARRAY['null', 'null', 'null']),
+	('es_projection_progress()', ARRAY[]::text[], ARRAY['ok']),
+	('es_projections_changed()', ARRAY[]::text[], ARRAY['42804']),
+	('es_dispatch_inline()', ARRAY[]::text[], ARRAY['42804']),
+	('es_projection_sql_drop()', ARRAY[]::text[], ARRAY['42804']),
 	-- privileges
 	('es_privileges_apply(text,regrole,boolean)',
 	 ARRAY[$$'reader'$$, $$'regress_es_nulls'$$, 'true'],
@@ -69,7 +87,8 @@ SELECT p.oid::regprocedure AS function_without_null_cases
 
 -- one call per argument, with NULL (of the argument's type) in its place;
 -- zero-argument functions are called once as they are (trigger functions
--- refuse: 42804)
+-- refuse: 42804).  Each call is rolled back afterwards.  "null": the call
+-- returned NULL and did nothing (STRICT functions).
 CREATE TEMP TABLE cases AS
 SELECT row_number() OVER (ORDER BY f.fn::text, a.i) AS n,
 	   f.fn::text || CASE WHEN a.i IS NULL THEN '' ELSE ' arg ' || a.i END AS label,
@@ -93,6 +112,7 @@ LANGUAGE plpgsql AS $$
 DECLARE
 	c record;
 	nrows bigint;
+	all_null boolean;
 	ev_before bigint;
 	ev_after bigint;
 	pos_before bigint;
@@ -102,17 +122,22 @@ BEGIN
 		SELECT count(*) INTO ev_before FROM es_events;
 		SELECT last_value + is_called::int INTO pos_before FROM es_events_position_seq;
 		BEGIN
-			EXECUTE 'SELECT count(*) FROM (' || c.sql || ') q' INTO nrows;
-			got := 'ok';
+			EXECUTE 'SELECT count(*), bool_and(q IS NULL) FROM (' || c.sql || ') q'
+				INTO nrows, all_null;
+			-- undo what it did, so that every case starts from the same state
+			RAISE EXCEPTION USING ERRCODE = 'ZZ000';
 		EXCEPTION WHEN OTHERS THEN
 			GET STACKED DIAGNOSTICS got = RETURNED_SQLSTATE;
 		END;
 		SELECT count(*) INTO ev_after FROM es_events;
 		SELECT last_value + is_called::int INTO pos_after FROM es_events_position_seq;
+		IF got = 'ZZ000' THEN
+			got := CASE WHEN nrows = 1 AND all_null THEN 'null' ELSE 'ok' END;
+		END IF;
 		label := c.label;
 		verdict := CASE
 			WHEN got <> c.want THEN 'WRONG: want ' || c.want
-			WHEN got <> 'ok' AND (ev_after <> ev_before OR pos_after <> pos_before)
+			WHEN got NOT IN ('ok', 'null') AND (ev_after <> ev_before OR pos_after <> pos_before)
 				THEN 'WRONG: wrote ' || (ev_after - ev_before) || ' rows, '
 					 || (pos_after - pos_before) || ' positions'
 			ELSE 'ok' END;
@@ -130,3 +155,6 @@ SELECT es_revoke_reader('regress_es_nulls');
 DROP ROLE regress_es_nulls;
 SELECT es_drop_snapshots('nul_reducer(jsonb,es_events)'), es_drop_snapshots(NULL, 'nul-1');
 DROP FUNCTION nul_reducer(jsonb, es_events);
+SELECT es_drop_projection('nul_proj');
+DROP FUNCTION nul_handler(es_events);
+DROP FUNCTION nul_reset();

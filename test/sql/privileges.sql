@@ -57,6 +57,13 @@ SELECT es_append('priv-1', 'Created', '{"n": 1}') AS v;
 CREATE FUNCTION priv_count(state jsonb, event es_events) RETURNS jsonb
 	LANGUAGE sql AS $$SELECT jsonb_build_object('n', coalesce((state->>'n')::int, 0) + 1)$$;
 SELECT es_save_snapshot('priv-1', 1, '{"n": 1}', 'priv_count(jsonb,es_events)');
+-- and a projection, created by the owner, with a read model only it writes
+CREATE TABLE priv_model (stream_id text PRIMARY KEY, n int);
+CREATE FUNCTION priv_handler(e es_events) RETURNS void LANGUAGE sql AS $$
+	INSERT INTO priv_model VALUES (e.stream_id, 1)
+	ON CONFLICT (stream_id) DO UPDATE SET n = priv_model.n + 1$$;
+CREATE FUNCTION priv_reset() RETURNS void LANGUAGE sql AS $$DELETE FROM priv_model$$;
+SELECT es_create_projection('priv_proj', 'priv_handler(es_events)', NULL, 'async', 'priv_reset()');
 SELECT count(*) AS events_before FROM es_events \gset
 
 -- the matrix: every operation as every role, each rolled back
@@ -81,6 +88,19 @@ INSERT INTO ops (op, sql) VALUES
 	('es_drop_snapshots', $$SELECT es_drop_snapshots('priv_count(jsonb,es_events)')$$),
 	('SELECT es_snapshots', $$SELECT count(*) FROM es_snapshots$$),
 	('SELECT es_snapshot_policies', $$SELECT count(*) FROM es_snapshot_policies$$),
+	('es_create_projection', $$SELECT es_create_projection('priv_proj_2', 'priv_handler(es_events)', NULL, 'async', NULL, false)$$),
+	('es_drop_projection', $$SELECT es_drop_projection('priv_proj')$$),
+	('es_rebuild_projection', $$SELECT es_rebuild_projection('priv_proj')$$),
+	('es_apply_projections', $$SELECT es_apply_projections('priv_proj')$$),
+	('es_resume_projection', $$SELECT es_resume_projection('priv_proj')$$),
+	('es_start_projection_worker', $$SELECT es_start_projection_worker()$$),
+	('es_wait_for_projection', $$SELECT es_wait_for_projection('priv_proj', 0, '0 s')$$),
+	('es_projection_progress', $$SELECT count(*) FROM es_projection_progress()$$),
+	('SELECT es_projection_status', $$SELECT count(*) FROM es_projection_status$$),
+	('SELECT es_projections', $$SELECT count(*) FROM es_projections$$),
+	('SELECT es_projection_checkpoints', $$SELECT count(*) FROM es_projection_checkpoints$$),
+	('UPDATE es_projection_checkpoints', $$UPDATE es_projection_checkpoints SET position = 0$$),
+	('INSERT es_projections', $$INSERT INTO es_projections SELECT * FROM es_projections$$),
 	('INSERT es_snapshots', $$INSERT INTO es_snapshots (stream_id, version, state) VALUES ('priv-1', 1, '{}')$$),
 	('DELETE es_snapshots', $$DELETE FROM es_snapshots$$),
 	('UPDATE es_snapshot_policies', $$UPDATE es_snapshot_policies SET every_n_events = 1$$),
@@ -193,6 +213,10 @@ SELECT es_revoke_reader('regress_es_reader');
 SELECT es_revoke_reader('regress_es_admin');
 SELECT es_drop_snapshots('priv_count(jsonb,es_events)');
 DROP FUNCTION priv_count(jsonb, es_events);
+SELECT es_drop_projection('priv_proj');
+DROP FUNCTION priv_handler(es_events);
+DROP FUNCTION priv_reset();
+DROP TABLE priv_model;
 DROP ROLE regress_es_reader;
 DROP ROLE regress_es_appender;
 DROP ROLE regress_es_admin;
