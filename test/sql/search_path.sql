@@ -40,6 +40,23 @@ CREATE FUNCTION public.sp_count(state jsonb, event public.es_events) RETURNS jso
 	AS $$SELECT pg_catalog.jsonb_build_object('n',
 		pg_catalog.int8pl(COALESCE((state OPERATOR(pg_catalog.->>) 'n')::pg_catalog.int8, 0), 1))$$;
 SELECT es_set_snapshot_policy('sp_count(jsonb,es_events)', 1);
+-- projections, created by the owner with an ordinary search_path; their
+-- handlers use unqualified names on purpose: they run with the creator's
+-- pinned search_path, never with the appender's
+CREATE TABLE public.sp_model (stream_id text PRIMARY KEY, n int, types text);
+CREATE FUNCTION public.sp_handler(e es_events) RETURNS void LANGUAGE sql AS $$
+	INSERT INTO sp_model VALUES (e.stream_id, 1, e.event_type)
+	ON CONFLICT (stream_id) DO UPDATE
+	   SET n = sp_model.n + 1, types = sp_model.types || ',' || e.event_type
+	 WHERE e.stream_id = 'sp-1'$$;
+CREATE FUNCTION public.sp_reset() RETURNS void LANGUAGE sql AS $$DELETE FROM sp_model$$;
+CREATE TABLE public.sp_async_model (stream_id text PRIMARY KEY, n int);
+CREATE FUNCTION public.sp_async_handler(e es_events) RETURNS void LANGUAGE sql AS $$
+	INSERT INTO sp_async_model VALUES (e.stream_id, 1)
+	ON CONFLICT (stream_id) DO UPDATE SET n = sp_async_model.n + 1$$;
+CREATE FUNCTION public.sp_async_reset() RETURNS void LANGUAGE sql AS $$DELETE FROM sp_async_model$$;
+SELECT es_create_projection('sp_inline', 'sp_handler(es_events)', NULL, 'inline', 'sp_reset()', false);
+SELECT es_create_projection('sp_async', 'sp_async_handler(es_events)', NULL, 'async', 'sp_async_reset()', false);
 CREATE SCHEMA regress_evil AUTHORIZATION regress_es_attacker;
 GRANT USAGE ON SCHEMA regress_evil TO PUBLIC;
 
@@ -105,6 +122,14 @@ CREATE VIEW regress_evil.es_streams AS
 	  FROM regress_evil.es_events WHERE regress_evil.log('es_streams view')
 	 GROUP BY stream_id;
 GRANT SELECT ON regress_evil.es_streams TO PUBLIC;
+-- look-alike read models
+CREATE TABLE regress_evil.sp_model (stream_id text PRIMARY KEY, n int, types text);
+CREATE TABLE regress_evil.sp_async_model (stream_id text PRIMARY KEY, n int);
+GRANT ALL ON regress_evil.sp_model, regress_evil.sp_async_model TO PUBLIC;
+CREATE TRIGGER log_insert AFTER INSERT OR UPDATE OR DELETE ON regress_evil.sp_model
+	FOR EACH STATEMENT EXECUTE FUNCTION regress_evil.log_trigger();
+CREATE TRIGGER log_insert AFTER INSERT OR UPDATE OR DELETE ON regress_evil.sp_async_model
+	FOR EACH STATEMENT EXECUTE FUNCTION regress_evil.log_trigger();
 RESET ROLE;
 
 -- the victim's session: the attacker's schema first, then pg_catalog, with
@@ -158,6 +183,9 @@ SELECT version, state FROM public.es_load_snapshot('sp-1');
 SELECT version, state FROM public.es_load_snapshot('sp-1', 'public.sp_count(jsonb,public.es_events)');
 RESET ROLE;
 
+-- the inline projection ran inside the victim's appends
+SELECT n, types FROM public.sp_model WHERE stream_id OPERATOR(pg_catalog.=) 'sp-1';
+
 -- the owner's commands with the same search_path: grant functions, the
 -- guards on direct writes, the DDL guard
 SET search_path = regress_evil, pg_catalog, public;
@@ -167,6 +195,14 @@ SELECT public.es_set_snapshot_policy('public.sp_count(jsonb,public.es_events)', 
 SELECT public.es_drop_snapshots('public.sp_count(jsonb,public.es_events)', 'sp-1') OPERATOR(pg_catalog.>) 0 AS dropped;
 SELECT public.es_drop_snapshots(NULL, 'sp-1') OPERATOR(pg_catalog.>) 0 AS dropped;
 SELECT public.es_drop_snapshot_policy('public.sp_count(jsonb,public.es_events)');
+-- projections: apply, rebuild, wait, status (the inline one already ran
+-- inside the victim's appends)
+SELECT public.es_apply_projections('sp_async') OPERATOR(pg_catalog.>=) 0 AS applied;
+SELECT public.es_rebuild_projection('sp_inline') OPERATOR(pg_catalog.>) 0 AS rebuilt;
+SELECT public.es_rebuild_projection('sp_async') OPERATOR(pg_catalog.>) 0 AS rebuilt;
+SELECT public.es_wait_for_projection('sp_async', public.es_head_position(), '1 s');
+SELECT name, state FROM public.es_projection_status
+ WHERE name OPERATOR(pg_catalog.~~) 'sp\_%' ORDER BY name;
 BEGIN;
 INSERT INTO public.es_events (stream_id, version, event_type, data)
 	VALUES ('sp-direct', 1, 'Restored', '{}');
@@ -182,6 +218,11 @@ RESET search_path;
 SELECT count(*) AS planted_calls FROM regress_evil.calls;
 SELECT what FROM regress_evil.calls;
 SELECT count(*) AS look_alike_rows FROM regress_evil.es_events;
+SELECT count(*) AS look_alike_model_rows FROM regress_evil.sp_model;
+SELECT count(*) AS look_alike_model_rows FROM regress_evil.sp_async_model;
+-- the read models were written where they belong
+SELECT n, types FROM public.sp_model WHERE stream_id = 'sp-1';
+SELECT n FROM public.sp_async_model WHERE stream_id = 'sp-1';
 SELECT last_value AS look_alike_sequence FROM regress_evil.es_events_position_seq;
 
 SET client_min_messages = warning;
@@ -190,5 +231,9 @@ DROP SCHEMA regress_evil CASCADE;
 RESET client_min_messages;
 SELECT es_revoke_reader('regress_es_victim');
 DROP FUNCTION public.sp_count(jsonb, es_events);
+SELECT es_drop_projection('sp_inline'), es_drop_projection('sp_async');
+DROP FUNCTION public.sp_handler(es_events), public.sp_reset(),
+	public.sp_async_handler(es_events), public.sp_async_reset();
+DROP TABLE public.sp_model, public.sp_async_model;
 DROP ROLE regress_es_victim;
 DROP ROLE regress_es_attacker;
