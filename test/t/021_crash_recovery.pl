@@ -16,7 +16,13 @@
 #   - es_aggregate calls with a snapshot policy run alongside; after each
 #     restart every stored snapshot equals a fold of the events up to its
 #     version (computed in plain SQL), es_aggregate agrees, and amcheck
-#     finds es_snapshots clean too.
+#     finds es_snapshots clean too;
+#   - an inline and an async projection keep read models per stream (the
+#     async one applied by clients calling es_apply_projections under the
+#     load, with the worker off, so that it lags when the crash comes): after each restart the inline one equals the
+#     events exactly, the async one equals the events up to its checkpoint
+#     (read in the same snapshot), and once caught up equals them all;
+#     amcheck finds the projection tables and read models clean.
 # ES_SOAK=1 runs 12 cycles instead of 3.  Figures: tmp_check/figures/crash.txt
 # (or $ES_FIGURES_DIR).
 
@@ -40,6 +46,7 @@ synchronous_commit = on
 full_page_writes = on
 max_connections = 30
 shared_preload_libraries = 'es_pg'
+es_pg.projection_workers = off
 });
 $node->start;
 $node->safe_psql('postgres', q{
@@ -53,6 +60,33 @@ CREATE FUNCTION crash_sum(state jsonb, event es_events) RETURNS jsonb
 		'count', coalesce((state->>'count')::bigint, 0) + 1,
 		'sum', coalesce((state->>'sum')::bigint, 0) + (event.data->>'n')::bigint)$$;
 SELECT es_set_snapshot_policy('crash_sum(jsonb,es_events)', 5);
+
+-- two projections keeping the same read model: per stream, the events, the
+-- last version and the sum of n; inline, and async (applied by the worker)
+CREATE TABLE crash_inline_model (stream_id text PRIMARY KEY, events bigint NOT NULL,
+	last_version bigint NOT NULL, sum_n bigint NOT NULL);
+CREATE TABLE crash_async_model (LIKE crash_inline_model INCLUDING ALL);
+CREATE FUNCTION crash_inline(e es_events) RETURNS void LANGUAGE sql AS $$
+	INSERT INTO crash_inline_model
+	VALUES (e.stream_id, 1, e.version, coalesce((e.data->>'n')::bigint, 0))
+	ON CONFLICT (stream_id) DO UPDATE
+	   SET events = crash_inline_model.events + 1, last_version = excluded.last_version,
+		   sum_n = crash_inline_model.sum_n + excluded.sum_n$$;
+CREATE FUNCTION crash_async(e es_events) RETURNS void LANGUAGE sql AS $$
+	INSERT INTO crash_async_model
+	VALUES (e.stream_id, 1, e.version, coalesce((e.data->>'n')::bigint, 0))
+	ON CONFLICT (stream_id) DO UPDATE
+	   SET events = crash_async_model.events + 1, last_version = excluded.last_version,
+		   sum_n = crash_async_model.sum_n + excluded.sum_n$$;
+SELECT es_create_projection('crash_inline', 'crash_inline(es_events)', NULL, 'inline');
+SELECT es_create_projection('crash_async', 'crash_async(es_events)', NULL, 'async');
+
+-- the read model the events imply, up to a position
+CREATE FUNCTION expected_model(upto bigint)
+RETURNS TABLE (stream_id text, events bigint, last_version bigint, sum_n bigint)
+LANGUAGE sql STABLE AS $$
+	SELECT e.stream_id, count(*), max(e.version), sum(coalesce((e.data->>'n')::bigint, 0))
+	  FROM es_events e WHERE e.global_position <= upto GROUP BY e.stream_id$$;
 
 CREATE TABLE follower_log (cycle int, global_position bigint, stream_id text,
 	version bigint, event_id uuid);
@@ -111,6 +145,9 @@ print $fh "\\set next :n + 1\n"
   . "NULL, NULL, md5(:cycle || '/' || :client_id || '/' || :next || '/1')::uuid);\n"
   . "\\endif\n"
   . "\\set n :next\n";
+close $fh;
+open($fh, '>', "$dir/apply.sql") or die;
+print $fh "SELECT es_apply_projections('crash_async', 20);\n";
 close $fh;
 open($fh, '>', "$dir/aggregate.sql") or die;
 print $fh "\\set s random(1, $nstreams)\n"
@@ -193,7 +230,9 @@ sub crash_and_restart
 }
 
 # amcheck on the extension's tables, their TOAST tables and every index
-my @checked_tables = ('es_events', 'es_snapshots', 'es_snapshot_policies');
+my @checked_tables = ('es_events', 'es_snapshots', 'es_snapshot_policies',
+	'es_projections', 'es_projection_checkpoints', 'crash_inline_model',
+	'crash_async_model');
 sub amcheck
 {
 	my ($label) = @_;
@@ -221,6 +260,7 @@ my ($total_acked, $total_acked_events, $total_resent_new, $total_resent_dup, $to
   (0, 0, 0, 0, 0);
 my %modes;
 my $total_snapshots = 0;
+my $async_lag = 0;
 for my $cycle (1 .. $cycles)
 {
 	my $label = "cycle $cycle";
@@ -240,7 +280,7 @@ for my $cycle (1 .. $cycles)
 			'pgbench', '-n', '-c', $clients, '-j', '2',
 			'-T', '60', '-D', "cycle=$cycle", '-D', 'n=0', '-l',
 			"--log-prefix=$logdir/pgbench", '-f', "$dir/append.sql\@6",
-			'-f', "$dir/aggregate.sql\@1",
+			'-f', "$dir/aggregate.sql\@1", '-f', "$dir/apply.sql\@1",
 			'-h', $node->host, '-p', $node->port, 'postgres'
 		],
 		'>', \$out, '2>', \$err);
@@ -258,6 +298,28 @@ for my $cycle (1 .. $cycles)
 	$follower->finish;
 
 	amcheck("$label, after recovery");
+
+	# the projections, as recovery left them
+	is( $node->safe_psql('postgres', q{
+			SELECT count(*) FROM crash_inline_model m
+			  FULL JOIN expected_model(9223372036854775807) x
+				ON x.stream_id = m.stream_id COLLATE "C"
+			 WHERE (m.stream_id, m.events, m.last_version, m.sum_n)
+				   IS DISTINCT FROM (x.stream_id, x.events, x.last_version, x.sum_n)}),
+		'0', "$label: the inline read model equals the events");
+	my $async = $node->safe_psql('postgres', q{
+		WITH cp AS (SELECT position FROM es_projection_checkpoints WHERE name = 'crash_async')
+		SELECT (SELECT position FROM cp),
+			   (SELECT max(global_position) FROM es_events),
+			   (SELECT count(*) FROM crash_async_model m
+				  FULL JOIN expected_model((SELECT position FROM cp)) x
+					ON x.stream_id = m.stream_id COLLATE "C"
+				 WHERE (m.stream_id, m.events, m.last_version, m.sum_n)
+					   IS DISTINCT FROM (x.stream_id, x.events, x.last_version, x.sum_n))});
+	my ($checkpoint, $head, $async_diff) = split /\|/, $async;
+	$async_lag += $head - $checkpoint;
+	is($async_diff, '0',
+		"$label: the async read model equals the events up to its checkpoint ($checkpoint of $head)");
 
 	# acknowledged appends per client: n = 1..K
 	my %acked;
@@ -370,6 +432,27 @@ for my $cycle (1 .. $cycles)
 				SELECT stream_id FROM es_events GROUP BY stream_id
 				HAVING min(version) <> 1 OR max(version) <> count(*)) s}),
 		'0', "$label: versions are contiguous in every stream");
+
+	# after the resends: inline still exact, async catches up exactly
+	is( $node->safe_psql('postgres', q{
+			SELECT count(*) FROM crash_inline_model m
+			  FULL JOIN expected_model(9223372036854775807) x
+				ON x.stream_id = m.stream_id COLLATE "C"
+			 WHERE (m.stream_id, m.events, m.last_version, m.sum_n)
+				   IS DISTINCT FROM (x.stream_id, x.events, x.last_version, x.sum_n)}),
+		'0', "$label: the inline read model still equals the events after the resends");
+	$node->safe_psql('postgres', q{SELECT es_apply_projections('crash_async')});
+	is( $node->safe_psql('postgres', q{
+			SELECT position = es_head_position() FROM es_projection_checkpoints
+			 WHERE name = 'crash_async'}),
+		't', "$label: the async projection catches up");
+	is( $node->safe_psql('postgres', q{
+			SELECT count(*) FROM crash_async_model m
+			  FULL JOIN expected_model(9223372036854775807) x
+				ON x.stream_id = m.stream_id COLLATE "C"
+			 WHERE (m.stream_id, m.events, m.last_version, m.sum_n)
+				   IS DISTINCT FROM (x.stream_id, x.events, x.last_version, x.sum_n)}),
+		'0', "$label: and then equals the events, each applied exactly once");
 	my $max = $node->safe_psql('postgres', 'SELECT max(global_position) FROM es_events');
 	$node->safe_psql('postgres', "SELECT es_append('crash-after-$cycle', 'Done', '{}', 0)");
 	my $next = $node->safe_psql('postgres',
@@ -387,12 +470,12 @@ is( $node->safe_psql('postgres', q{
 
 my $events = $node->safe_psql('postgres', 'SELECT count(*) FROM es_events');
 my $line = sprintf(
-	"%-7d %-8d %-13d %-13d %-13d %-13d %-9d %-8d %-9d",
+	"%-7d %-8d %-13d %-13d %-13d %-13d %-9d %-8d %-9d %-9d",
 	$cycles, $clients, $total_acked, $total_acked_events, $total_resent_dup,
-	$total_resent_new, $total_followed, $events, $total_snapshots);
-my $header = sprintf("%-7s %-8s %-13s %-13s %-13s %-13s %-9s %-8s %-9s",
+	$total_resent_new, $total_followed, $events, $total_snapshots, $async_lag);
+my $header = sprintf("%-7s %-8s %-13s %-13s %-13s %-13s %-9s %-8s %-9s %-9s",
 	'cycles', 'clients', 'acked:appends', 'acked:events', 'resent:there',
-	'resent:added', 'followed', 'events', 'snapshots');
+	'resent:added', 'followed', 'events', 'snapshots', 'async:lag');
 my $how = join(', ', map { "$modes{$_} $_" } sort keys %modes);
 open(my $fig, '>', "$figdir/crash.txt") or die;
 print $fig "# 021_crash_recovery.pl: kill -9 under load, fsync on; acked = appends "
@@ -401,6 +484,8 @@ print $fig "# 021_crash_recovery.pl: kill -9 under load, fsync on; acked = appen
   . "appends that had not (the resend wrote them); followed = events the "
   . "follower saw before the crashes; events = rows at the end; snapshots = "
   . "stored by es_aggregate's policy under load, each checked against the events; "
+  . "async:lag = positions the async projection had still to apply at the restarts "
+  . "(its read model matched its checkpoint each time); "
   . "amcheck clean "
   . "after every restart; crashes: $how\n$header\n$line\n";
 close $fig;
