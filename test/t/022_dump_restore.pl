@@ -1,15 +1,19 @@
 
 # pg_dump -Fc and pg_restore of an event store into a fresh cluster:
 #   - events, versions, positions, the position sequence, snapshots,
-#     snapshot policies and the grants of the privilege model come back
-#     identical (full ordered dumps compared),
+#     snapshot policies, projections, their checkpoints and read models, and
+#     the grants of the privilege model come back identical (full ordered
+#     dumps compared),
 #     with a plain restore, a parallel one (-j 2), a single-transaction one,
 #     and one whose data section runs while a follower pages the feed;
 #   - a dump taken while clients append is consistent: whole streams,
 #     versions 1..N, every event identical to the source's;
 #   - appends continue after the restore with the next version and a
 #     position above every restored one; es_aggregate starts from the
-#     restored snapshots and gives the source's states;
+#     restored snapshots and gives the source's states; the inline
+#     projection handles new appends, the async one resumes from its
+#     restored checkpoint without applying an event twice, and a rebuild
+#     gives the same read model;
 #   - a follower that paged the source's feed carries on in the restored
 #     database across the boundary, through new appends that commit out of
 #     order, without skipping or repeating an event;
@@ -24,9 +28,12 @@ use IPC::Run;
 use Test::More;
 use Time::HiRes qw(usleep);
 
+# the projection workers are off so that the async projection stays where
+# the test leaves it; es_apply_projections moves it
 my $conf = qq{
 shared_preload_libraries = 'es_pg'
 max_connections = 30
+es_pg.projection_workers = off
 };
 my $src = PostgreSQL::Test::Cluster->new('source');
 $src->init;
@@ -86,6 +93,28 @@ SELECT store.es_save_snapshot('order-1', 3, '{"items": ["a", "b"]}');
 SELECT store.es_save_snapshot('big-1', 1, '{"blob": "app state"}');
 });
 
+# projections: an inline one built from history, an async one that is
+# behind when the dump is taken
+$src->safe_psql('shop', q{
+CREATE TABLE public.stream_counts (stream_id text PRIMARY KEY, events bigint, last_type text);
+CREATE FUNCTION public.count_event(e store.es_events) RETURNS void LANGUAGE sql AS $$
+	INSERT INTO public.stream_counts VALUES (e.stream_id, 1, e.event_type)
+	ON CONFLICT (stream_id) DO UPDATE
+	   SET events = stream_counts.events + 1, last_type = excluded.last_type$$;
+CREATE FUNCTION public.count_reset() RETURNS void LANGUAGE sql AS $$DELETE FROM public.stream_counts$$;
+CREATE TABLE public.tick_totals (stream_id text PRIMARY KEY, ticks bigint, total bigint);
+CREATE FUNCTION public.add_tick(e store.es_events) RETURNS void LANGUAGE sql AS $$
+	INSERT INTO public.tick_totals VALUES (e.stream_id, 1, (e.data->>'g')::bigint)
+	ON CONFLICT (stream_id) DO UPDATE
+	   SET ticks = tick_totals.ticks + 1, total = tick_totals.total + excluded.total$$;
+CREATE FUNCTION public.tick_reset() RETURNS void LANGUAGE sql AS $$DELETE FROM public.tick_totals$$;
+SELECT store.es_create_projection('stream_counts', 'public.count_event(store.es_events)',
+	NULL, 'inline', 'public.count_reset()');
+SELECT store.es_create_projection('tick_totals', 'public.add_tick(store.es_events)',
+	ARRAY['Tick'], 'async', 'public.tick_reset()');
+SELECT store.es_apply_projections('tick_totals', 1200);
+});
+
 # a follower pages the source's feed, 7 events at a time, half way
 sub read_page
 {
@@ -111,6 +140,18 @@ my $dump_all = q{COPY (SELECT * FROM store.es_events ORDER BY global_position) T
 my $dump_seq = q{SELECT last_value, is_called FROM store.es_events_position_seq};
 my $dump_snapshots = q{COPY (SELECT * FROM store.es_snapshots ORDER BY stream_id, reducer, version) TO STDOUT};
 my $dump_policies = q{COPY (SELECT * FROM store.es_snapshot_policies ORDER BY reducer) TO STDOUT};
+my $dump_models = q{
+	COPY (SELECT 'counts', stream_id, events, last_type, NULL FROM public.stream_counts
+		  UNION ALL
+		  SELECT 'ticks', stream_id, ticks, NULL, total FROM public.tick_totals
+		  ORDER BY 1, 2) TO STDOUT};
+my $dump_projections = q{
+	COPY (SELECT p.name, p.mode, p.handler::text, p.reset::text, p.event_types,
+				 p.owner::text, p.search_path, p.created_at, c.position, c.parked,
+				 c.retries, c.error_position, c.error_message
+			FROM store.es_projections p
+			JOIN store.es_projection_checkpoints c USING (name)
+		   ORDER BY 1) TO STDOUT};
 my $states = q{SELECT string_agg(g || '=' || store.es_aggregate('stream-' || g, 'public.tick_sum(jsonb, store.es_events)')::text, ',' ORDER BY g) FROM generate_series(0, 199) g};
 my $dump_acl = q{
 	SELECT x.object, r.rolname, x.privilege_type, x.is_grantable
@@ -132,10 +173,21 @@ my $src_seq = $src->safe_psql('shop', $dump_seq);
 my $src_acl = $src->safe_psql('shop', $dump_acl);
 my $src_snapshots = $src->safe_psql('shop', $dump_snapshots);
 my $src_policies = $src->safe_psql('shop', $dump_policies);
+my $src_models = $src->safe_psql('shop', $dump_models);
+my $dump_triggers = q{
+	SELECT string_agg(tgname || ':' || tgenabled::text, ',' ORDER BY tgname) FROM pg_trigger
+	 WHERE tgrelid = 'store.es_events'::regclass};
+my $src_triggers = $src->safe_psql('shop', $dump_triggers);
+like($src_triggers, qr/es_events_append_only:A.*es_events_insert_guard:A/,
+	'the source has its guards, enabled ALWAYS');
+my $src_projections = $src->safe_psql('shop', $dump_projections);
 my $src_nsnap = $src->safe_psql('shop', 'SELECT count(*) FROM store.es_snapshots');
 cmp_ok($src_nsnap, '>', 200, "the source holds $src_nsnap snapshots");
 my $src_count = $src->safe_psql('shop', 'SELECT count(*) FROM store.es_events');
 my $src_max = $src->safe_psql('shop', 'SELECT max(global_position) FROM store.es_events');
+my ($src_tick_cp) = $src->safe_psql('shop',
+	q{SELECT position FROM store.es_projection_checkpoints WHERE name = 'tick_totals'});
+cmp_ok($src_tick_cp, '<', $src_max, "the async projection is behind when the dump is taken ($src_tick_cp of $src_max)");
 cmp_ok($src_seq, 'ne', "$src_max|t", 'the source has a gap after its last event (an aborted append)');
 
 my $dir = PostgreSQL::Test::Utils::tempdir;
@@ -240,16 +292,16 @@ for my $r (@restores)
 	is($dst->safe_psql($db, $dump_snapshots), $src_snapshots,
 		"$db: every snapshot identical (stream, reducer, version, state, time, digest)");
 	is($dst->safe_psql($db, $dump_policies), $src_policies, "$db: the snapshot policies are the same");
+	is($dst->safe_psql($db, $dump_projections), $src_projections,
+		"$db: the projections and their checkpoints are the same");
+	is($dst->safe_psql($db, $dump_models), $src_models, "$db: the read models are the same");
 	is( $dst->safe_psql($db, q{
 			SELECT count(*) FROM (
 				SELECT stream_id FROM store.es_events GROUP BY stream_id
 				HAVING min(version) <> 1 OR max(version) <> count(*)) s}),
 		'0', "$db: versions are 1..N");
-	is( $dst->safe_psql($db, q{
-			SELECT tgname || ':' || tgenabled::text FROM pg_trigger
-			 WHERE tgrelid = 'store.es_events'::regclass ORDER BY 1}),
-		"es_events_append_only:A\nes_events_insert_guard:A",
-		"$db: the append-only guards are in place");
+	is($dst->safe_psql($db, $dump_triggers), $src_triggers,
+		"$db: the triggers on es_events are the source's, enabled ALWAYS");
 }
 
 # es_aggregate in the restored database starts from the restored snapshots
@@ -267,6 +319,36 @@ is( $dst->safe_psql($db, q{
 		SET ROLE app_reader;
 		SELECT state FROM store.es_load_snapshot('order-1', NULL)}),
 	'{"items": ["a", "b"]}', 'the application\'s snapshots load as before');
+
+# projections after the restore: the async one resumes from its restored
+# checkpoint and, caught up, holds every Tick exactly once; the inline one
+# handles new appends; rebuilding either gives the same read model
+my $tick_model = q{
+	SELECT count(*) FROM public.tick_totals t
+	  FULL JOIN (SELECT stream_id, count(*) AS ticks, sum((data->>'g')::bigint) AS total
+				   FROM store.es_events WHERE event_type = 'Tick' GROUP BY stream_id) x
+		ON x.stream_id = t.stream_id COLLATE "C"
+	 WHERE (t.stream_id, t.ticks, t.total) IS DISTINCT FROM (x.stream_id, x.ticks, x.total)};
+my $count_model = q{
+	SELECT count(*) FROM public.stream_counts c
+	  FULL JOIN (SELECT DISTINCT ON (stream_id) stream_id,
+					count(*) OVER (PARTITION BY stream_id) AS events, event_type AS last_type
+				   FROM store.es_events ORDER BY stream_id, global_position DESC) x
+		ON x.stream_id = c.stream_id COLLATE "C"
+	 WHERE (c.stream_id, c.events, c.last_type) IS DISTINCT FROM (x.stream_id, x.events, x.last_type)};
+cmp_ok($dst->safe_psql($db, $tick_model), '>', 0,
+	'the restored async read model is behind, like the source\'s');
+cmp_ok($dst->safe_psql($db, q{SELECT store.es_apply_projections('tick_totals')}), '>', 0,
+	'es_apply_projections resumes it from the restored checkpoint');
+is($dst->safe_psql($db, $tick_model), '0',
+	'and then it holds every Tick exactly once');
+is($dst->safe_psql($db, $count_model), '0', 'the inline read model matches the events');
+my $models_before = $dst->safe_psql($db, $dump_models);
+$dst->safe_psql($db, q{
+	SELECT store.es_rebuild_projection('stream_counts');
+	SELECT store.es_rebuild_projection('tick_totals');
+	SELECT store.es_apply_projections('tick_totals')});
+is($dst->safe_psql($db, $dump_models), $models_before, 'rebuilding both gives the same read models');
 
 # appends continue in the restored database, as the appender role
 is( $dst->safe_psql($db, q{
@@ -289,6 +371,9 @@ is($stdout, '3', 'a retry of a restored append is recognized by its event ids');
 like($stderr, qr/permission denied/, 'the reader still cannot append');
 ($rc, $stdout, $stderr) = $dst->psql($db, q{DELETE FROM store.es_events});
 like($stderr, qr/never changed or removed/, 'history is still append-only');
+is($dst->safe_psql($db, $count_model), '0', 'the inline projection handled the new appends');
+is( $dst->safe_psql($db, q{SELECT events || ' ' || last_type FROM public.stream_counts WHERE stream_id = 'order-1'}),
+	'5 Shipped', 'order-1 is counted with its new event');
 
 # the follower carries on in the restored database, from where it stopped
 # in the source, across the boundary and through appends that commit out of
@@ -376,17 +461,40 @@ my %src_rows = map { $_ => 1 } split /\n/, $src->safe_psql('shop',
 is(scalar(grep { !$src_rows{$_} } split /\n/, $restored_rows), 0,
 	'every restored event is identical to the source\'s');
 
-# pg_restore --clean over a store that holds events is refused by the
-# DROP EXTENSION guard, and nothing is lost
+# pg_restore --clean over a store that holds events is refused (by the
+# DROP EXTENSION guard, or before it by the projection guard when a
+# projection's functions come first).  In one transaction nothing changes;
+# without --single-transaction the DROPs before the refused one stay done,
+# but the events are never touched.
 my $before = $dst->safe_psql('shop', $dump_all);
-($rc, $stdout, $stderr) = ('', '', '');
-IPC::Run::run(
-	[ 'pg_restore', '--clean', '--if-exists', '--exit-on-error',
-	  '-h', $dst->host, '-p', $dst->port, '-d', 'shop', $dumpfile ],
-	'>', \$stdout, '2>', \$stderr);
-like($stderr, qr/dropping es_pg would delete the event history/,
-	'pg_restore --clean over a store with events is refused');
-is($dst->safe_psql('shop', $dump_all), $before, 'and the events are untouched');
+my $before_models = $dst->safe_psql('shop', $dump_models);
+my $before_projections = $dst->safe_psql('shop', $dump_projections);
+for my $single (1, 0)
+{
+	my $how = $single ? 'in one transaction' : 'statement by statement';
+	($rc, $stdout, $stderr) = ('', '', '');
+	IPC::Run::run(
+		[ 'pg_restore', '--clean', '--if-exists', '--exit-on-error',
+		  ($single ? ('--single-transaction') : ()),
+		  '-h', $dst->host, '-p', $dst->port, '-d', 'shop', $dumpfile ],
+		'>', \$stdout, '2>', \$stderr);
+	like($stderr,
+		qr/dropping es_pg would delete the event history|because projection "\w+" uses it/,
+		"pg_restore --clean over a store with events is refused, $how");
+	is($dst->safe_psql('shop', $dump_all), $before, "and the events are untouched ($how)");
+	if ($single)
+	{
+		is($dst->safe_psql('shop', $dump_models), $before_models, 'so are the read models');
+		is($dst->safe_psql('shop', $dump_projections), $before_projections, 'and the projections');
+	}
+	else
+	{
+		note 'after the refused --clean, statement by statement, the read-model tables that remain: '
+		  . $dst->safe_psql('shop', q{
+				SELECT coalesce(string_agg(relname, ', ' ORDER BY relname), 'none')
+				  FROM pg_class WHERE relname IN ('stream_counts', 'tick_totals')});
+	}
+}
 
 note "events: $src_count in the source, restored four ways";
 $src->stop;
