@@ -17,8 +17,9 @@
 \echo Use "CREATE EXTENSION es_pg_bank" to load this file. \quit
 
 /*
- * Every function of this module runs with a pinned search_path: pg_catalog,
- * this extension's schema, es_pg's schema, pg_temp last.  The path is set
+ * No function of this module depends on the caller's search_path.  Most
+ * run with a pinned one: pg_catalog, this extension's schema, es_pg's
+ * schema, pg_temp last.  The path is set
  * here for the rest of the script (CREATE EXTENSION restores it afterwards)
  * and each function takes it over with SET search_path FROM CURRENT.  While
  * the script runs, current_schema() is the schema the extension goes into;
@@ -26,7 +27,8 @@
  * Functions with a SQL-standard body (RETURN or BEGIN ATOMIC) are parsed
  * once, here, under this path, and store the objects they name: the
  * caller's search_path plays no part in them, so they go without the SET
- * (which would also stop the planner from inlining them).
+ * (which would also stop the planner from inlining them).  The reducer
+ * qualifies every name it uses instead (see there).
  */
 SELECT pg_catalog.set_config('search_path',
 		pg_catalog.concat_ws(', ', 'pg_catalog',
@@ -70,51 +72,68 @@ COMMENT ON FUNCTION bank_account_id(text) IS
  *	{"account_id", "owner", "balance" (a JSON number: exact numeric),
  *	 "status" ("open" or "closed"), "version" (of the last event folded)}
  * and '{}' before the account exists.  It must stay pure and deterministic:
- * snapshots store its output.  After changing it, drop its snapshots (see
- * docs/bank.md).
+ * snapshots store its output (after changing it, see docs/bank.md).
+ *
+ * It runs once per replayed event, so it is PL/pgSQL (simple expressions
+ * are evaluated without the executor) without a SET clause (which costs a
+ * GUC change per call): every name in it is qualified instead, operators
+ * included.
  */
 CREATE FUNCTION @extschema@.bank_account_reducer(state jsonb, event es_events)
 	RETURNS jsonb
-	LANGUAGE sql IMMUTABLE PARALLEL SAFE
-	RETURN CASE
-		WHEN event.event_type = 'AccountCreated' AND NOT state ? 'account_id' THEN
-			jsonb_build_object(
-				'account_id', event.data->'account_id',
-				'owner', event.data->'owner',
-				'balance', COALESCE((event.data->>'initial_deposit')::numeric, 0),
-				'status', 'open',
-				'version', event.version)
-		WHEN event.event_type = 'MoneyDeposited' THEN
-			state || jsonb_build_object(
-				'balance', (state->>'balance')::numeric + (event.data->>'amount')::numeric,
-				'version', event.version)
-		WHEN event.event_type = 'MoneyWithdrawn' THEN
-			state || jsonb_build_object(
-				'balance', (state->>'balance')::numeric - (event.data->>'amount')::numeric,
-				'version', event.version)
-		WHEN event.event_type = 'AccountClosed' THEN
-			state || jsonb_build_object('status', 'closed', 'version', event.version)
-		ELSE
-			state || jsonb_build_object('version', event.version)
-	END;
+	LANGUAGE plpgsql IMMUTABLE PARALLEL SAFE
+	AS $$
+DECLARE
+	kind pg_catalog.text := event.event_type;
+BEGIN
+	IF kind OPERATOR(pg_catalog.=) 'MoneyDeposited' THEN
+		RETURN state OPERATOR(pg_catalog.||) pg_catalog.jsonb_build_object(
+			'balance', (state OPERATOR(pg_catalog.->>) 'balance')::numeric
+				OPERATOR(pg_catalog.+) (event.data OPERATOR(pg_catalog.->>) 'amount')::numeric,
+			'version', event.version);
+	ELSIF kind OPERATOR(pg_catalog.=) 'MoneyWithdrawn' THEN
+		RETURN state OPERATOR(pg_catalog.||) pg_catalog.jsonb_build_object(
+			'balance', (state OPERATOR(pg_catalog.->>) 'balance')::numeric
+				OPERATOR(pg_catalog.-) (event.data OPERATOR(pg_catalog.->>) 'amount')::numeric,
+			'version', event.version);
+	ELSIF kind OPERATOR(pg_catalog.=) 'AccountCreated'
+		AND NOT state OPERATOR(pg_catalog.?) 'account_id' THEN
+		RETURN pg_catalog.jsonb_build_object(
+			'account_id', event.data OPERATOR(pg_catalog.->) 'account_id',
+			'owner', event.data OPERATOR(pg_catalog.->) 'owner',
+			'balance', COALESCE((event.data OPERATOR(pg_catalog.->>) 'initial_deposit')::numeric, 0),
+			'status', 'open',
+			'version', event.version);
+	ELSIF kind OPERATOR(pg_catalog.=) 'AccountClosed' THEN
+		RETURN state OPERATOR(pg_catalog.||) pg_catalog.jsonb_build_object(
+			'status', 'closed', 'version', event.version);
+	END IF;
+	/* a second AccountCreated, or an event this reducer does not know */
+	RETURN state OPERATOR(pg_catalog.||) pg_catalog.jsonb_build_object('version', event.version);
+END
+$$;
 COMMENT ON FUNCTION bank_account_reducer(jsonb, es_events) IS
 	'es_aggregate reducer of a bank account: folds one event into the state';
 
 /*
  * bank_account_state is the state of an account rebuilt from its events
  * (snapshot plus tail), now or as it was at a version or a time: '{}' when
- * the account does not exist (yet).
+ * the account does not exist (yet).  Like the commands it runs as the
+ * extension's owner, so that a bank application role needs no privilege on
+ * es_events.
  */
 CREATE FUNCTION @extschema@.bank_account_state(account_id text,
 		as_of_version bigint DEFAULT NULL,
 		as_of_time timestamptz DEFAULT NULL)
 	RETURNS jsonb
-	LANGUAGE sql VOLATILE
+	LANGUAGE sql VOLATILE SECURITY DEFINER
+	SET search_path FROM CURRENT
 	RETURN es_aggregate(bank_stream_id(account_id),
 						'bank_account_reducer(jsonb, es_events)'::regprocedure,
 						'{}'::jsonb, as_of_version, as_of_time);
 COMMENT ON FUNCTION bank_account_state(text, bigint, timestamptz) IS
 	'state of a bank account replayed from its events, now or as of a version or a time';
+REVOKE ALL ON FUNCTION bank_account_state(text, bigint, timestamptz) FROM PUBLIC;
 
 /* snapshots every 100 events: loading an account replays at most about 100 */
 SELECT es_set_snapshot_policy('bank_account_reducer(jsonb, es_events)'::regprocedure, 100);
@@ -207,7 +226,7 @@ BEGIN
 				  DETAIL = CASE command
 					WHEN 'DepositMoney' THEN 'A closed account takes no deposits.'
 					WHEN 'WithdrawMoney' THEN 'A closed account allows no withdrawals.'
-					ELSE 'The account was closed before.' END;
+					ELSE 'The account is already closed.' END;
 	END IF;
 
 	CASE command
