@@ -17,18 +17,17 @@
 \echo Use "CREATE EXTENSION es_pg_bank" to load this file. \quit
 
 /*
- * No function of this module depends on the caller's search_path.  Most
- * run with a pinned one: pg_catalog, this extension's schema, es_pg's
- * schema, pg_temp last.  The path is set
- * here for the rest of the script (CREATE EXTENSION restores it afterwards)
- * and each function takes it over with SET search_path FROM CURRENT.  While
- * the script runs, current_schema() is the schema the extension goes into;
- * with pg_catalog first, objects are created with @extschema@ spelled out.
- * Functions with a SQL-standard body (RETURN or BEGIN ATOMIC) are parsed
- * once, here, under this path, and store the objects they name: the
- * caller's search_path plays no part in them, so they go without the SET
- * (which would also stop the planner from inlining them).  The reducer
- * qualifies every name it uses instead (see there).
+ * No function of this module depends on the caller's search_path.  Most run
+ * with a pinned one: pg_catalog, this extension's schema, es_pg's schema,
+ * pg_temp last.  The path is set here for the rest of the script (CREATE
+ * EXTENSION restores it afterwards) and each function takes it over with SET
+ * search_path FROM CURRENT.  While the script runs, current_schema() is the
+ * schema the extension goes into; with pg_catalog first, objects are created
+ * with @extschema@ spelled out.  Functions with a SQL-standard body (RETURN
+ * or BEGIN ATOMIC) are parsed once, here, under this path, and store the
+ * objects they name: the caller's search_path plays no part in them, so they
+ * go without the SET (which would also keep the planner from inlining them).
+ * The reducer qualifies every name it uses instead (see there).
  */
 SELECT pg_catalog.set_config('search_path',
 		pg_catalog.concat_ws(', ', 'pg_catalog',
@@ -145,7 +144,7 @@ SELECT es_set_snapshot_policy('bank_account_reducer(jsonb, es_events)'::regproce
 
 /*
  * bank_check_amount raises EB004 unless the amount is a positive finite
- * number (zero allowed for an opening deposit).  NaN is tested first:
+ * number (zero allowed for an opening deposit).  NaN needs its own test:
  * numeric NaN compares greater than every number.
  */
 CREATE FUNCTION @extschema@.bank_check_amount(amount numeric, what text, zero_ok boolean)
