@@ -63,7 +63,7 @@ CREATE FUNCTION priv_handler(e es_events) RETURNS void LANGUAGE sql AS $$
 	INSERT INTO priv_model VALUES (e.stream_id, 1)
 	ON CONFLICT (stream_id) DO UPDATE SET n = priv_model.n + 1$$;
 CREATE FUNCTION priv_reset() RETURNS void LANGUAGE sql AS $$DELETE FROM priv_model$$;
-SELECT es_create_projection('priv_proj', 'priv_handler(es_events)', NULL, 'async', 'priv_reset()');
+SELECT es_create_projection('priv_proj', 'priv_handler(es_events)', NULL, 'async', 'priv_reset()', false);
 SELECT count(*) AS events_before FROM es_events \gset
 
 -- the matrix: every operation as every role, each rolled back
