@@ -8,6 +8,7 @@ measured in the same run: per round, es_pg's events/s divided by the
 reference's, and the median over the rounds."""
 
 import csv
+import math
 import os
 import statistics
 import sys
@@ -45,19 +46,18 @@ WORKLOADS = [
        {"any": 20.0}),
       ("tail2x", "es_aggregate, full replay of a 200-event stream (2x the tail)",
        {"any": 1.0})]),
-    ("inline_projections", "single-event append with the bank's three inline projections",
-     ("bank3", "es_append + 3 inline projections"),
-     [("alone", "es_append, no projection", None),
-      ("ref", "plain INSERT, no projection", None)]),
-    ("async_projection", "async projections: events applied per second",
-     ("catchup", "catch-up of the three bank projections (async)"),
-     [("handlers", "the same handlers called over the same events in one SQL loop", None)]),
-    ("rebuild_projection", "es_rebuild_projection: events replayed per second",
-     ("rebuild", "es_rebuild_projection, three bank projections"),
-     [("handlers", "the same handlers called over the same events in one SQL loop", None)]),
+    ("inline_projections", "single-event append to a random account, with the three inline projections",
+     ("bank3", "es_append + balance, history and daily-summary projections, inline"),
+     [("alone", "es_append, no projection", None)]),
+    ("async_projection", "async catch-up: a backlog of events applied to the three projections",
+     ("catchup", "es_apply_projections()"),
+     [("handlers", "the three handlers called on an equal backlog from one SQL statement", None)]),
+    ("rebuild_projection", "rebuild of the projections from all events (handler calls/s)",
+     ("rebuild", "es_rebuild_projection"),
+     [("handlers", "reset, then the handler called on every event from one SQL statement", None)]),
 ]
 
-SYNC_LABEL = {"on": "sync on", "off": "sync off", "any": "-"}
+SYNC_LABEL = {"on": "sync on", "off": "sync off", "any": "n/a (read)"}
 
 
 def load(outdir):
@@ -77,13 +77,18 @@ def fmt_rate(x):
 
 
 def fmt_ratio(rs):
+    """The median ratio and its range, rounded down (so that a figure shown
+    as 0.90x never hides a 0.898x that missed a 0.9x target)."""
     if not rs:
         return "-"
     med = statistics.median(rs)
     digits = 1 if med >= 10 else 2
-    s = f"{med:.{digits}f}x"
+
+    def down(x):
+        return f"{math.floor(x * 10 ** digits) / 10 ** digits:.{digits}f}"
+    s = down(med) + "x"
     if len(rs) > 1:
-        s += f" ({min(rs):.{digits}f}-{max(rs):.{digits}f})"
+        s += f" ({down(min(rs))}-{down(max(rs))})"
     return s
 
 
@@ -92,16 +97,24 @@ def analyse(rows):
     reference, and the skipped workloads with their notes."""
     by_key = {}
     skipped = {}
+    invalid = {}
     failed = set()
+    cpu_by_key = {}
     for r in rows:
-        if r["status"].startswith("skipped"):
+        if r["status"].startswith("skipped: "):
             skipped[r["workload"]] = r["status"][len("skipped: "):]
+            continue
+        if r["status"].startswith("invalid: "):
+            invalid[r["workload"]] = r["status"][len("invalid: "):]
             continue
         if r["status"] != "ok":
             failed.add((r["workload"], r["sync"], r["clients"]))
         key = (r["workload"], r["sync"], r["clients"])
         by_key.setdefault(key, {}).setdefault(r["variant"], {})[r["round"]] = \
             float(r["events_per_s"])
+        cpu = r.get("cpu_us_per_event") or "-"
+        if cpu != "-" and float(cpu) > 0:
+            cpu_by_key.setdefault(key, {}).setdefault(r["variant"], {})[r["round"]] = float(cpu)
     table = []
     for name, title, (es_v, es_what), refs in WORKLOADS:
         keys = sorted((k for k in by_key if k[0] == name),
@@ -109,12 +122,18 @@ def analyse(rows):
         for key in keys:
             variants = by_key[key]
             es = variants.get(es_v, {})
+            cpu = cpu_by_key.get(key, {})
+            es_cpu = cpu.get(es_v, {})
             for ref_v, ref_what, target in refs:
                 ref = variants.get(ref_v, {})
                 ratios = [es[r] / ref[r] for r in es if r in ref and ref[r] > 0]
+                ref_cpu = cpu.get(ref_v, {})
+                cpu_ratios = [ref_cpu[r] / es_cpu[r] for r in es_cpu if r in ref_cpu]
                 med = statistics.median(ratios) if ratios else None
                 t = target.get(key[1]) if target else None
-                if key in failed:
+                if name in invalid:
+                    verdict = "INVALID: " + invalid[name]
+                elif key in failed:
                     verdict = "FAILED RUN"
                 elif t is None or med is None:
                     verdict = ""
@@ -129,32 +148,82 @@ def analyse(rows):
                     "es": statistics.median(es.values()) if es else None,
                     "ref": statistics.median(ref.values()) if ref else None,
                     "ratios": ratios, "ratio": med, "target": t,
+                    "es_cpu": statistics.median(es_cpu.values()) if es_cpu else None,
+                    "ref_cpu": statistics.median(ref_cpu.values()) if ref_cpu else None,
+                    "cpu_ratios": cpu_ratios,
                     "verdict": verdict,
                 })
     return table, skipped
 
 
-def markdown_table(table):
-    out = ["| workload | durability | clients | es_pg | events/s | reference | events/s | ratio | target |",
-           "|---|---|---:|---|---:|---|---:|---:|---|"]
+def markdown_tables(table):
+    """One table per workload: a row per durability and client count, a
+    column pair (events/s, ratio) per reference."""
+    out = []
+    for name, title, (es_v, es_what), refs in WORKLOADS:
+        rows = [t for t in table if t["workload"] == name]
+        if not rows:
+            continue
+        unit = {"snapshot": "loads/s", "rebuild_projection": "calls/s"}.get(name, "events/s")
+        out += [f"### {title}", "",
+                f"es_pg: `{es_what}`. " + "; ".join(
+                    f"Reference {i + 1}: `{what}`" for i, (_, what, _) in enumerate(refs)) + ".",
+                ""]
+        head = ["durability", "clients", f"es_pg {unit}"]
+        align = ["---", "---:", "---:"]
+        for i, (ref_v, _, target) in enumerate(refs):
+            head += [f"ref. {i + 1} {unit}", f"ratio to ref. {i + 1}"]
+            align += ["---:", "---:"]
+            if target:
+                head += ["target"]
+                align += ["---"]
+        out += ["| " + " | ".join(head) + " |", "|" + "|".join(align) + "|"]
+        seen = []
+        for t in rows:
+            k = (t["sync"], t["clients"])
+            if k not in seen:
+                seen.append(k)
+        for sync, clients in seen:
+            cells = [SYNC_LABEL.get(sync, sync), clients]
+            first = True
+            for ref_v, _, target in refs:
+                t = next((x for x in rows if (x["sync"], x["clients"], x["ref_v"]) ==
+                          (sync, clients, ref_v)), None)
+                if first:
+                    cells.append(fmt_rate(t["es"] if t else None))
+                    first = False
+                cells += [fmt_rate(t["ref"]) if t else "-", fmt_ratio(t["ratios"]) if t else "-"]
+                if target:
+                    cells.append(f">= {t['target']:g}x: **{t['verdict']}**"
+                                 if t and t["target"] is not None else "-")
+            out.append("| " + " | ".join(str(c) for c in cells) + " |")
+        out.append("")
+    return "\n".join(out)
+
+
+def cpu_table(table):
+    """Backend CPU per event, es_pg and each reference."""
+    out = ["| workload | durability | clients | es_pg µs/event | reference | µs/event | ratio |",
+           "|---|---|---:|---:|---|---:|---:|"]
     for t in table:
-        target = f">= {t['target']:g}x: **{t['verdict']}**" if t["target"] is not None \
-            else (f"**{t['verdict']}**" if t["verdict"] else "-")
-        out.append("| {} | {} | {} | {} | {} | {} | {} | {} | {} |".format(
+        if t["es_cpu"] is None or t["ref_cpu"] is None:
+            continue
+        unit_fmt = (lambda x: f"{x:,.0f}") if t["workload"] == "snapshot" else (lambda x: f"{x:,.1f}")
+        out.append("| {} | {} | {} | {} | {} | {} | {} |".format(
             t["workload"], SYNC_LABEL.get(t["sync"], t["sync"]), t["clients"],
-            t["es_what"], fmt_rate(t["es"]), t["ref_what"], fmt_rate(t["ref"]),
-            fmt_ratio(t["ratios"]), target))
+            unit_fmt(t["es_cpu"]), t["ref_what"].split(",")[0], unit_fmt(t["ref_cpu"]),
+            fmt_ratio(t["cpu_ratios"])))
     return "\n".join(out)
 
 
 def text_table(table, skipped):
-    head = ("workload", "sync", "cl", "es_pg ev/s", "ref", "ref ev/s", "ratio", "target")
+    head = ("workload", "sync", "cl", "es_pg ev/s", "ref", "ref ev/s", "ratio", "cpu ratio", "target")
     lines = []
     for t in table:
         target = f">={t['target']:g}x {t['verdict']}" if t["target"] is not None else t["verdict"]
         lines.append((t["workload"], t["sync"], t["clients"], fmt_rate(t["es"]),
-                      t["ref_what"].split(",")[0][:28], fmt_rate(t["ref"]),
-                      fmt_ratio(t["ratios"]), target))
+                      t["ref_v"], fmt_rate(t["ref"]),
+                      fmt_ratio(t["ratios"]), fmt_ratio(t["cpu_ratios"]), target))
     widths = [max(len(str(x)) for x in col) for col in zip(head, *lines)]
     out = []
     for row in [head] + lines:
@@ -232,6 +301,7 @@ def main():
         f"load average {meta.get('loadavg_start')} at the start, {meta.get('loadavg_end')} at the end",
         f"- {meta.get('postgres')}",
         f"- es_pg {meta.get('es_pg')}; data at the start: {meta.get('data')} (and the same in the reference table)",
+    ] + ([f"- projections: {meta['projections']}"] if meta.get("projections") else []) + [
         f"- settings: {meta.get('settings')}; synchronous_commit per row (on = the default, "
         "commit waits for the WAL flush; off); pgbench and psql on the same machine over a Unix socket",
         "",
@@ -240,14 +310,21 @@ def main():
         "Events per second are medians over the rounds; the ratio is es_pg's events/s over the",
         "reference's, per round, median (lowest-highest). Above 1 means es_pg is faster.",
         "",
-        markdown_table(table),
-        "",
+        markdown_tables(table),
     ]
     if skipped:
         parts += ["Not measured in this run:", ""]
         parts += [f"- {name}: {note}" for name, note in skipped.items()]
         parts += [""]
-    parts += ["## Targets", "", targets_summary(table), "", notes]
+    parts += ["## Targets", "", targets_summary(table), "",
+              "## Backend CPU per event", "",
+              "CPU time the server's backends used per event (per load for the snapshot",
+              "workload), from the postmaster's reaped-children counters: unlike throughput,",
+              "it hardly moves when other processes compete for the cores, so it shows the",
+              "extension's own cost even on a busy machine. The ratio is the reference's CPU",
+              "per event over es_pg's (above 1: es_pg uses less CPU). With synchronous_commit",
+              "on, the wait for the WAL flush is not CPU time and does not show here.", "",
+              cpu_table(table), "", notes]
     with open(doc, "w") as f:
         f.write("\n".join(parts).rstrip() + "\n")
 

@@ -36,6 +36,7 @@ read_len=1000		# events of each stream the read workload reads
 read_count=10		# how many such streams
 snap_len=10000		# events of the snapshot workload's streams
 snap_tail=100		# events after the snapshot
+backlog=$([ "$mode" = quick ] && echo 5000 || echo 20000)	# async catch-up
 
 BENCH=$ES_ROOT/bench
 OUT=$BENCH/out/$(date -u +%Y%m%dT%H%M%SZ)
@@ -59,7 +60,7 @@ bindir=$($PG_CONFIG --bindir)
 PGBENCH=$bindir/pgbench
 PSQL=$bindir/psql
 mkdir -p "$OUT/raw" "$OUT/gen"
-printf 'workload\tvariant\tsync\tclients\tround\tevents_per_s\ttps\tlatency_ms\tstatus\n' >"$RESULTS"
+printf 'workload\tvariant\tsync\tclients\tround\tevents_per_s\ttps\tlatency_ms\tstatus\tcpu_us_per_event\n' >"$RESULTS"
 printf 'key\tvalue\n' >"$OUT/meta.tsv"
 
 meta() { printf '%s\t%s\n' "$1" "$2" >>"$OUT/meta.tsv"; }
@@ -71,8 +72,33 @@ has_function() { [ "$(sql -c "SELECT to_regprocedure('$1') IS NOT NULL")" = t ];
 runid=0
 
 # record WORKLOAD VARIANT SYNC CLIENTS ROUND EVENTS/S TPS LATENCY STATUS
+#   [CPU-US/EVENT]
 record() {
-	printf '%s\t%s\t%s\t%s\t%s\t%s\t%s\t%s\t%s\n' "$@" >>"$RESULTS"
+	printf '%s\t%s\t%s\t%s\t%s\t%s\t%s\t%s\t%s\t%s\n' "$1" "$2" "$3" "$4" "$5" \
+		"$6" "$7" "$8" "$9" "${10:--}" >>"$RESULTS"
+}
+
+# Backend CPU time.  The postmaster reaps every backend that exits, so its
+# children's CPU time (cutime + cstime in /proc/PID/stat) grows by exactly
+# the CPU the backends of a measurement used, whatever else the machine
+# runs: a figure that noise from other processes barely moves.
+clk_tck=$(getconf CLK_TCK)
+pm_pid=$(head -n 1 "$ES_TMP/data/postmaster.pid")
+pm_children=$(pgrep -c -P "$pm_pid" || true)	# its auxiliary processes
+cpu_mark() {
+	awk '{ print $16 + $17 }' "/proc/$pm_pid/stat"
+}
+# cpu_since MARK EVENTS: backend CPU microseconds per event since MARK,
+# once the measurement's backends have exited
+cpu_since() {
+	local i now
+	for ((i = 0; i < 100; i++)); do
+		[ "$(pgrep -c -P "$pm_pid" || true)" -le "$pm_children" ] && break
+		sleep 0.02
+	done
+	now=$(awk '{ print $16 + $17 }' "/proc/$pm_pid/stat")
+	awk -v a="$1" -v b="$now" -v e="$2" -v hz="$clk_tck" \
+		'BEGIN { printf "%.2f", (e > 0 ? (b - a) * 1e6 / hz / e : 0) }'
 }
 
 # skip WORKLOAD NOTE: the workload cannot run on this build
@@ -86,8 +112,9 @@ skip() {
 bench_pgbench() {
 	local w=$1 v=$2 sync=$3 c=$4 r=$5 script=$6 proto=$7 ev=$8
 	shift 8
-	local log=$OUT/raw/$w.$v.$sync.c$c.r$r.log tps lat status=ok
+	local log=$OUT/raw/$w.$v.$sync.c$c.r$r.log tps lat status=ok cpu0 n
 	runid=$((runid + 1))
+	cpu0=$(cpu_mark)
 	if ! PGOPTIONS="-c synchronous_commit=${sync/any/on}" "$PGBENCH" -n -M "$proto" \
 		-c "$c" -j "$c" -T "$secs" -f "$script" \
 		-D nclients="$c" -D run="$runid" -D streams="$streams" \
@@ -96,13 +123,15 @@ bench_pgbench() {
 		status=failed
 	fi
 	grep -q '^number of failed transactions: 0 ' "$log" || status=failed
+	grep -q 'Run was aborted' "$log" && status=failed
 	tps=$(sed -n 's/^tps = \([0-9.]*\) .*/\1/p' "$log")
 	lat=$(sed -n 's/^latency average = \([0-9.]*\) ms/\1/p' "$log")
-	[ -n "$tps" ] || { tps=0; status=failed; }
+	[ -n "$tps" ] && [ "${tps%%.*}" != 0 ] || { tps=${tps:-0}; status=failed; }
 	[ "$status" = ok ] || { echo "  $w/$v failed, see $log"; tail -n 5 "$log"; }
+	n=$(sed -n 's/^number of transactions actually processed: \([0-9]*\).*/\1/p' "$log")
 	record "$w" "$v" "$sync" "$c" "$r" \
 		"$(awk -v t="$tps" -v e="$ev" 'BEGIN { printf "%.1f", t * e }')" \
-		"$tps" "${lat:-0}" "$status"
+		"$tps" "${lat:-0}" "$status" "$(cpu_since "$cpu0" $((${n:-0} * ev)))"
 }
 
 # copy_overhead: seconds psql takes to connect, run nothing and exit; taken
@@ -125,7 +154,7 @@ declare -A copy_rate
 # versions given by the client), by one psql per client, for about $secs s.
 bench_copy() {
 	local w=$1 sync=$2 c=$3 r=$4 n=$5
-	local key=$w.$sync.$c rate k i t0 t1 status=ok pids=() secs_run evs
+	local key=$w.$sync.$c rate k i t0 t1 status=ok pids=() secs_run evs cpu0 cpu
 	rate=${copy_rate[$key]:-}
 	if [ -z "$rate" ]; then
 		# a short pilot run sizes the first measurement
@@ -145,6 +174,7 @@ bench_copy() {
 			}
 		}' >"$OUT/gen/copy.$i.sql"
 	done
+	cpu0=$(cpu_mark)
 	t0=$(date +%s.%N)
 	for ((i = 0; i < c; i++)); do
 		PGOPTIONS="-c synchronous_commit=$sync" \
@@ -154,6 +184,7 @@ bench_copy() {
 	done
 	for i in "${pids[@]}"; do wait "$i" || status=failed; done
 	t1=$(date +%s.%N)
+	cpu=$(cpu_since "$cpu0" $((k * n * c)))
 	rm -f "$OUT"/gen/copy.*.sql
 	secs_run=$(awk -v a="$t0" -v b="$t1" -v o="$copy_overhead" \
 		'BEGIN { d = b - a - o; printf "%.4f", (d > 0.001 ? d : 0.001) }')
@@ -169,7 +200,26 @@ bench_copy() {
 	record "$w" copy "$sync" "$c" "$r" "$evs" \
 		"$(awk -v k="$k" -v c="$c" -v s="$secs_run" 'BEGIN { printf "%.1f", k * c / s }')" \
 		"$(awk -v k="$k" -v s="$secs_run" 'BEGIN { printf "%.3f", s * 1000 / k }')" \
-		"$status"
+		"$status" "$cpu"
+}
+
+# bench_sql WORKLOAD VARIANT ROUND SQL [EVENTS]: one timed statement; it
+# returns its handler calls, and the figure is EVENTS (default: those calls)
+# per second of wall-clock time
+bench_sql() {
+	local w=$1 v=$2 r=$3 q=$4 ev=${5:-} cpu0 t0 t1 n secs_run status=ok
+	cpu0=$(cpu_mark)
+	t0=$(date +%s.%N)
+	n=$(sql -c "$q" 2>"$OUT/raw/$w.$v.r$r.err") || { status=failed; n=0; }
+	t1=$(date +%s.%N)
+	[ "$status" = ok ] || { echo "  $w/$v failed:"; head -n 5 "$OUT/raw/$w.$v.r$r.err"; }
+	ev=${ev:-$n}
+	secs_run=$(awk -v a="$t0" -v b="$t1" -v o="$copy_overhead" \
+		'BEGIN { d = b - a - o; printf "%.4f", (d > 0.001 ? d : 0.001) }')
+	record "$w" "$v" any 1 "$r" \
+		"$(awk -v n="$ev" -v s="$secs_run" 'BEGIN { printf "%.1f", n / s }')" \
+		"$n" "$(awk -v s="$secs_run" 'BEGIN { printf "%.1f", s * 1000 }')" \
+		"$status" "$(cpu_since "$cpu0" "$ev")"
 }
 
 # gen_batch_scripts N: the pgbench scripts of the batch-of-N workload; the
@@ -180,7 +230,7 @@ gen_batch_scripts() {
 	awk -v n="$n" 'BEGIN {
 		print "-- es_append_batch of " n " events to a random stream, no version check"
 		print "\\set sid :client_id + :nclients * random(0, :streams / :nclients - 1)"
-		printf "SELECT es_append_batch('\''acct-'\'' || :sid, '\''["
+		printf "SELECT es_append_batch('\''account-'\'' || :sid, '\''["
 		for (j = 1; j <= n; j++)
 			printf "%s{\"type\": \"MoneyDeposited\", \"data\": {\"amount\": %d}}", (j > 1 ? ", " : ""), 10 + j % 90
 		print "]'\'');"
@@ -189,9 +239,9 @@ gen_batch_scripts() {
 		print "-- one multi-row INSERT of " n " events to a random stream, versions computed in SQL"
 		print "\\set sid :client_id + :nclients * random(0, :streams / :nclients - 1)"
 		print "INSERT INTO bench.ref_events (stream_id, version, event_type, data)"
-		print "SELECT '\''acct-'\'' || :sid, cur.version + t.n, t.event_type, t.data"
+		print "SELECT '\''account-'\'' || :sid, cur.version + t.n, t.event_type, t.data"
 		print "  FROM (SELECT coalesce(max(version), 0) AS version FROM bench.ref_events"
-		print "         WHERE stream_id = '\''acct-'\'' || :sid) cur,"
+		print "         WHERE stream_id = '\''account-'\'' || :sid) cur,"
 		printf "       (VALUES "
 		for (j = 1; j <= n; j++)
 			printf "%s(%d, '\''MoneyDeposited'\'', '\''{\"amount\": %d}'\''::jsonb)", (j > 1 ? ", " : ""), j, 10 + j % 90
@@ -209,6 +259,27 @@ rotate() {
 }
 
 S=$BENCH/scripts
+
+# The projection workloads need es_create_projection (issue 4) and use the
+# bank module's handlers (issue 5) when it installs.  The bank module
+# registers its projections and replays history at CREATE EXTENSION: it is
+# created before the data is loaded, and its projections dropped; the
+# workloads register them again, at the head.
+sql -c "CREATE EXTENSION es_pg" >/dev/null
+projections=0 bank=0 bank_note=""
+if has_function 'es_create_projection(text,regprocedure,text[],text,regprocedure,boolean)'; then
+	projections=1
+	if [ "$(sql -c "SELECT count(*) FROM pg_available_extensions WHERE name = 'es_pg_bank'")" = 1 ]; then
+		if sql -c "CREATE EXTENSION es_pg_bank" >"$OUT/raw/bank.log" 2>&1; then
+			bank=1
+			sql -c "SELECT es_drop_projection(name) FROM es_projections" >/dev/null
+		else
+			bank_note="es_pg_bank did not install ($(head -n 1 "$OUT/raw/bank.log"))"
+		fi
+	else
+		bank_note="the bank module (es_pg_bank) is not installed"
+	fi
+fi
 
 es_log "loading the data ($streams streams of $per_stream events, $read_count of $read_len, 2 of $snap_len)"
 sql -v streams=$streams -v per_stream=$per_stream -v read_len=$read_len \
@@ -248,9 +319,106 @@ for c in 1 2; do
 	done
 done
 
-# ---- snapshots (issue 3)
-# TODO when es_aggregate lands
-skip snapshot "es_aggregate and es_save_snapshot are not installed (issue 3)"
+# ---- snapshots (issue 3): one stream with a snapshot $snap_tail events from
+# its head, one without (full replay), and one of twice the tail
+reducer="'bench.account_reducer(jsonb, es_events)'::regprocedure"
+if has_function 'es_aggregate(text,regprocedure,jsonb,bigint,timestamptz)' &&
+	has_function 'es_save_snapshot(text,bigint,jsonb,regprocedure)'; then
+	es_log "snapshot load vs full replay"
+	at=$((snap_len - snap_tail))
+	sql -c "SELECT es_save_snapshot('snap-1', $at, es_aggregate('snap-1', $reducer, '{}', $at), $reducer)" >/dev/null
+	# the snapshot path must give the state the full replay gives
+	same=$(sql -c "SELECT es_aggregate('snap-1', $reducer)->'balance' = es_aggregate('snap-2', $reducer)->'balance'")
+	if [ "$same" != t ]; then
+		skip snapshot "the state loaded from the snapshot differs from the full replay"
+	else
+		for c in 1 2; do
+			for r in $(seq 1 "$rounds"); do
+				for v in $(rotate "$r" snapshot replay tail2x); do
+					bench_pgbench snapshot "$v" any "$c" "$r" "$S/snapshot_$v.sql" prepared 1
+				done
+			done
+		done
+		# a policy or an automatic snapshot would make "replay" a snapshot load
+		n=$(sql -c "SELECT (SELECT count(*) FROM es_load_snapshot('snap-2')) + (SELECT count(*) FROM es_load_snapshot('tail-1'))")
+		[ "$n" = 0 ] || record snapshot - - - - - - - "invalid: es_aggregate stored snapshots of snap-2 or tail-1 during the run"
+	fi
+else
+	skip snapshot "es_aggregate and es_save_snapshot are not installed (issue 3)"
+fi
+
+# ---- projections (issue 4)
+if [ "$projections" = 1 ]; then
+	sql -v bank=$bank -f "$BENCH/sql/projections.sql" >/dev/null
+	if [ "$bank" = 1 ]; then
+		meta projections "the bank module's three projections (es_pg_bank: bank_accounts, bank_transactions, bank_daily_summary)"
+	else
+		meta projections "three handlers of bench/sql/projections.sql, the same statements as the bank module's ($bank_note)"
+	fi
+	# async projections are applied by es_apply_projections here, not by the
+	# worker, so that the time is the machinery's and not the worker's nap
+	sql -c "ALTER SYSTEM SET es_pg.projection_workers = off" -c "SELECT pg_reload_conf()" >/dev/null
+
+	# rebuild: es_rebuild_projection against reset + the handlers over every
+	# event; this also fills the read models for the workloads below
+	es_log "projections: rebuild"
+	sql -c "SELECT bench.projections_on('inline')" >/dev/null
+	# (quick mode rebuilds one of the three)
+	which=$([ "$mode" = quick ] && echo "LIMIT 1" || echo "")
+	for r in $(seq 1 "$rounds"); do
+		for v in $(rotate "$r" rebuild handlers); do
+			if [ "$v" = rebuild ]; then
+				bench_sql rebuild_projection rebuild "$r" \
+					"SELECT sum(es_rebuild_projection(name)) FROM (SELECT name FROM bench.projection_defs ORDER BY name $which) d"
+			else
+				bench_sql rebuild_projection handlers "$r" \
+					"SELECT sum(bench.reset_and_apply(name)) FROM (SELECT name FROM bench.projection_defs ORDER BY name $which) d"
+			fi
+		done
+	done
+
+	# inline: the same single-event appends with and without the projections
+	for sync in on off; do
+		for c in 1 2; do
+			es_log "projections: inline, synchronous_commit = $sync, $c client(s)"
+			for r in $(seq 1 "$rounds"); do
+				for v in $(rotate "$r" bank3 alone); do
+					if [ "$v" = bank3 ]; then
+						sql -c "SELECT bench.projections_on('inline')" >/dev/null
+					else
+						sql -c "SELECT bench.projections_off()" >/dev/null
+					fi
+					bench_pgbench inline_projections "$v" "$sync" "$c" "$r" "$S/append_es.sql" prepared 1
+				done
+			done
+		done
+	done
+	sql -c "SELECT bench.projections_off()" >/dev/null
+
+	# async: a backlog of $backlog events, applied by es_apply_projections,
+	# against the handlers called on another backlog of the same shape
+	es_log "projections: async catch-up"
+	for r in $(seq 1 "$rounds"); do
+		for v in $(rotate "$r" catchup handlers); do
+			if [ "$v" = catchup ]; then
+				sql -c "SELECT bench.projections_on('async')" >/dev/null
+				sql -c "SELECT bench.make_backlog($backlog, $streams)" >/dev/null
+				bench_sql async_projection catchup "$r" "SELECT es_apply_projections()" "$backlog"
+				sql -c "SELECT bench.projections_off()" >/dev/null
+			else
+				from=$(sql -c "SELECT max(global_position) FROM es_events")
+				sql -c "SELECT bench.make_backlog($backlog, $streams)" >/dev/null
+				to=$(sql -c "SELECT max(global_position) FROM es_events")
+				bench_sql async_projection handlers "$r" "SELECT bench.apply_handlers($from, $to)" "$backlog"
+			fi
+		done
+	done
+	sql -c "ALTER SYSTEM RESET es_pg.projection_workers" -c "SELECT pg_reload_conf()" >/dev/null
+else
+	for w in rebuild_projection inline_projections async_projection; do
+		skip "$w" "es_create_projection is not installed (issue 4)"
+	done
+fi
 
 # ---- appends
 gen_batch_scripts 10
@@ -279,9 +447,6 @@ for sync in on off; do
 	done
 done
 
-# ---- projections (issue 4)
-skip inline_projections "es_create_projection is not installed (issue 4)"
-skip async_projection "es_create_projection is not installed (issue 4)"
 
 meta loadavg_end "$(cut -d' ' -f1-3 /proc/loadavg)"
 meta duration "$(($(date +%s) - started)) s"

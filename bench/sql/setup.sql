@@ -47,12 +47,12 @@ ALTER SEQUENCE bench.ref_events_position_seq
  */
 CREATE TEMP TABLE seed AS
 SELECT stream_id, version, event_type, data
-  FROM (SELECT 'acct-' || s AS stream_id, v AS version,
+  FROM (SELECT 'account-' || s AS stream_id, v AS version,
 			   CASE WHEN v = 1 THEN 'AccountCreated'
 					WHEN v % 3 = 0 THEN 'MoneyWithdrawn'
 					ELSE 'MoneyDeposited' END AS event_type,
 			   CASE WHEN v = 1
-					THEN jsonb_build_object('account_id', 'acct-' || s,
+					THEN jsonb_build_object('account_id', s::text,
 											'owner', 'owner ' || s,
 											'initial_deposit', 1000)
 					ELSE jsonb_build_object('amount', 10 + (s * 7 + v) % 90)
@@ -103,3 +103,33 @@ DROP TABLE seed;
 VACUUM (FREEZE, ANALYZE) es_events;
 VACUUM (FREEZE, ANALYZE) bench.ref_events;
 CHECKPOINT;
+
+/*
+ * The snapshot workload's reducer: the bank account's fold (the same code
+ * as bank_account_reducer of examples/bank), kept here so that the workload
+ * does not depend on the bank module and no snapshot policy applies to it.
+ */
+CREATE FUNCTION bench.account_reducer(state jsonb, event es_events)
+	RETURNS jsonb
+	LANGUAGE sql IMMUTABLE PARALLEL SAFE
+	RETURN CASE
+		WHEN event.event_type = 'AccountCreated' AND NOT state ? 'account_id' THEN
+			jsonb_build_object(
+				'account_id', event.data->'account_id',
+				'owner', event.data->'owner',
+				'balance', COALESCE((event.data->>'initial_deposit')::numeric, 0),
+				'status', 'open',
+				'version', event.version)
+		WHEN event.event_type = 'MoneyDeposited' THEN
+			state || jsonb_build_object(
+				'balance', (state->>'balance')::numeric + (event.data->>'amount')::numeric,
+				'version', event.version)
+		WHEN event.event_type = 'MoneyWithdrawn' THEN
+			state || jsonb_build_object(
+				'balance', (state->>'balance')::numeric - (event.data->>'amount')::numeric,
+				'version', event.version)
+		WHEN event.event_type = 'AccountClosed' THEN
+			state || jsonb_build_object('status', 'closed', 'version', event.version)
+		ELSE
+			state || jsonb_build_object('version', event.version)
+	END;
