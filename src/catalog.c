@@ -189,11 +189,25 @@ ExtensionSchema(Oid ext_oid)
 const EsCatalog *
 EsGetCatalogForExtension(bool missing_ok)
 {
+	Oid			namespace_oid = EsExtensionNamespace(missing_ok);
+
+	if (!OidIsValid(namespace_oid))
+		return NULL;
+	return EsGetCatalog(namespace_oid);
+}
+
+/*
+ * EsExtensionNamespace returns the schema es_pg is installed in, or
+ * InvalidOid when it is not installed and missing_ok.
+ */
+Oid
+EsExtensionNamespace(bool missing_ok)
+{
 	Oid			ext_oid = get_extension_oid("es_pg", missing_ok);
 
 	if (!OidIsValid(ext_oid))
-		return NULL;
-	return EsGetCatalog(ExtensionSchema(ext_oid));
+		return InvalidOid;
+	return ExtensionSchema(ext_oid);
 }
 
 /*

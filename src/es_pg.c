@@ -45,6 +45,7 @@ _PG_init(void)
 							 false,
 							 PGC_SUSET, 0,
 							 NULL, NULL, NULL);
+	EsInitSnapshots();
 	MarkGUCPrefixReserved("es_pg");
 
 	EsInitCatalogCache();

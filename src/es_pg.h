@@ -43,6 +43,7 @@
  */
 #define ES_LOCKTAG_STREAM	0x4553	/* one stream: held until transaction end */
 #define ES_LOCKTAG_FEED		0x4546	/* position allocation: held briefly */
+#define ES_LOCKTAG_SNAPSHOT	0x534E	/* a policy snapshot writer: try-lock */
 
 #define ES_ERRCODE_VERSION_CONFLICT ERRCODE_T_R_SERIALIZATION_FAILURE
 
@@ -68,6 +69,7 @@ typedef struct EsCatalog
 extern const EsCatalog *EsGetCatalog(Oid namespace_oid);
 extern const EsCatalog *EsGetCatalogForFunction(FunctionCallInfo fcinfo);
 extern const EsCatalog *EsGetCatalogForExtension(bool missing_ok);
+extern Oid	EsExtensionNamespace(bool missing_ok);
 extern void EsCheckReadPrivilege(const EsCatalog *cat);
 extern void EsInitCatalogCache(void);
 
@@ -111,5 +113,8 @@ extern int64 EsStreamVersion(const EsCatalog *cat, Relation rel,
 extern int64 EsReadFeed(const EsCatalog *cat, int64 from_position,
 						int64 max_count, EsFeedCallback callback, void *arg);
 extern int64 EsHeadPosition(const EsCatalog *cat, Snapshot snapshot);
+
+/* snapshot.c */
+extern void EsInitSnapshots(void);
 
 #endif							/* ES_PG_H */

@@ -14,8 +14,9 @@
  * skip its rows (see lock.c).
  *
  * es_ddl_guard is an event trigger: after ALTER TABLE, DROP TRIGGER, ALTER
- * TRIGGER and CREATE RULE it checks that the triggers above still exist and
- * fire always, and that no rule rewrites es_events; before DROP EXTENSION
+ * TRIGGER, CREATE RULE and DROP INDEX it checks that the triggers above
+ * still exist and fire always, that no rule rewrites es_events and that its
+ * unique constraints are in place; before DROP EXTENSION
  * es_pg or DROP SCHEMA ... CASCADE of its schema, it refuses while events
  * exist unless es_pg.allow_drop_history is on.
  *
@@ -44,6 +45,13 @@ extern bool es_allow_drop_history;
 static const char *const es_required_triggers[] = {
 	"es_events_append_only",
 	"es_events_insert_guard",
+};
+
+/* unique indexes (and their constraints) es_events must keep */
+static const char *const es_required_indexes[] = {
+	"es_events_pkey",
+	ES_STREAM_VERSION_CONSTRAINT,
+	ES_EVENT_ID_CONSTRAINT,
 };
 
 /*
@@ -105,16 +113,25 @@ es_events_insert_guard(PG_FUNCTION_ARGS)
 
 /*
  * CheckTriggersInPlace raises an error if the protective triggers of
- * es_events are missing or do not fire always, or if a rule rewrites
- * es_events.
+ * es_events are missing or do not fire always, if a rule rewrites
+ * es_events, or if one of its unique constraints is gone.
  */
 static void
-CheckTriggersInPlace(const EsCatalog *cat)
+CheckTriggersInPlace(Oid namespace_oid)
 {
-	Relation	rel = table_open(cat->events_relid, AccessShareLock);
-	TriggerDesc *trigdesc = rel->trigdesc;
+	Oid			events_relid = get_relname_relid("es_events", namespace_oid);
+	Relation	rel;
+	TriggerDesc *trigdesc;
 	int			i;
 
+	/*
+	 * Look the objects up by name rather than through EsGetCatalog: the
+	 * command being checked may just have dropped one of them.
+	 */
+	if (!OidIsValid(events_relid))
+		return;
+	rel = table_open(events_relid, AccessShareLock);
+	trigdesc = rel->trigdesc;
 	for (i = 0; i < lengthof(es_required_triggers); i++)
 	{
 		const char *name = es_required_triggers[i];
@@ -141,6 +158,17 @@ CheckTriggersInPlace(const EsCatalog *cat)
 				 errmsg("rules on es_events are not allowed"),
 				 errdetail("A rule could turn a refused UPDATE or DELETE into a silent no-op.")));
 	table_close(rel, AccessShareLock);
+
+	for (i = 0; i < lengthof(es_required_indexes); i++)
+	{
+		if (!OidIsValid(get_relname_relid(es_required_indexes[i],
+										  namespace_oid)))
+			ereport(ERROR,
+					(errcode(ERRCODE_FEATURE_NOT_SUPPORTED),
+					 errmsg("constraint \"%s\" on es_events must stay in place",
+							es_required_indexes[i]),
+					 errdetail("Versions, event ids and global positions rely on it being unique.")));
+	}
 }
 
 /*
@@ -181,7 +209,7 @@ Datum
 es_ddl_guard(PG_FUNCTION_ARGS)
 {
 	EventTriggerData *trigdata;
-	const EsCatalog *cat;
+	Oid			namespace_oid;
 
 	if (!CALLED_AS_EVENT_TRIGGER(fcinfo))
 		ereport(ERROR,
@@ -192,15 +220,17 @@ es_ddl_guard(PG_FUNCTION_ARGS)
 	/* extension scripts may rebuild triggers; they are checked afterwards */
 	if (creating_extension)
 		PG_RETURN_NULL();
-	cat = EsGetCatalogForExtension(true);
-	if (cat == NULL)
+	namespace_oid = EsExtensionNamespace(true);
+	if (!OidIsValid(namespace_oid))
 		PG_RETURN_NULL();
 
-	if (strcmp(trigdata->event, "ddl_command_start") == 0)
+	if (strcmp(trigdata->event, "ddl_command_start") != 0)
+		CheckTriggersInPlace(namespace_oid);
+	else if (IsA(trigdata->parsetree, DropStmt) && !es_allow_drop_history)
 	{
-		if (IsA(trigdata->parsetree, DropStmt) &&
-			DropWouldRemoveHistory((DropStmt *) trigdata->parsetree, cat) &&
-			!es_allow_drop_history)
+		const EsCatalog *cat = EsGetCatalog(namespace_oid);
+
+		if (DropWouldRemoveHistory((DropStmt *) trigdata->parsetree, cat))
 		{
 			int64		head;
 			Snapshot	snapshot = RegisterSnapshot(GetLatestSnapshot());
@@ -216,7 +246,5 @@ es_ddl_guard(PG_FUNCTION_ARGS)
 						 errhint("Dump the database first. To drop the event store and its history for good, a superuser sets es_pg.allow_drop_history = on.")));
 		}
 	}
-	else
-		CheckTriggersInPlace(cat);
 	PG_RETURN_NULL();
 }

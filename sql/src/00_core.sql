@@ -69,7 +69,8 @@ CREATE FUNCTION @extschema@.es_ddl_guard()
 	AS 'MODULE_PATHNAME', 'es_ddl_guard'
 	LANGUAGE C;
 CREATE EVENT TRIGGER es_guard_ddl ON ddl_command_end
-	WHEN TAG IN ('ALTER TABLE', 'DROP TRIGGER', 'ALTER TRIGGER', 'CREATE RULE')
+	WHEN TAG IN ('ALTER TABLE', 'DROP TRIGGER', 'ALTER TRIGGER', 'CREATE RULE',
+				 'DROP INDEX')
 	EXECUTE FUNCTION @extschema@.es_ddl_guard();
 CREATE EVENT TRIGGER es_guard_drop ON ddl_command_start
 	WHEN TAG IN ('DROP EXTENSION', 'DROP SCHEMA')

@@ -115,3 +115,13 @@ SELECT count(*) FROM pg_locks
 SELECT mode, granted FROM pg_locks
  WHERE locktype = 'advisory' AND objsubid = 17747 AND pid = pg_backend_pid();
 COMMIT;
+
+-- the unique constraints that versions and ids rely on stay in place
+\set VERBOSITY sqlstate
+ALTER TABLE es_events DROP CONSTRAINT es_events_stream_id_version_key;
+ALTER TABLE es_events DROP CONSTRAINT es_events_event_id_key;
+ALTER TABLE es_events DROP CONSTRAINT es_events_pkey CASCADE;
+\set VERBOSITY default
+ALTER TABLE es_events DROP CONSTRAINT es_events_stream_id_version_key;
+SELECT conname FROM pg_constraint
+ WHERE conrelid = 'es_events'::regclass AND contype IN ('p', 'u') ORDER BY conname;
