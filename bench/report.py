@@ -48,10 +48,14 @@ WORKLOADS = [
        {"any": 1.0})]),
     ("inline_projections", "single-event append to a random account, with the three inline projections",
      ("bank3", "es_append + balance, history and daily-summary projections, inline"),
-     [("alone", "es_append, no projection", None)]),
-    ("async_projection", "async catch-up: a backlog of events applied to the three projections",
-     ("catchup", "es_apply_projections()"),
-     [("handlers", "the three handlers called on an equal backlog from one SQL statement", None)]),
+     [("alone", "es_append, no projection", None),
+      ("by_hand", "es_append, then the same three handlers called by hand in the same transaction", None)]),
+    ("async_projection", "async catch-up: a backlog applied to the three projections, 1,000 events per projection and transaction",
+     ("catchup", "es_apply_projections(NULL, 1000) until done"),
+     [("handlers", "the three handlers called on an equal backlog, 1,000 events per statement", None)]),
+    ("async_worker", "async catch-up by the background worker: from the backlog's commit to the last projection at the head",
+     ("worker", "the projection worker (es_wait_for_projection to see it done)"),
+     [("handlers", "the three handlers called on an equal backlog, 1,000 events per statement", None)]),
     ("rebuild_projection", "rebuild of the projections from all events (handler calls/s)",
      ("rebuild", "es_rebuild_projection"),
      [("handlers", "reset, then the handler called on every event from one SQL statement", None)]),
@@ -123,7 +127,8 @@ def analyse(rows):
             variants = by_key[key]
             es = variants.get(es_v, {})
             cpu = cpu_by_key.get(key, {})
-            es_cpu = cpu.get(es_v, {})
+            # the worker's CPU is not a reaped backend's: not measured
+            es_cpu = cpu.get(es_v, {}) if es_v != "worker" else {}
             for ref_v, ref_what, target in refs:
                 ref = variants.get(ref_v, {})
                 ratios = [es[r] / ref[r] for r in es if r in ref and ref[r] > 0]
@@ -295,7 +300,8 @@ def main():
         "## This run",
         "",
         f"- date: {meta.get('date')}; mode: {meta.get('mode')} ({meta.get('rounds')} round(s) "
-        f"of {meta.get('seconds')} s per figure; total {meta.get('duration')}); commit {meta.get('commit')}",
+        f"of {meta.get('seconds')} s per figure; total {meta.get('duration')}: {meta.get('phases')}); "
+        f"commit {meta.get('commit')}",
         f"- machine: {meta.get('cpu')}, {meta.get('cores')} cores, {meta.get('memory')}, "
         f"{meta.get('kernel')}; 8 kB O_DSYNC writes: {meta.get('dsync')}/s; "
         f"load average {meta.get('loadavg_start')} at the start, {meta.get('loadavg_end')} at the end",

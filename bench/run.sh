@@ -64,6 +64,16 @@ printf 'workload\tvariant\tsync\tclients\tround\tevents_per_s\ttps\tlatency_ms\t
 printf 'key\tvalue\n' >"$OUT/meta.tsv"
 
 meta() { printf '%s\t%s\n' "$1" "$2" >>"$OUT/meta.tsv"; }
+
+# phase NAME: ends the current phase (its seconds go to the report) and
+# starts the next one
+phase_name="" phase_start=$(date +%s) phases=""
+phase() {
+	local now
+	now=$(date +%s)
+	[ -z "$phase_name" ] || phases="$phases${phases:+, }$phase_name $((now - phase_start)) s"
+	phase_name=$1 phase_start=$now
+}
 sql() { "$PSQL" -X -q -v ON_ERROR_STOP=1 -At "$@"; }
 has_function() { [ "$(sql -c "SELECT to_regprocedure('$1') IS NOT NULL")" = t ]; }
 
@@ -84,20 +94,22 @@ record() {
 # runs: a figure that noise from other processes barely moves.
 clk_tck=$(getconf CLK_TCK)
 pm_pid=$(head -n 1 "$ES_TMP/data/postmaster.pid")
-pm_children=$(pgrep -c -P "$pm_pid" || true)	# its auxiliary processes
+# cpu_mark: "TICKS CHILDREN", the children's CPU so far and how many
+# processes the postmaster has before the measurement starts its own
 cpu_mark() {
-	awk '{ print $16 + $17 }' "/proc/$pm_pid/stat"
+	echo "$(awk '{ print $16 + $17 }' "/proc/$pm_pid/stat") $(pgrep -c -P "$pm_pid" || true)"
 }
 # cpu_since MARK EVENTS: backend CPU microseconds per event since MARK,
-# once the measurement's backends have exited
+# once the measurement's backends have exited (waiting a second at most)
 cpu_since() {
 	local i now
-	for ((i = 0; i < 100; i++)); do
-		[ "$(pgrep -c -P "$pm_pid" || true)" -le "$pm_children" ] && break
+	set -- $1 "$2"
+	for ((i = 0; i < 50; i++)); do
+		[ "$(pgrep -c -P "$pm_pid" || true)" -le "$2" ] && break
 		sleep 0.02
 	done
 	now=$(awk '{ print $16 + $17 }' "/proc/$pm_pid/stat")
-	awk -v a="$1" -v b="$now" -v e="$2" -v hz="$clk_tck" \
+	awk -v a="$1" -v b="$now" -v e="$3" -v hz="$clk_tck" \
 		'BEGIN { printf "%.2f", (e > 0 ? (b - a) * 1e6 / hz / e : 0) }'
 }
 
@@ -105,6 +117,20 @@ cpu_since() {
 skip() {
 	record "$1" - - - - - - - "skipped: $2"
 	echo "  $1: skipped ($2)"
+}
+
+# settle: wait (two seconds at most) until the postmaster's processes stop
+# coming and going, so that a background worker that exits after a
+# configuration change is not counted in the next measurement's CPU
+settle() {
+	local i n m
+	n=$(pgrep -c -P "$pm_pid" || true)
+	for ((i = 0; i < 10; i++)); do
+		sleep 0.2
+		m=$(pgrep -c -P "$pm_pid" || true)
+		[ "$m" = "$n" ] && [ "$i" -ge 2 ] && break
+		n=$m
+	done
 }
 
 # bench_pgbench WORKLOAD VARIANT SYNC CLIENTS ROUND SCRIPT PROTOCOL EVENTS
@@ -203,22 +229,33 @@ bench_copy() {
 		"$status" "$cpu"
 }
 
-# bench_sql WORKLOAD VARIANT ROUND SQL [EVENTS]: one timed statement; it
-# returns its handler calls, and the figure is EVENTS (default: those calls)
-# per second of wall-clock time
+# bench_sql WORKLOAD VARIANT ROUND SQL|@FILE [EVENTS [PSQL OPTION...]]: one
+# timed psql run of a statement or a script (each statement its own
+# transaction).  The figure is EVENTS (default: the number the statement
+# returns) per second of wall-clock time, less psql's start-up.  A script
+# may print "elapsed SECONDS" to time itself instead.
 bench_sql() {
-	local w=$1 v=$2 r=$3 q=$4 ev=${5:-} cpu0 t0 t1 n secs_run status=ok
+	local w=$1 v=$2 r=$3 q=$4 ev=${5:-} cpu0 t0 t1 n out secs_run status=ok
+	shift 4
+	[ $# -gt 0 ] && shift
 	cpu0=$(cpu_mark)
 	t0=$(date +%s.%N)
-	n=$(sql -c "$q" 2>"$OUT/raw/$w.$v.r$r.err") || { status=failed; n=0; }
+	if [ "${q:0:1}" = @ ]; then
+		out=$(sql "$@" -f "${q:1}" 2>"$OUT/raw/$w.$v.r$r.err") || status=failed
+	else
+		out=$(sql "$@" -c "$q" 2>"$OUT/raw/$w.$v.r$r.err") || status=failed
+	fi
 	t1=$(date +%s.%N)
 	[ "$status" = ok ] || { echo "  $w/$v failed:"; head -n 5 "$OUT/raw/$w.$v.r$r.err"; }
+	n=$(echo "$out" | tail -n 1)
+	[[ "$n" =~ ^[0-9]+$ ]] || n=0
 	ev=${ev:-$n}
-	secs_run=$(awk -v a="$t0" -v b="$t1" -v o="$copy_overhead" \
+	secs_run=$(echo "$out" | sed -n 's/^elapsed //p')
+	[ -n "$secs_run" ] || secs_run=$(awk -v a="$t0" -v b="$t1" -v o="$copy_overhead" \
 		'BEGIN { d = b - a - o; printf "%.4f", (d > 0.001 ? d : 0.001) }')
 	record "$w" "$v" any 1 "$r" \
-		"$(awk -v n="$ev" -v s="$secs_run" 'BEGIN { printf "%.1f", n / s }')" \
-		"$n" "$(awk -v s="$secs_run" 'BEGIN { printf "%.1f", s * 1000 }')" \
+		"$(awk -v n="$ev" -v s="$secs_run" 'BEGIN { printf "%.1f", (n + 0) / s }')" \
+		"${n:-0}" "$(awk -v s="$secs_run" 'BEGIN { printf "%.1f", s * 1000 }')" \
 		"$status" "$(cpu_since "$cpu0" "$ev")"
 }
 
@@ -281,6 +318,7 @@ if has_function 'es_create_projection(text,regprocedure,text[],text,regprocedure
 	fi
 fi
 
+phase setup
 es_log "loading the data ($streams streams of $per_stream events, $read_count of $read_len, 2 of $snap_len)"
 sql -v streams=$streams -v per_stream=$per_stream -v read_len=$read_len \
 	-v read_count=$read_count -v snap_len=$snap_len -v snap_tail=$snap_tail \
@@ -309,6 +347,7 @@ meta dsync "$(cd "$ES_TMP" && dd if=/dev/zero of=dsync.test bs=8k count=500 ofla
 meta copy_overhead "$copy_overhead"
 
 # ---- reads: no commit record is written, so once, not per durability
+phase reads
 for c in 1 2; do
 	es_log "reads, $c client(s)"
 	for r in $(seq 1 "$rounds"); do
@@ -324,6 +363,7 @@ done
 reducer="'bench.account_reducer(jsonb, es_events)'::regprocedure"
 if has_function 'es_aggregate(text,regprocedure,jsonb,bigint,timestamptz)' &&
 	has_function 'es_save_snapshot(text,bigint,jsonb,regprocedure)'; then
+	phase snapshots
 	es_log "snapshot load vs full replay"
 	at=$((snap_len - snap_tail))
 	sql -c "SELECT es_save_snapshot('snap-1', $at, es_aggregate('snap-1', $reducer, '{}', $at), $reducer)" >/dev/null
@@ -358,62 +398,88 @@ if [ "$projections" = 1 ]; then
 	# async projections are applied by es_apply_projections here, not by the
 	# worker, so that the time is the machinery's and not the worker's nap
 	sql -c "ALTER SYSTEM SET es_pg.projection_workers = off" -c "SELECT pg_reload_conf()" >/dev/null
+	settle
 
 	# rebuild: es_rebuild_projection against reset + the handlers over every
 	# event; this also fills the read models for the workloads below
+	phase rebuild
 	es_log "projections: rebuild"
 	sql -c "SELECT bench.projections_on('inline')" >/dev/null
-	# (quick mode rebuilds one of the three)
-	which=$([ "$mode" = quick ] && echo "LIMIT 1" || echo "")
 	for r in $(seq 1 "$rounds"); do
 		for v in $(rotate "$r" rebuild handlers); do
 			if [ "$v" = rebuild ]; then
 				bench_sql rebuild_projection rebuild "$r" \
-					"SELECT sum(es_rebuild_projection(name)) FROM (SELECT name FROM bench.projection_defs ORDER BY name $which) d"
+					"SELECT sum(es_rebuild_projection(name)) FROM (SELECT name FROM bench.projection_defs ORDER BY name) d"
 			else
 				bench_sql rebuild_projection handlers "$r" \
-					"SELECT sum(bench.reset_and_apply(name)) FROM (SELECT name FROM bench.projection_defs ORDER BY name $which) d"
+					"SELECT sum(bench.reset_and_apply(name)) FROM (SELECT name FROM bench.projection_defs ORDER BY name) d"
 			fi
 		done
 	done
 
 	# inline: the same single-event appends with and without the projections
+	phase inline
 	for sync in on off; do
 		for c in 1 2; do
 			es_log "projections: inline, synchronous_commit = $sync, $c client(s)"
 			for r in $(seq 1 "$rounds"); do
-				for v in $(rotate "$r" bank3 alone); do
+				for v in $(rotate "$r" bank3 alone by_hand); do
 					if [ "$v" = bank3 ]; then
 						sql -c "SELECT bench.projections_on('inline')" >/dev/null
 					else
 						sql -c "SELECT bench.projections_off()" >/dev/null
 					fi
-					bench_pgbench inline_projections "$v" "$sync" "$c" "$r" "$S/append_es.sql" prepared 1
+					bench_pgbench inline_projections "$v" "$sync" "$c" "$r" \
+						"$S/$([ "$v" = by_hand ] && echo inline_by_hand || echo append_es).sql" prepared 1
 				done
 			done
 		done
 	done
 	sql -c "SELECT bench.projections_off()" >/dev/null
 
-	# async: a backlog of $backlog events, applied by es_apply_projections,
-	# against the handlers called on another backlog of the same shape
+	# async: a backlog of $backlog events applied in batches of 1,000 events
+	# per projection and transaction, as the worker applies them, by
+	# es_apply_projections(NULL, 1000) called until it has nothing left,
+	# against the handlers called on another backlog of the same shape, in
+	# the same batches
+	phase async
 	es_log "projections: async catch-up"
+	nbatch=$(((backlog + 999) / 1000))
 	for r in $(seq 1 "$rounds"); do
 		for v in $(rotate "$r" catchup handlers); do
 			if [ "$v" = catchup ]; then
 				sql -c "SELECT bench.projections_on('async')" >/dev/null
 				sql -c "SELECT bench.make_backlog($backlog, $streams)" >/dev/null
-				bench_sql async_projection catchup "$r" "SELECT es_apply_projections()" "$backlog"
+				for ((i = 0; i <= nbatch; i++)); do
+					echo "SELECT es_apply_projections(NULL, 1000);"
+				done >"$OUT/gen/catchup.sql"
+				bench_sql async_projection catchup "$r" "@$OUT/gen/catchup.sql" "$backlog"
+				lag=$(sql -c "SELECT sum(lag_events) FROM es_projection_status WHERE name IN (SELECT name FROM bench.projection_defs)")
+				[ "$lag" = 0 ] || record async_projection - - - - - - - "invalid: es_apply_projections left $lag events unapplied"
 				sql -c "SELECT bench.projections_off()" >/dev/null
 			else
 				from=$(sql -c "SELECT max(global_position) FROM es_events")
 				sql -c "SELECT bench.make_backlog($backlog, $streams)" >/dev/null
 				to=$(sql -c "SELECT max(global_position) FROM es_events")
-				bench_sql async_projection handlers "$r" "SELECT bench.apply_handlers($from, $to)" "$backlog"
+				for ((i = from; i < to; i += 1000)); do
+					echo "SELECT bench.apply_handlers($i, $((i + 1000 < to ? i + 1000 : to)));"
+				done >"$OUT/gen/handlers.sql"
+				bench_sql async_projection handlers "$r" "@$OUT/gen/handlers.sql" "$backlog"
+				tail -n 1 "$RESULTS" | sed 's/^async_projection/async_worker/' >>"$RESULTS"
 			fi
 		done
 	done
+
+	# the worker: time from the commit of a backlog to the moment
+	# es_wait_for_projection says all three projections have applied it
 	sql -c "ALTER SYSTEM RESET es_pg.projection_workers" -c "SELECT pg_reload_conf()" >/dev/null
+	settle
+	for r in $(seq 1 "$rounds"); do
+		sql -c "SELECT bench.projections_on('async')" >/dev/null
+		bench_sql async_worker worker "$r" "@$BENCH/sql/worker_catchup.sql" "$backlog" \
+			-v backlog="$backlog" -v streams="$streams"
+		sql -c "SELECT bench.projections_off()" >/dev/null
+	done
 else
 	for w in rebuild_projection inline_projections async_projection; do
 		skip "$w" "es_create_projection is not installed (issue 4)"
@@ -421,6 +487,7 @@ else
 fi
 
 # ---- appends
+phase appends
 gen_batch_scripts 10
 gen_batch_scripts 1000
 for sync in on off; do
@@ -448,6 +515,8 @@ for sync in on off; do
 done
 
 
+phase end
+meta phases "$phases"
 meta loadavg_end "$(cut -d' ' -f1-3 /proc/loadavg)"
 meta duration "$(($(date +%s) - started)) s"
 es_log "report"

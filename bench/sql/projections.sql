@@ -275,3 +275,38 @@ CREATE FUNCTION bench.make_backlog(n integer, streams integer)
 		  {"type": "MoneyDeposited", "data": {"amount": 70}}]'))
 	  FROM generate_series(1, n / 10)
 $$;
+
+/*
+ * The reference of the inline workload: es_append, then the three handlers
+ * called by hand on the new event, in the same transaction: the work of the
+ * inline projections without the dispatch machinery.  Generated from
+ * bench.projection_defs, so that it calls the same handlers.
+ */
+DO $do$
+DECLARE
+	body text := '';
+	d record;
+BEGIN
+	FOR d IN SELECT * FROM bench.projection_defs ORDER BY name LOOP
+		body := body || format(
+			E'\tIF %L IS NULL OR e.event_type = ANY (%L::text[]) THEN\n'
+			'\t\tPERFORM %s(e);\n\tEND IF;\n',
+			d.event_types, d.event_types, d.handler::regproc);
+	END LOOP;
+	EXECUTE format($f$
+CREATE FUNCTION bench.append_by_hand(stream text, type text, data jsonb)
+	RETURNS bigint
+	LANGUAGE plpgsql
+	AS $body$
+DECLARE
+	v bigint := es_append(stream, type, data);
+	e es_events;
+BEGIN
+	SELECT * INTO e FROM es_events ev
+	 WHERE ev.stream_id = stream AND ev.version = v;
+%s	RETURN v;
+END
+$body$;
+$f$, body);
+END
+$do$;

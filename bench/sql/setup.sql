@@ -46,7 +46,8 @@ ALTER SEQUENCE bench.ref_events_position_seq
  * stream's events are spread over many pages.
  */
 CREATE TEMP TABLE seed AS
-SELECT stream_id, version, event_type, data
+SELECT row_number() OVER (ORDER BY o1, o2, version) AS n,
+	   stream_id, version, event_type, data
   FROM (SELECT 'account-' || s AS stream_id, v AS version,
 			   CASE WHEN v = 1 THEN 'AccountCreated'
 					WHEN v % 3 = 0 THEN 'MoneyWithdrawn'
@@ -95,10 +96,20 @@ SELECT stream_id, version, event_type, data
 		  FROM generate_series(1, 2 * :snap_tail) v) g
  ORDER BY o1, o2, version;
 
-INSERT INTO es_events (stream_id, version, event_type, data)
-SELECT stream_id, version, event_type, data FROM seed;
-INSERT INTO bench.ref_events (stream_id, version, event_type, data)
-SELECT stream_id, version, event_type, data FROM seed;
+/*
+ * A year of history: recorded_at grows with the position, from a year ago
+ * to now, so that the daily-summary read model has a row per day, as it
+ * would in a live system, rather than one row that every event updates.
+ */
+SELECT count(*) AS seed_count, now() AS seed_now FROM seed \gset
+INSERT INTO es_events (stream_id, version, event_type, data, recorded_at)
+SELECT stream_id, version, event_type, data,
+	   :'seed_now'::timestamptz - interval '365 days' * (1 - n::float8 / :seed_count)
+  FROM seed ORDER BY n;
+INSERT INTO bench.ref_events (stream_id, version, event_type, data, recorded_at)
+SELECT stream_id, version, event_type, data,
+	   :'seed_now'::timestamptz - interval '365 days' * (1 - n::float8 / :seed_count)
+  FROM seed ORDER BY n;
 DROP TABLE seed;
 VACUUM (FREEZE, ANALYZE) es_events;
 VACUUM (FREEZE, ANALYZE) bench.ref_events;
