@@ -318,40 +318,70 @@ CheckExpectedVersion(Relation rel, text *stream_id, int64 actual,
 }
 
 /*
+ * Random bytes for event ids are drawn from the strong random source in
+ * blocks, since each call to it costs about as much as a small insert.  The
+ * buffer is filled lazily in each backend, never before a fork.
+ */
+#define ES_RANDOM_BUFFER_BYTES	(256 * UUID_LEN)
+static unsigned char es_random_buffer[ES_RANDOM_BUFFER_BYTES];
+static int	es_random_used = ES_RANDOM_BUFFER_BYTES;
+
+/*
+ * NextRandomUuid fills one version 4 uuid.
+ */
+static void
+NextRandomUuid(pg_uuid_t *uuid)
+{
+	unsigned char *d = uuid->data;
+
+	if (es_random_used + UUID_LEN > ES_RANDOM_BUFFER_BYTES)
+	{
+		if (!pg_strong_random(es_random_buffer, ES_RANDOM_BUFFER_BYTES))
+			ereport(ERROR,
+					(errcode(ERRCODE_INTERNAL_ERROR),
+					 errmsg("could not generate random values")));
+		es_random_used = 0;
+	}
+	memcpy(d, es_random_buffer + es_random_used, UUID_LEN);
+	/* each block of random bytes is used once */
+	memset(es_random_buffer + es_random_used, 0, UUID_LEN);
+	es_random_used += UUID_LEN;
+	d[6] = (d[6] & 0x0f) | 0x40;	/* version 4 */
+	d[8] = (d[8] & 0x3f) | 0x80;	/* RFC 4122 variant */
+}
+
+/*
  * GenerateEventIds fills in random (version 4) uuids for events without an
- * id, with one call to the random source for the whole call.
+ * id.
  */
 static void
 GenerateEventIds(NewEvent *events, int nevents)
 {
-	int			missing = 0;
 	int			i;
-	int			k = 0;
-	unsigned char *buf;
 
 	for (i = 0; i < nevents; i++)
 		if (!events[i].has_id)
-			missing++;
-	if (missing == 0)
-		return;
+			NextRandomUuid(&events[i].event_id);
+}
 
-	buf = palloc(missing * UUID_LEN);
-	if (!pg_strong_random(buf, missing * UUID_LEN))
-		ereport(ERROR,
-				(errcode(ERRCODE_INTERNAL_ERROR),
-				 errmsg("could not generate random values")));
-	for (i = 0; i < nevents; i++)
-	{
-		unsigned char *d;
+/*
+ * NeedsConstraintCheck says whether ExecConstraints has anything to check
+ * that es_append has not made sure of already: the rows it builds have no
+ * NULL outside metadata and a version above 0 (es_events_version_check).
+ * A constraint an administrator added is checked as usual.
+ */
+static bool
+NeedsConstraintCheck(Relation rel)
+{
+	TupleConstr *constr = rel->rd_att->constr;
 
-		if (events[i].has_id)
-			continue;
-		d = events[i].event_id.data;
-		memcpy(d, buf + (k++) * UUID_LEN, UUID_LEN);
-		d[6] = (d[6] & 0x0f) | 0x40;	/* version 4 */
-		d[8] = (d[8] & 0x3f) | 0x80;	/* RFC 4122 variant */
-	}
-	pfree(buf);
+	if (constr == NULL)
+		return false;
+	if (constr->has_generated_stored ||
+		TupleDescAttr(rel->rd_att, Anum_es_events_metadata - 1)->attnotnull)
+		return true;
+	return !(constr->num_check == 1 &&
+			 strcmp(constr->check[0].ccname, "es_events_version_check") == 0);
 }
 
 /*
@@ -370,6 +400,7 @@ InsertEvents(const EsCatalog *cat, Relation rel, text *stream_id,
 	CommandId	cid;
 	TimestampTz recorded_at = GetCurrentTimestamp();
 	bool		has_br_triggers;
+	bool		check_constraints = NeedsConstraintCheck(rel);
 	BulkInsertState bistate = NULL;
 	EsAppendedEvents appended;
 	MemoryContext oldcxt;
@@ -456,7 +487,7 @@ InsertEvents(const EsCatalog *cat, Relation rel, text *stream_id,
 					(errcode(ERRCODE_TRIGGERED_ACTION_EXCEPTION),
 					 errmsg("a BEFORE INSERT trigger on es_events skipped an event"),
 					 errdetail("Appends are all or nothing; triggers on es_events must not suppress rows.")));
-		if (rel->rd_att->constr)
+		if (check_constraints)
 			ExecConstraints(rri, slot, estate);
 		ResetPerTupleExprContext(estate);
 	}

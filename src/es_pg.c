@@ -26,7 +26,9 @@ bool		es_allow_drop_history = false;
 void		_PG_init(void);
 
 /*
- * _PG_init defines the settings and registers the cache callbacks.
+ * _PG_init defines the settings and registers the cache callbacks; the
+ * projection part (projection.c, worker.c) also sets up shared memory and
+ * the launcher worker when es_pg is preloaded.
  */
 void
 _PG_init(void)
@@ -46,6 +48,7 @@ _PG_init(void)
 							 PGC_SUSET, 0,
 							 NULL, NULL, NULL);
 	EsInitSnapshots();
+	EsInitProjections();
 	MarkGUCPrefixReserved("es_pg");
 
 	EsInitCatalogCache();

@@ -12,6 +12,8 @@
 #define ES_PG_H
 
 #include "fmgr.h"
+#include "datatype/timestamp.h"
+#include "nodes/pg_list.h"
 #include "access/htup.h"
 #include "executor/tuptable.h"
 #include "utils/jsonb.h"
@@ -37,13 +39,14 @@
 #define Natts_es_events					8
 
 /*
- * Lock tags.  Both live in the advisory lock space (pg_locks shows them as
+ * Lock tags.  They live in the advisory lock space (pg_locks shows them as
  * "advisory" with objsubid set to these values), apart from the keys that
  * pg_advisory_lock(bigint) (1) and pg_advisory_lock(int, int) (2) use.
  */
 #define ES_LOCKTAG_STREAM	0x4553	/* one stream: held until transaction end */
 #define ES_LOCKTAG_FEED		0x4546	/* position allocation: held briefly */
 #define ES_LOCKTAG_SNAPSHOT	0x534E	/* a policy snapshot writer: try-lock */
+#define ES_LOCKTAG_WORKER	0x4557	/* a database's projection worker */
 
 #define ES_ERRCODE_VERSION_CONFLICT ERRCODE_T_R_SERIALIZATION_FAILURE
 
@@ -116,5 +119,36 @@ extern int64 EsHeadPosition(const EsCatalog *cat, Snapshot snapshot);
 
 /* snapshot.c */
 extern void EsInitSnapshots(void);
+
+/*
+ * projection.c and worker.c
+ *
+ * EsInitProjections is called from _PG_init: settings, cache callbacks,
+ * and, when es_pg is preloaded, shared memory and the launcher worker.
+ */
+extern int	es_projection_retries;
+extern int	es_projection_batch_size;
+extern int	es_projection_naptime;
+extern bool es_projection_workers;
+
+extern void EsInitProjections(void);
+extern void EsInitWorkers(void);
+extern List *EsPendingAsyncProjections(const EsCatalog *cat);
+extern int64 EsApplyProjectionBatch(const EsCatalog *cat, const char *name,
+									bool skip_locked, int64 max_events,
+									int elevel, bool *more);
+
+/* worker.c: what needs es_pg in shared_preload_libraries */
+extern void EsWakeWorkerAtCommit(void);
+extern void EsRequestWorkerAtCommit(void);
+extern void EsCheckpointAdvanced(void);
+extern void EsWaitForCheckpoint(long timeout_ms, bool *prepared);
+extern int	EsProgressStart(const char *name, int64 total);
+extern void EsProgressUpdate(int slot, int64 done);
+extern void EsProgressEnd(int slot);
+extern int	EsProgressSnapshot(Oid dboid, char (*names)[NAMEDATALEN],
+							   int *pids, int64 *done, int64 *total,
+							   TimestampTz *started, int max);
+extern bool EsStartWorkerNow(Oid dboid, bool report);
 
 #endif							/* ES_PG_H */

@@ -8,6 +8,9 @@
  * table owner and superusers included, and under session_replication_role
  * = replica (the triggers are ENABLE ALWAYS).
  *
+ * es_events_dispatch_inline runs the inline projections (projection.c);
+ * without it they would silently stop following the events.
+ *
  * es_events_insert_guard lets es_append's inserts through and makes any
  * other INSERT or COPY (a restore, the owner by hand) hold the feed lock to
  * the end of its transaction, so that followers of the global feed cannot
@@ -45,6 +48,7 @@ extern bool es_allow_drop_history;
 static const char *const es_required_triggers[] = {
 	"es_events_append_only",
 	"es_events_insert_guard",
+	"es_events_dispatch_inline",
 };
 
 /* unique indexes (and their constraints) es_events must keep */

@@ -35,6 +35,7 @@
 
 #include "access/genam.h"
 #include "access/heapam.h"
+#include "access/htup_details.h"
 #include "access/relscan.h"
 #include "access/table.h"
 #include "access/tableam.h"
@@ -279,10 +280,11 @@ EsReadFeed(const EsCatalog *cat, int64 from_position, int64 max_count,
 {
 	Relation	rel;
 	Relation	index;
+	TupleDesc	tupdesc;
 	IndexScanDesc scan;
-	TupleTableSlot *slot;
 	ScanKeyData key;
 	Snapshot	snapshot;
+	Buffer		buffer = InvalidBuffer;
 	int64		high;
 	int64		count = 0;
 
@@ -290,6 +292,7 @@ EsReadFeed(const EsCatalog *cat, int64 from_position, int64 max_count,
 		return 0;
 
 	rel = table_open(cat->events_relid, AccessShareLock);
+	tupdesc = RelationGetDescr(rel);
 	index = index_open(cat->position_index, AccessShareLock);
 
 	EsLockFeedShared();
@@ -314,51 +317,81 @@ EsReadFeed(const EsCatalog *cat, int64 from_position, int64 max_count,
 	else
 		snapshot = RegisterSnapshot(GetLatestSnapshot());
 
-	slot = table_slot_create(rel, NULL);
 	ScanKeyInit(&key, 1, BTGreaterStrategyNumber, F_INT8GT,
 				Int64GetDatum(from_position));
 	scan = index_beginscan(rel, index, SnapshotAny, 1, 0);
 	index_rescan(scan, &key, 1, NULL, 0);
 
-	while (count < max_count &&
-		   index_getnext_slot(scan, ForwardScanDirection, slot))
+	/*
+	 * The heap is read here rather than through index_getnext_slot: rows of
+	 * es_events are never updated, so an index entry points straight at
+	 * its tuple (no HOT chain to follow), and one buffer lock per row serves
+	 * both the fetch and the visibility check.  The tuple is handed to the
+	 * callback with only the pin held, which keeps it in place.
+	 */
+	while (count < max_count)
 	{
-		BufferHeapTupleTableSlot *bslot = (BufferHeapTupleTableSlot *) slot;
-		HeapTuple	tuple = bslot->base.tuple;
+		ItemPointer tid = index_getnext_tid(scan, ForwardScanDirection);
+		BlockNumber block;
+		Page		page;
+		ItemId		itemid;
+		HeapTupleData tuple;
 		bool		isnull;
 		bool		visible;
 		TransactionId xmin;
 
-		if (DatumGetInt64(slot_getattr(slot, Anum_es_events_global_position,
-									   &isnull)) > high)
+		if (tid == NULL)
 			break;
+		block = ItemPointerGetBlockNumber(tid);
+		if (buffer == InvalidBuffer || BufferGetBlockNumber(buffer) != block)
+			buffer = ReleaseAndReadBuffer(buffer, rel, block);
 
-		LockBuffer(bslot->buffer, BUFFER_LOCK_SHARE);
-		visible = HeapTupleSatisfiesVisibility(tuple, snapshot, bslot->buffer);
-		xmin = HeapTupleHeaderGetXmin(tuple->t_data);
-		LockBuffer(bslot->buffer, BUFFER_LOCK_UNLOCK);
+		LockBuffer(buffer, BUFFER_LOCK_SHARE);
+		page = BufferGetPage(buffer);
+		itemid = PageGetItemId(page, ItemPointerGetOffsetNumber(tid));
+		if (!ItemIdIsNormal(itemid))
+		{
+			/* dead and pruned: a rolled-back append */
+			LockBuffer(buffer, BUFFER_LOCK_UNLOCK);
+			continue;
+		}
+		tuple.t_data = (HeapTupleHeader) PageGetItem(page, itemid);
+		tuple.t_len = ItemIdGetLength(itemid);
+		tuple.t_tableOid = RelationGetRelid(rel);
+		tuple.t_self = *tid;
+		visible = HeapTupleSatisfiesVisibility(&tuple, snapshot, buffer);
+		xmin = HeapTupleHeaderGetXmin(tuple.t_data);
+		LockBuffer(buffer, BUFFER_LOCK_UNLOCK);
+
+		if (DatumGetInt64(heap_getattr(&tuple, Anum_es_events_global_position,
+									   tupdesc, &isnull)) > high)
+			break;
 
 		if (visible)
 		{
 			count++;
-			if (!callback(tuple, RelationGetDescr(rel), arg))
+			if (!callback(&tuple, tupdesc, arg))
 				break;
 			continue;
 		}
 
 		/*
-		 * Not visible.  A row of an aborted transaction will never be, so
-		 * it is skipped; any other row may become visible later, so the
-		 * walk ends before it.
+		 * Not visible.  A row of a rolled-back transaction never will be, so
+		 * it is stepped over (and its index entry marked dead for later
+		 * scans); any other row may become visible later, so the walk ends
+		 * before it.
 		 */
 		if (TransactionIdIsCurrentTransactionId(xmin) ||
 			TransactionIdIsInProgress(xmin) ||
 			TransactionIdDidCommit(xmin))
 			break;
+		if (!scan->xactStartedInRecovery)
+			scan->kill_prior_tuple = true;
 	}
 
+	if (BufferIsValid(buffer))
+		ReleaseBuffer(buffer);
 	index_endscan(scan);
-	ExecDropSingleTupleTableSlot(slot);
 	UnregisterSnapshot(snapshot);
 	index_close(index, AccessShareLock);
 	table_close(rel, AccessShareLock);

@@ -64,3 +64,13 @@ SELECT attname, format_type(atttypid, atttypmod), attnotnull
  WHERE attrelid = 'es_events'::regclass AND attnum > 0 ORDER BY attnum;
 SELECT conname, contype FROM pg_constraint
  WHERE conrelid = 'es_events'::regclass ORDER BY conname;
+
+-- a constraint an administrator adds to es_events applies to appends too
+BEGIN;
+ALTER TABLE es_events ADD CONSTRAINT small_events
+	CHECK (octet_length(data::text) < 100) NOT VALID;
+\set VERBOSITY sqlstate
+SELECT es_append('append-big', 'Big', jsonb_build_object('text', repeat('x', 200)));
+\set VERBOSITY default
+ROLLBACK;
+SELECT count(*) FROM es_events WHERE stream_id = 'append-big';

@@ -1,0 +1,209 @@
+
+/*
+ * 20_projection.sql: projections, the read side (src/projection.c,
+ * src/worker.c, docs/projections.md).
+ */
+
+/*
+ * One row per projection.  Changes to this table reset the per-backend
+ * caches of inline projections (es_projections_changed below).
+ */
+CREATE TABLE @extschema@.es_projections (
+	name		text COLLATE "C" NOT NULL,
+	mode		text COLLATE "C" NOT NULL,
+	handler		regprocedure NOT NULL,
+	reset		regprocedure,
+	event_types text[] COLLATE "C",
+	owner		regrole NOT NULL,
+	search_path text NOT NULL,
+	created_at	timestamptz NOT NULL DEFAULT pg_catalog.now(),
+	CONSTRAINT es_projections_pkey PRIMARY KEY (name),
+	CONSTRAINT es_projections_mode_check CHECK (mode IN ('inline', 'async'))
+);
+SELECT pg_catalog.pg_extension_config_dump('@extschema@.es_projections', '');
+REVOKE ALL ON @extschema@.es_projections FROM PUBLIC;
+COMMENT ON TABLE @extschema@.es_projections IS
+	'projections: a handler function that turns events into a read model';
+COMMENT ON COLUMN @extschema@.es_projections.owner IS
+	'the role that created the projection; handlers run with its rights';
+COMMENT ON COLUMN @extschema@.es_projections.search_path IS
+	'search_path the handlers run with, pinned when the projection was created';
+
+/*
+ * Where each projection stands.  Async projections update their row in the
+ * same transaction as their read model: that is what makes the effect of
+ * each event exactly-once.
+ */
+CREATE TABLE @extschema@.es_projection_checkpoints (
+	name		text COLLATE "C" NOT NULL,
+	position	bigint NOT NULL,
+	updated_at	timestamptz NOT NULL,
+	parked		boolean NOT NULL DEFAULT false,
+	retries		integer NOT NULL DEFAULT 0,
+	error_position bigint,
+	error_sqlstate text,
+	error_message text,
+	error_at	timestamptz,
+	CONSTRAINT es_projection_checkpoints_pkey PRIMARY KEY (name)
+);
+SELECT pg_catalog.pg_extension_config_dump('@extschema@.es_projection_checkpoints', '');
+REVOKE ALL ON @extschema@.es_projection_checkpoints FROM PUBLIC;
+COMMENT ON TABLE @extschema@.es_projection_checkpoints IS
+	'last global position each projection applied, and its last error';
+
+CREATE FUNCTION @extschema@.es_projections_changed()
+	RETURNS trigger
+	AS 'MODULE_PATHNAME', 'es_projections_changed'
+	LANGUAGE C;
+CREATE TRIGGER es_projections_changed
+	AFTER INSERT OR UPDATE OR DELETE OR TRUNCATE ON @extschema@.es_projections
+	FOR EACH STATEMENT EXECUTE FUNCTION @extschema@.es_projections_changed();
+ALTER TABLE @extschema@.es_projections ENABLE ALWAYS TRIGGER es_projections_changed;
+
+/*
+ * Inline projections: one firing per es_append or es_append_batch call.
+ * The DDL guard (src/guard.c) keeps this trigger in place.
+ */
+CREATE FUNCTION @extschema@.es_dispatch_inline()
+	RETURNS trigger
+	AS 'MODULE_PATHNAME', 'es_dispatch_inline'
+	LANGUAGE C;
+CREATE TRIGGER es_events_dispatch_inline
+	AFTER INSERT ON @extschema@.es_events
+	FOR EACH STATEMENT EXECUTE FUNCTION @extschema@.es_dispatch_inline();
+ALTER TABLE @extschema@.es_events ENABLE ALWAYS TRIGGER es_events_dispatch_inline;
+
+/* a dropped handler takes its projection along (CASCADE) or is refused */
+CREATE FUNCTION @extschema@.es_projection_sql_drop()
+	RETURNS event_trigger
+	AS 'MODULE_PATHNAME', 'es_projection_sql_drop'
+	LANGUAGE C;
+CREATE EVENT TRIGGER es_projection_guard ON sql_drop
+	WHEN TAG IN ('DROP FUNCTION', 'DROP ROUTINE', 'DROP EXTENSION',
+				 'DROP SCHEMA', 'DROP OWNED')
+	EXECUTE FUNCTION @extschema@.es_projection_sql_drop();
+ALTER EVENT TRIGGER es_projection_guard ENABLE ALWAYS;
+
+REVOKE ALL ON FUNCTION @extschema@.es_projections_changed() FROM PUBLIC;
+REVOKE ALL ON FUNCTION @extschema@.es_dispatch_inline() FROM PUBLIC;
+REVOKE ALL ON FUNCTION @extschema@.es_projection_sql_drop() FROM PUBLIC;
+
+/* administration */
+CREATE FUNCTION @extschema@.es_create_projection(name text,
+		handler regprocedure, event_types text[] DEFAULT NULL,
+		mode text DEFAULT 'inline', reset regprocedure DEFAULT NULL,
+		from_beginning boolean DEFAULT true)
+	RETURNS void
+	AS 'MODULE_PATHNAME', 'es_create_projection'
+	LANGUAGE C VOLATILE;
+COMMENT ON FUNCTION @extschema@.es_create_projection(text, regprocedure, text[], text, regprocedure, boolean) IS
+	'register a projection: handler(es_events) called for each event, inline or async';
+
+CREATE FUNCTION @extschema@.es_drop_projection(name text)
+	RETURNS void
+	AS 'MODULE_PATHNAME', 'es_drop_projection'
+	LANGUAGE C VOLATILE STRICT;
+COMMENT ON FUNCTION @extschema@.es_drop_projection(text) IS
+	'unregister a projection; its read-model tables are left alone';
+
+CREATE FUNCTION @extschema@.es_rebuild_projection(name text)
+	RETURNS bigint
+	AS 'MODULE_PATHNAME', 'es_rebuild_projection'
+	LANGUAGE C VOLATILE STRICT;
+COMMENT ON FUNCTION @extschema@.es_rebuild_projection(text) IS
+	'empty a read model with its reset function and replay every event; returns the handler calls';
+
+CREATE FUNCTION @extschema@.es_apply_projections(name text DEFAULT NULL,
+		max_events bigint DEFAULT NULL)
+	RETURNS bigint
+	AS 'MODULE_PATHNAME', 'es_apply_projections'
+	LANGUAGE C VOLATILE;
+COMMENT ON FUNCTION @extschema@.es_apply_projections(text, bigint) IS
+	'apply pending events to one async projection, or all (NULL); returns the handler calls';
+
+CREATE FUNCTION @extschema@.es_resume_projection(name text)
+	RETURNS void
+	AS 'MODULE_PATHNAME', 'es_resume_projection'
+	LANGUAGE C VOLATILE STRICT;
+COMMENT ON FUNCTION @extschema@.es_resume_projection(text) IS
+	'let a parked async projection retry the event it failed on';
+
+CREATE FUNCTION @extschema@.es_start_projection_worker()
+	RETURNS boolean
+	AS 'MODULE_PATHNAME', 'es_start_projection_worker'
+	LANGUAGE C VOLATILE;
+COMMENT ON FUNCTION @extschema@.es_start_projection_worker() IS
+	'make sure a background worker applies this database''s async projections';
+
+REVOKE ALL ON FUNCTION @extschema@.es_create_projection(text, regprocedure, text[], text, regprocedure, boolean) FROM PUBLIC;
+REVOKE ALL ON FUNCTION @extschema@.es_drop_projection(text) FROM PUBLIC;
+REVOKE ALL ON FUNCTION @extschema@.es_rebuild_projection(text) FROM PUBLIC;
+REVOKE ALL ON FUNCTION @extschema@.es_apply_projections(text, bigint) FROM PUBLIC;
+REVOKE ALL ON FUNCTION @extschema@.es_resume_projection(text) FROM PUBLIC;
+REVOKE ALL ON FUNCTION @extschema@.es_start_projection_worker() FROM PUBLIC;
+
+/* reading where projections stand: open to every role */
+CREATE FUNCTION @extschema@.es_wait_for_projection(name text,
+		"position" bigint, timeout interval)
+	RETURNS boolean
+	AS 'MODULE_PATHNAME', 'es_wait_for_projection'
+	LANGUAGE C VOLATILE STRICT;
+COMMENT ON FUNCTION @extschema@.es_wait_for_projection(text, bigint, interval) IS
+	'wait until a projection has applied a global position; false on timeout';
+
+CREATE FUNCTION @extschema@.es_projection_progress(OUT name text,
+		OUT pid integer, OUT events_done bigint, OUT events_total bigint,
+		OUT started_at timestamptz)
+	RETURNS SETOF record
+	AS 'MODULE_PATHNAME', 'es_projection_progress'
+	LANGUAGE C VOLATILE ROWS 4;
+COMMENT ON FUNCTION @extschema@.es_projection_progress() IS
+	'rebuilds running in this database and how far they are';
+
+CREATE VIEW @extschema@.es_projection_status AS
+	SELECT p.name,
+		   p.mode,
+		   CASE
+			   WHEN r.name IS NOT NULL THEN 'rebuilding'
+			   WHEN c.parked THEN 'parked'
+			   WHEN p.mode OPERATOR(pg_catalog.=) 'inline'
+				 OR c.position OPERATOR(pg_catalog.>=) h.position THEN 'running'
+			   ELSE 'catching up'
+		   END AS state,
+		   CASE WHEN p.mode OPERATOR(pg_catalog.=) 'inline'
+				THEN h.position ELSE c.position END AS position,
+		   h.position AS head_position,
+		   CASE WHEN p.mode OPERATOR(pg_catalog.=) 'inline' THEN 0::bigint
+				ELSE GREATEST(h.position OPERATOR(pg_catalog.-) c.position, 0)
+		   END AS lag_events,
+		   CASE WHEN p.mode OPERATOR(pg_catalog.=) 'inline'
+				  OR c.position OPERATOR(pg_catalog.>=) h.position
+				THEN '0'::interval
+				ELSE GREATEST(pg_catalog.clock_timestamp() OPERATOR(pg_catalog.-)
+					(SELECT e.recorded_at FROM @extschema@.es_events e
+					  WHERE e.global_position OPERATOR(pg_catalog.>) c.position
+					  ORDER BY e.global_position LIMIT 1), '0'::interval)
+		   END AS lag_time,
+		   c.error_message AS last_error,
+		   c.error_sqlstate,
+		   c.error_position,
+		   c.error_at,
+		   c.retries,
+		   c.updated_at,
+		   r.events_done AS rebuild_done,
+		   r.events_total AS rebuild_total,
+		   p.event_types,
+		   p.handler,
+		   p.owner
+	  FROM @extschema@.es_projections p
+	  JOIN @extschema@.es_projection_checkpoints c
+		ON c.name OPERATOR(pg_catalog.=) p.name
+	 CROSS JOIN (SELECT COALESCE((SELECT e.global_position
+									FROM @extschema@.es_events e
+								   ORDER BY e.global_position DESC LIMIT 1), 0)
+						AS position) h
+	  LEFT JOIN @extschema@.es_projection_progress() r
+		ON r.name OPERATOR(pg_catalog.=) p.name;
+GRANT SELECT ON @extschema@.es_projection_status TO PUBLIC;
+COMMENT ON VIEW @extschema@.es_projection_status IS
+	'per projection: mode, state, position reached, head, lag in events and time, last error';

@@ -1,0 +1,972 @@
+/*-------------------------------------------------------------------------
+ *
+ * worker.c
+ *	  Background workers that apply async projections, and the shared
+ *	  memory behind projection waits and rebuild progress.
+ *
+ * With es_pg in shared_preload_libraries, a launcher worker starts one
+ * worker per database that has es_pg installed.  It learns about databases
+ * by reading pg_database (every ten seconds) and from requests that
+ * backends post at commit when es_projections changes (es_create_projection,
+ * a restore's COPY).  A database worker applies the pending events of every
+ * async projection, a batch per projection per transaction, then sleeps
+ * es_pg.projection_naptime or until an append that concerns async
+ * projections commits and sets its latch.
+ *
+ * A database worker stays connected to its database, which would make DROP
+ * DATABASE, ALTER DATABASE RENAME or SET TABLESPACE and CREATE DATABASE
+ * ... TEMPLATE fail with "being accessed by other users".  Those commands
+ * lock the database before they count its users, and wait up to five
+ * seconds for them to leave; the worker tries a conflicting lock on its
+ * database every round, and leaves when it cannot get it.  The launcher
+ * starts it again a few seconds later (its connection then waits for the
+ * command to finish, and fails if the database is gone).
+ *
+ * Without preloading there is no shared memory: es_start_projection_worker
+ * starts a worker for the current database directly, projection waits
+ * fall back to sleeping on the latch, and rebuild progress is not shown.
+ * An advisory lock keeps it to one worker per database either way.
+ *
+ * IDENTIFICATION
+ *	  src/worker.c
+ *
+ *-------------------------------------------------------------------------
+ */
+#include "postgres.h"
+
+#include "access/heapam.h"
+#include "access/htup_details.h"
+#include "access/table.h"
+#include "access/tableam.h"
+#include "access/xact.h"
+#include "catalog/pg_database.h"
+#include "commands/extension.h"
+#include "miscadmin.h"
+#include "pgstat.h"
+#include "postmaster/bgworker.h"
+#include "postmaster/interrupt.h"
+#include "storage/condition_variable.h"
+#include "storage/ipc.h"
+#include "storage/latch.h"
+#include "storage/lmgr.h"
+#include "storage/lock.h"
+#include "storage/proc.h"
+#include "storage/shmem.h"
+#include "storage/spin.h"
+#include "tcop/tcopprot.h"
+#include "utils/backend_status.h"
+#include "utils/builtins.h"
+#include "utils/guc.h"
+#include "utils/memutils.h"
+#include "utils/snapmgr.h"
+#include "utils/timestamp.h"
+#include "utils/wait_event.h"
+
+#include "es_pg.h"
+
+/* es_pg.projection_naptime, milliseconds */
+int			es_projection_naptime = 1000;
+
+/* es_pg.projection_workers */
+bool		es_projection_workers = true;
+
+#define ES_MAX_DATABASES	64
+#define ES_MAX_REBUILDS		32
+
+/* seconds between scans of pg_database, and before restarting a worker */
+#define ES_SCAN_INTERVAL_S	10
+#define ES_RETRY_AWAY_S		3
+#define ES_RETRY_FAILED_S	10
+#define ES_STARTING_LIMIT_S 60
+
+typedef enum EsDbState
+{
+	ES_DB_FREE = 0,				/* slot unused */
+	ES_DB_WANTED,				/* start a worker as soon as possible */
+	ES_DB_STARTING,				/* registered, not running yet */
+	ES_DB_RUNNING,
+	ES_DB_ABSENT,				/* es_pg is not installed there */
+	ES_DB_AWAY,					/* left for a database-wide command */
+	ES_DB_FAILED				/* exited with an error */
+} EsDbState;
+
+typedef struct EsDbSlot
+{
+	Oid			dboid;
+	EsDbState	state;
+	pid_t		pid;
+	Latch	   *latch;
+	TimestampTz retry_at;		/* for WANTED, AWAY and FAILED */
+	TimestampTz started_at;		/* for STARTING */
+} EsDbSlot;
+
+typedef struct EsProgressSlot
+{
+	Oid			dboid;
+	pid_t		pid;			/* 0: free */
+	NameData	name;
+	int64		total;
+	pg_atomic_uint64 done;
+	TimestampTz started_at;
+} EsProgressSlot;
+
+typedef struct EsShared
+{
+	slock_t		mutex;
+	Latch	   *launcher_latch;
+	pid_t		launcher_pid;
+	ConditionVariable checkpoint_cv;	/* a checkpoint moved (committed) */
+	EsDbSlot	dbs[ES_MAX_DATABASES];
+	EsProgressSlot progress[ES_MAX_REBUILDS];
+} EsShared;
+
+static EsShared *es_shared = NULL;
+
+static shmem_request_hook_type prev_shmem_request_hook = NULL;
+static shmem_startup_hook_type prev_shmem_startup_hook = NULL;
+
+/* things to do when the current transaction commits */
+static bool wake_worker_at_commit = false;
+static bool request_worker_at_commit = false;
+static bool broadcast_at_commit = false;
+
+static bool progress_exit_registered = false;
+
+PGDLLEXPORT void es_projection_launcher_main(Datum main_arg);
+PGDLLEXPORT void es_projection_worker_main(Datum main_arg);
+
+/*
+ * EsShmemRequest reserves the shared state (preload only).
+ */
+static void
+EsShmemRequest(void)
+{
+	if (prev_shmem_request_hook)
+		prev_shmem_request_hook();
+	RequestAddinShmemSpace(MAXALIGN(sizeof(EsShared)));
+}
+
+/*
+ * EsShmemStartup creates or attaches to the shared state.
+ */
+static void
+EsShmemStartup(void)
+{
+	bool		found;
+	int			i;
+
+	if (prev_shmem_startup_hook)
+		prev_shmem_startup_hook();
+	LWLockAcquire(AddinShmemInitLock, LW_EXCLUSIVE);
+	es_shared = ShmemInitStruct("es_pg projections", sizeof(EsShared), &found);
+	if (!found)
+	{
+		memset(es_shared, 0, sizeof(EsShared));
+		SpinLockInit(&es_shared->mutex);
+		ConditionVariableInit(&es_shared->checkpoint_cv);
+		for (i = 0; i < ES_MAX_REBUILDS; i++)
+			pg_atomic_init_u64(&es_shared->progress[i].done, 0);
+	}
+	LWLockRelease(AddinShmemInitLock);
+}
+
+/*
+ * FindDbSlot returns the slot of a database, or NULL.  Caller holds the
+ * mutex.
+ */
+static EsDbSlot *
+FindDbSlot(Oid dboid)
+{
+	int			i;
+
+	for (i = 0; i < ES_MAX_DATABASES; i++)
+		if (es_shared->dbs[i].state != ES_DB_FREE &&
+			es_shared->dbs[i].dboid == dboid)
+			return &es_shared->dbs[i];
+	return NULL;
+}
+
+/*
+ * NewDbSlot takes a free slot for a database, or returns NULL when all are
+ * in use.  Caller holds the mutex.
+ */
+static EsDbSlot *
+NewDbSlot(Oid dboid)
+{
+	int			i;
+
+	for (i = 0; i < ES_MAX_DATABASES; i++)
+	{
+		EsDbSlot   *s = &es_shared->dbs[i];
+
+		if (s->state == ES_DB_FREE)
+		{
+			memset(s, 0, sizeof(EsDbSlot));
+			s->dboid = dboid;
+			s->state = ES_DB_WANTED;
+			return s;
+		}
+	}
+	return NULL;
+}
+
+/*
+ * WakeOrRequest sets the latch of the database's worker; when there is no
+ * worker and "request" is set (or the database has never been seen), it
+ * asks the launcher for one.
+ */
+static void
+WakeOrRequest(Oid dboid, bool request)
+{
+	Latch	   *latch = NULL;
+	Latch	   *launcher = NULL;
+	EsDbSlot   *s;
+
+	SpinLockAcquire(&es_shared->mutex);
+	s = FindDbSlot(dboid);
+	if (s == NULL)
+	{
+		s = NewDbSlot(dboid);
+		if (s != NULL)
+			launcher = es_shared->launcher_latch;
+	}
+	else if (s->state == ES_DB_RUNNING)
+		latch = s->latch;
+	else if (s->state == ES_DB_ABSENT ||
+			 (request && (s->state == ES_DB_AWAY || s->state == ES_DB_FAILED)))
+	{
+		s->state = ES_DB_WANTED;
+		s->retry_at = 0;
+		launcher = es_shared->launcher_latch;
+	}
+	SpinLockRelease(&es_shared->mutex);
+	if (latch != NULL)
+		SetLatch(latch);
+	if (launcher != NULL)
+		SetLatch(launcher);
+}
+
+/*
+ * WorkerXactCallback runs what the transaction asked for once it has
+ * committed: its changes are visible by then.
+ */
+static void
+WorkerXactCallback(XactEvent event, void *arg)
+{
+	if (event == XACT_EVENT_COMMIT && es_shared != NULL)
+	{
+		if (request_worker_at_commit || wake_worker_at_commit)
+			WakeOrRequest(MyDatabaseId, request_worker_at_commit);
+		if (broadcast_at_commit)
+			ConditionVariableBroadcast(&es_shared->checkpoint_cv);
+	}
+	if (event == XACT_EVENT_COMMIT || event == XACT_EVENT_ABORT ||
+		event == XACT_EVENT_PREPARE)
+	{
+		wake_worker_at_commit = false;
+		request_worker_at_commit = false;
+		broadcast_at_commit = false;
+	}
+}
+
+/*
+ * EsInitWorkers registers the commit callback, and with es_pg preloaded
+ * the shared memory hooks and the launcher.  Called from EsInitProjections.
+ */
+void
+EsInitWorkers(void)
+{
+	BackgroundWorker worker;
+
+	RegisterXactCallback(WorkerXactCallback, NULL);
+	if (!process_shared_preload_libraries_in_progress)
+		return;
+
+	prev_shmem_request_hook = shmem_request_hook;
+	shmem_request_hook = EsShmemRequest;
+	prev_shmem_startup_hook = shmem_startup_hook;
+	shmem_startup_hook = EsShmemStartup;
+
+	memset(&worker, 0, sizeof(worker));
+	worker.bgw_flags = BGWORKER_SHMEM_ACCESS |
+		BGWORKER_BACKEND_DATABASE_CONNECTION;
+	worker.bgw_start_time = BgWorkerStart_RecoveryFinished;
+	worker.bgw_restart_time = 5;
+	snprintf(worker.bgw_library_name, BGW_MAXLEN, "es_pg");
+	snprintf(worker.bgw_function_name, BGW_MAXLEN, "es_projection_launcher_main");
+	snprintf(worker.bgw_name, BGW_MAXLEN, "es_pg projection launcher");
+	snprintf(worker.bgw_type, BGW_MAXLEN, "es_pg projection launcher");
+	RegisterBackgroundWorker(&worker);
+}
+
+/*
+ * EsWakeWorkerAtCommit: an append or a resume that concerns async
+ * projections; wake this database's worker when the transaction commits.
+ */
+void
+EsWakeWorkerAtCommit(void)
+{
+	wake_worker_at_commit = true;
+}
+
+/*
+ * EsRequestWorkerAtCommit: es_projections changed; make sure this database
+ * has a worker once the transaction commits.
+ */
+void
+EsRequestWorkerAtCommit(void)
+{
+	request_worker_at_commit = true;
+}
+
+/*
+ * EsCheckpointAdvanced: wake es_wait_for_projection waiters once the
+ * transaction commits.
+ */
+void
+EsCheckpointAdvanced(void)
+{
+	broadcast_at_commit = true;
+}
+
+/*
+ * EsWaitForCheckpoint sleeps until some checkpoint advances or timeout_ms
+ * passes (at most a second, so that callers look again).  The first call
+ * only gets ready to sleep, so that the caller checks once more without
+ * missing a wakeup; timeout_ms < 0 ends the wait.  Without shared memory it
+ * sleeps on the latch for up to 100 ms.
+ */
+void
+EsWaitForCheckpoint(long timeout_ms, bool *prepared)
+{
+	if (es_shared == NULL)
+	{
+		if (timeout_ms < 0)
+			return;
+		(void) WaitLatch(MyLatch,
+						 WL_LATCH_SET | WL_TIMEOUT | WL_EXIT_ON_PM_DEATH,
+						 Min(timeout_ms, 100L), PG_WAIT_EXTENSION);
+		ResetLatch(MyLatch);
+		CHECK_FOR_INTERRUPTS();
+		return;
+	}
+	if (timeout_ms < 0)
+	{
+		ConditionVariableCancelSleep();
+		*prepared = false;
+		return;
+	}
+	if (!*prepared)
+	{
+		ConditionVariablePrepareToSleep(&es_shared->checkpoint_cv);
+		*prepared = true;
+		return;
+	}
+	(void) ConditionVariableTimedSleep(&es_shared->checkpoint_cv,
+									   Min(timeout_ms, 1000L),
+									   PG_WAIT_EXTENSION);
+}
+
+/*
+ * ReleaseProgressSlots frees the progress slots of this backend at exit.
+ */
+static void
+ReleaseProgressSlots(int code, Datum arg)
+{
+	int			i;
+
+	if (es_shared == NULL)
+		return;
+	SpinLockAcquire(&es_shared->mutex);
+	for (i = 0; i < ES_MAX_REBUILDS; i++)
+		if (es_shared->progress[i].pid == MyProcPid)
+			es_shared->progress[i].pid = 0;
+	SpinLockRelease(&es_shared->mutex);
+}
+
+/*
+ * EsProgressStart takes a progress slot for a rebuild of "total" events and
+ * returns it, or -1 (not preloaded, or every slot in use).
+ */
+int
+EsProgressStart(const char *name, int64 total)
+{
+	int			i;
+	int			slot = -1;
+
+	if (es_shared == NULL)
+		return -1;
+	if (!progress_exit_registered)
+	{
+		before_shmem_exit(ReleaseProgressSlots, (Datum) 0);
+		progress_exit_registered = true;
+	}
+	SpinLockAcquire(&es_shared->mutex);
+	for (i = 0; i < ES_MAX_REBUILDS; i++)
+	{
+		EsProgressSlot *p = &es_shared->progress[i];
+
+		if (p->pid == 0)
+		{
+			p->pid = MyProcPid;
+			p->dboid = MyDatabaseId;
+			namestrcpy(&p->name, name);
+			p->total = total;
+			pg_atomic_write_u64(&p->done, 0);
+			p->started_at = GetCurrentTimestamp();
+			slot = i;
+			break;
+		}
+	}
+	SpinLockRelease(&es_shared->mutex);
+	return slot;
+}
+
+/*
+ * EsProgressUpdate records the events walked so far.
+ */
+void
+EsProgressUpdate(int slot, int64 done)
+{
+	if (slot >= 0 && es_shared != NULL)
+		pg_atomic_write_u64(&es_shared->progress[slot].done, (uint64) done);
+}
+
+/*
+ * EsProgressEnd frees a progress slot.
+ */
+void
+EsProgressEnd(int slot)
+{
+	if (slot < 0 || es_shared == NULL)
+		return;
+	SpinLockAcquire(&es_shared->mutex);
+	es_shared->progress[slot].pid = 0;
+	SpinLockRelease(&es_shared->mutex);
+}
+
+/*
+ * EsProgressSnapshot copies the progress of the rebuilds running in one
+ * database and returns how many there are.
+ */
+int
+EsProgressSnapshot(Oid dboid, char (*names)[NAMEDATALEN], int *pids,
+				   int64 *done, int64 *total, TimestampTz *started, int max)
+{
+	int			i;
+	int			n = 0;
+
+	if (es_shared == NULL)
+		return 0;
+	SpinLockAcquire(&es_shared->mutex);
+	for (i = 0; i < ES_MAX_REBUILDS && n < max; i++)
+	{
+		EsProgressSlot *p = &es_shared->progress[i];
+
+		if (p->pid == 0 || p->dboid != dboid)
+			continue;
+		strlcpy(names[n], NameStr(p->name), NAMEDATALEN);
+		pids[n] = (int) p->pid;
+		done[n] = (int64) pg_atomic_read_u64(&p->done);
+		total[n] = p->total;
+		started[n] = p->started_at;
+		n++;
+	}
+	SpinLockRelease(&es_shared->mutex);
+	return n;
+}
+
+/*
+ * FillWorker describes a database worker.
+ */
+static void
+FillWorker(BackgroundWorker *worker, Oid dboid)
+{
+	memset(worker, 0, sizeof(BackgroundWorker));
+	worker->bgw_flags = BGWORKER_SHMEM_ACCESS |
+		BGWORKER_BACKEND_DATABASE_CONNECTION;
+	worker->bgw_start_time = BgWorkerStart_RecoveryFinished;
+	worker->bgw_restart_time = BGW_NEVER_RESTART;
+	snprintf(worker->bgw_library_name, BGW_MAXLEN, "es_pg");
+	snprintf(worker->bgw_function_name, BGW_MAXLEN, "es_projection_worker_main");
+	snprintf(worker->bgw_name, BGW_MAXLEN, "es_pg projection worker for database %u",
+			 dboid);
+	snprintf(worker->bgw_type, BGW_MAXLEN, "es_pg projection worker");
+	worker->bgw_main_arg = ObjectIdGetDatum(dboid);
+}
+
+/*
+ * EsStartWorkerNow registers a database worker directly, for installs
+ * without the launcher.  Returns false (with a warning if "report") when
+ * no background worker slot is free.
+ */
+bool
+EsStartWorkerNow(Oid dboid, bool report)
+{
+	BackgroundWorker worker;
+	BackgroundWorkerHandle *handle;
+
+	FillWorker(&worker, dboid);
+	if (!RegisterDynamicBackgroundWorker(&worker, &handle))
+	{
+		if (report)
+			ereport(WARNING,
+					(errcode(ERRCODE_INSUFFICIENT_RESOURCES),
+					 errmsg("could not start an es_pg projection worker"),
+					 errhint("Raise max_worker_processes.")));
+		return false;
+	}
+	return true;
+}
+
+/*
+ * WorkerLockTag names the advisory lock a database's worker holds.
+ */
+static void
+WorkerLockTag(LOCKTAG *tag, Oid dboid)
+{
+	SET_LOCKTAG_ADVISORY(*tag, dboid, 0, 0, ES_LOCKTAG_WORKER);
+}
+
+/*
+ * es_start_projection_worker makes sure a worker applies this database's
+ * async projections: with the launcher running it asks the launcher (at
+ * commit), otherwise it starts one now.  Returns true when a worker runs or
+ * has been asked for.
+ */
+PG_FUNCTION_INFO_V1(es_start_projection_worker);
+Datum
+es_start_projection_worker(PG_FUNCTION_ARGS)
+{
+	LOCKTAG		tag;
+	bool		launcher = false;
+
+	(void) EsGetCatalogForFunction(fcinfo);
+	if (es_shared != NULL)
+	{
+		SpinLockAcquire(&es_shared->mutex);
+		launcher = es_shared->launcher_pid != 0;
+		SpinLockRelease(&es_shared->mutex);
+	}
+	if (launcher && es_projection_workers)
+	{
+		EsRequestWorkerAtCommit();
+		PG_RETURN_BOOL(true);
+	}
+
+	/* is a worker running already? */
+	WorkerLockTag(&tag, MyDatabaseId);
+	if (LockAcquire(&tag, ExclusiveLock, false, true) == LOCKACQUIRE_NOT_AVAIL)
+		PG_RETURN_BOOL(true);
+	LockRelease(&tag, ExclusiveLock, false);
+	PG_RETURN_BOOL(EsStartWorkerNow(MyDatabaseId, true));
+}
+
+/*
+ * ScanDatabases adds a slot for every database that accepts connections
+ * and is not a template, and frees the slots of databases that are gone.
+ * Runs in the launcher, which is connected to no database.
+ */
+static void
+ScanDatabases(void)
+{
+	Relation	rel;
+	TableScanDesc scan;
+	HeapTuple	tuple;
+	Oid			found[ES_MAX_DATABASES * 4];
+	int			nfound = 0;
+	bool		complete = true;
+	int			i;
+	int			j;
+
+	SetCurrentStatementStartTimestamp();
+	StartTransactionCommand();
+	(void) GetTransactionSnapshot();
+	rel = table_open(DatabaseRelationId, AccessShareLock);
+	scan = table_beginscan_catalog(rel, 0, NULL);
+	while ((tuple = heap_getnext(scan, ForwardScanDirection)) != NULL)
+	{
+		Form_pg_database db = (Form_pg_database) GETSTRUCT(tuple);
+
+		if (!db->datallowconn || db->datistemplate)
+			continue;
+		if (nfound < lengthof(found))
+			found[nfound++] = db->oid;
+		else
+			complete = false;
+	}
+	table_endscan(scan);
+	table_close(rel, AccessShareLock);
+	CommitTransactionCommand();
+
+	SpinLockAcquire(&es_shared->mutex);
+	for (i = 0; i < nfound; i++)
+		if (FindDbSlot(found[i]) == NULL)
+			(void) NewDbSlot(found[i]);
+	if (complete)
+	{
+		for (i = 0; i < ES_MAX_DATABASES; i++)
+		{
+			EsDbSlot   *s = &es_shared->dbs[i];
+			bool		exists = false;
+
+			if (s->state == ES_DB_FREE || s->state == ES_DB_RUNNING ||
+				s->state == ES_DB_STARTING)
+				continue;
+			for (j = 0; j < nfound && !exists; j++)
+				exists = (found[j] == s->dboid);
+			if (!exists)
+				s->state = ES_DB_FREE;
+		}
+	}
+	SpinLockRelease(&es_shared->mutex);
+}
+
+/*
+ * StartWorkers starts the workers that are due and notices the ones that
+ * died before they were running.
+ */
+static void
+StartWorkers(BackgroundWorkerHandle **handles, TimestampTz now)
+{
+	int			i;
+	bool		rescan = false;
+
+	/*
+	 * A worker that left for a database-wide command is started again only
+	 * if its database still exists: look at pg_database first.
+	 */
+	SpinLockAcquire(&es_shared->mutex);
+	for (i = 0; i < ES_MAX_DATABASES; i++)
+		if (es_shared->dbs[i].state == ES_DB_AWAY &&
+			now >= es_shared->dbs[i].retry_at)
+			rescan = true;
+	SpinLockRelease(&es_shared->mutex);
+	if (rescan)
+		ScanDatabases();
+
+	for (i = 0; i < ES_MAX_DATABASES; i++)
+	{
+		EsDbSlot   *s = &es_shared->dbs[i];
+		Oid			dboid = InvalidOid;
+		BackgroundWorker worker;
+		pid_t		pid;
+
+		SpinLockAcquire(&es_shared->mutex);
+		if (s->state == ES_DB_STARTING &&
+			(handles[i] != NULL ?
+			 GetBackgroundWorkerPid(handles[i], &pid) == BGWH_STOPPED :
+			 now > s->started_at + ES_STARTING_LIMIT_S * USECS_PER_SEC))
+		{
+			/* died before it got going, e.g. its database was dropped */
+			s->state = ES_DB_FAILED;
+			s->retry_at = now + ES_RETRY_FAILED_S * USECS_PER_SEC;
+		}
+		if ((s->state == ES_DB_WANTED || s->state == ES_DB_AWAY ||
+			 s->state == ES_DB_FAILED) && now >= s->retry_at)
+		{
+			dboid = s->dboid;
+			s->state = ES_DB_STARTING;
+			s->started_at = now;
+		}
+		SpinLockRelease(&es_shared->mutex);
+		if (!OidIsValid(dboid))
+			continue;
+
+		if (handles[i] != NULL)
+		{
+			pfree(handles[i]);
+			handles[i] = NULL;
+		}
+		FillWorker(&worker, dboid);
+		worker.bgw_notify_pid = MyProcPid;
+		if (!RegisterDynamicBackgroundWorker(&worker, &handles[i]))
+		{
+			handles[i] = NULL;
+			ereport(LOG,
+					(errmsg("es_pg could not start a projection worker for database %u",
+							dboid),
+					 errhint("Raise max_worker_processes.")));
+			SpinLockAcquire(&es_shared->mutex);
+			if (s->state == ES_DB_STARTING && s->dboid == dboid)
+			{
+				s->state = ES_DB_FAILED;
+				s->retry_at = now + ES_RETRY_FAILED_S * USECS_PER_SEC;
+			}
+			SpinLockRelease(&es_shared->mutex);
+		}
+	}
+}
+
+/*
+ * es_projection_launcher_main is the launcher's entry point.
+ */
+void
+es_projection_launcher_main(Datum main_arg)
+{
+	BackgroundWorkerHandle *handles[ES_MAX_DATABASES];
+	TimestampTz next_scan = 0;
+	int			i;
+
+	memset(handles, 0, sizeof(handles));
+	pqsignal(SIGHUP, SignalHandlerForConfigReload);
+	pqsignal(SIGTERM, die);
+	BackgroundWorkerUnblockSignals();
+	BackgroundWorkerInitializeConnection(NULL, NULL, 0);
+
+	SpinLockAcquire(&es_shared->mutex);
+	es_shared->launcher_latch = MyLatch;
+	es_shared->launcher_pid = MyProcPid;
+	/* after a launcher restart, workers it started may still be starting */
+	for (i = 0; i < ES_MAX_DATABASES; i++)
+		if (es_shared->dbs[i].state == ES_DB_STARTING)
+			es_shared->dbs[i].started_at = GetCurrentTimestamp();
+	SpinLockRelease(&es_shared->mutex);
+
+	for (;;)
+	{
+		TimestampTz now;
+
+		CHECK_FOR_INTERRUPTS();
+		if (ConfigReloadPending)
+		{
+			ConfigReloadPending = false;
+			ProcessConfigFile(PGC_SIGHUP);
+		}
+		if (es_projection_workers)
+		{
+			now = GetCurrentTimestamp();
+			if (now >= next_scan)
+			{
+				ScanDatabases();
+				next_scan = now + ES_SCAN_INTERVAL_S * USECS_PER_SEC;
+			}
+			StartWorkers(handles, now);
+		}
+		(void) WaitLatch(MyLatch,
+						 WL_LATCH_SET | WL_TIMEOUT | WL_EXIT_ON_PM_DEATH,
+						 1000L, PG_WAIT_EXTENSION);
+		ResetLatch(MyLatch);
+	}
+}
+
+/* the worker's slot, for the exit callback */
+static EsDbSlot *my_slot = NULL;
+
+/*
+ * SetMyState records the worker's state and, when it leaves, when the
+ * launcher may start it again.
+ */
+static void
+SetMyState(EsDbState state, int retry_s)
+{
+	Latch	   *launcher = NULL;
+
+	if (my_slot == NULL)
+		return;
+	SpinLockAcquire(&es_shared->mutex);
+	if (my_slot->dboid == MyDatabaseId && my_slot->state != ES_DB_FREE)
+	{
+		my_slot->state = state;
+		if (state == ES_DB_RUNNING)
+		{
+			my_slot->pid = MyProcPid;
+			my_slot->latch = MyLatch;
+		}
+		else
+		{
+			my_slot->pid = 0;
+			my_slot->latch = NULL;
+			my_slot->retry_at = GetCurrentTimestamp() +
+				(int64) retry_s * USECS_PER_SEC;
+			launcher = es_shared->launcher_latch;
+		}
+	}
+	SpinLockRelease(&es_shared->mutex);
+	if (launcher != NULL)
+		SetLatch(launcher);
+}
+
+/*
+ * WorkerExit tells the launcher that the worker is gone.  A worker that
+ * leaves on purpose has set its state already; anything else is a failure.
+ */
+static void
+WorkerExit(int code, Datum arg)
+{
+	bool		running;
+
+	if (my_slot == NULL)
+		return;
+	SpinLockAcquire(&es_shared->mutex);
+	running = my_slot->state == ES_DB_RUNNING && my_slot->pid == MyProcPid;
+	SpinLockRelease(&es_shared->mutex);
+	if (running)
+		SetMyState(ES_DB_FAILED, ES_RETRY_FAILED_S);
+}
+
+/*
+ * DatabaseClaimed says whether a command waits to have the database to
+ * itself (DROP DATABASE, ALTER DATABASE, CREATE DATABASE ... TEMPLATE):
+ * they hold a lock on it that conflicts with the one connections take.
+ */
+static bool
+DatabaseClaimed(void)
+{
+	LOCKTAG		tag;
+	LockAcquireResult r;
+
+	SET_LOCKTAG_OBJECT(tag, InvalidOid, DatabaseRelationId, MyDatabaseId, 0);
+	r = LockAcquire(&tag, RowExclusiveLock, false, true);
+	if (r == LOCKACQUIRE_NOT_AVAIL)
+		return true;
+	LockRelease(&tag, RowExclusiveLock, false);
+	return false;
+}
+
+/*
+ * ApplyRound gives every pending async projection one batch, each in its
+ * own transaction.  Returns 1 when some batch was full (more work now), 0
+ * when idle, -1 when es_pg is not installed here, -2 when a command
+ * claims the database.
+ */
+static int
+ApplyRound(MemoryContext round_cxt)
+{
+	const EsCatalog *cat;
+	List	   *names;
+	ListCell   *lc;
+	bool		more = false;
+	MemoryContext oldcxt;
+
+	MemoryContextReset(round_cxt);
+	SetCurrentStatementStartTimestamp();
+	StartTransactionCommand();
+	if (DatabaseClaimed())
+	{
+		CommitTransactionCommand();
+		return -2;
+	}
+	PushActiveSnapshot(GetTransactionSnapshot());
+	cat = EsGetCatalogForExtension(true);
+	if (cat == NULL)
+	{
+		PopActiveSnapshot();
+		CommitTransactionCommand();
+		return -1;
+	}
+	oldcxt = MemoryContextSwitchTo(round_cxt);
+	names = EsPendingAsyncProjections(cat);
+	MemoryContextSwitchTo(oldcxt);
+	PopActiveSnapshot();
+	CommitTransactionCommand();
+
+	foreach(lc, names)
+	{
+		const char *name = (const char *) lfirst(lc);
+		bool		batch_more = false;
+
+		CHECK_FOR_INTERRUPTS();
+		SetCurrentStatementStartTimestamp();
+		StartTransactionCommand();
+		PushActiveSnapshot(GetTransactionSnapshot());
+		pgstat_report_activity(STATE_RUNNING, name);
+		cat = EsGetCatalogForExtension(true);
+		if (cat != NULL)
+			(void) EsApplyProjectionBatch(cat, name, true,
+										  es_projection_batch_size, LOG,
+										  &batch_more);
+		PopActiveSnapshot();
+		CommitTransactionCommand();
+		pgstat_report_activity(STATE_IDLE, NULL);
+		if (cat == NULL)
+			return -1;
+		more = more || batch_more;
+	}
+	return more ? 1 : 0;
+}
+
+/*
+ * es_projection_worker_main is the entry point of a database's worker.
+ */
+void
+es_projection_worker_main(Datum main_arg)
+{
+	Oid			dboid = DatumGetObjectId(main_arg);
+	MemoryContext round_cxt;
+	LOCKTAG		tag;
+	bool		installed;
+
+	pqsignal(SIGHUP, SignalHandlerForConfigReload);
+	pqsignal(SIGTERM, die);
+	BackgroundWorkerUnblockSignals();
+	BackgroundWorkerInitializeConnectionByOid(dboid, InvalidOid, 0);
+
+	if (es_shared != NULL)
+	{
+		SpinLockAcquire(&es_shared->mutex);
+		my_slot = FindDbSlot(dboid);
+		SpinLockRelease(&es_shared->mutex);
+		before_shmem_exit(WorkerExit, (Datum) 0);
+	}
+
+	SetCurrentStatementStartTimestamp();
+	StartTransactionCommand();
+	installed = OidIsValid(get_extension_oid("es_pg", true));
+	CommitTransactionCommand();
+	if (!installed)
+	{
+		SetMyState(ES_DB_ABSENT, 0);
+		proc_exit(0);
+	}
+
+	/* one worker per database, with or without the launcher */
+	WorkerLockTag(&tag, dboid);
+	if (LockAcquire(&tag, ExclusiveLock, true, true) == LOCKACQUIRE_NOT_AVAIL)
+	{
+		SetMyState(ES_DB_AWAY, ES_RETRY_FAILED_S);
+		proc_exit(0);
+	}
+	SetMyState(ES_DB_RUNNING, 0);
+	ereport(DEBUG1,
+			(errmsg("es_pg projection worker started for database %u", dboid)));
+
+	round_cxt = AllocSetContextCreate(TopMemoryContext,
+									  "es_pg projection worker",
+									  ALLOCSET_DEFAULT_SIZES);
+	for (;;)
+	{
+		int			r;
+
+		CHECK_FOR_INTERRUPTS();
+		if (ConfigReloadPending)
+		{
+			ConfigReloadPending = false;
+			ProcessConfigFile(PGC_SIGHUP);
+		}
+		if (!es_projection_workers)
+		{
+			SetMyState(ES_DB_WANTED, ES_RETRY_FAILED_S);
+			proc_exit(0);
+		}
+
+		r = ApplyRound(round_cxt);
+		if (r == -1)
+		{
+			SetMyState(ES_DB_ABSENT, 0);
+			proc_exit(0);
+		}
+		if (r == -2)
+		{
+			SetMyState(ES_DB_AWAY, ES_RETRY_AWAY_S);
+			proc_exit(0);
+		}
+		if (r == 0)
+		{
+			(void) WaitLatch(MyLatch,
+							 WL_LATCH_SET | WL_TIMEOUT | WL_EXIT_ON_PM_DEATH,
+							 es_projection_naptime, PG_WAIT_EXTENSION);
+			ResetLatch(MyLatch);
+		}
+	}
+}
