@@ -58,11 +58,16 @@ es_need_node() {
 	fi
 }
 
-# es_build_install: warning-free build, then install into PostgreSQL.
+# es_build_install: warning-free build, then install into PostgreSQL: es_pg
+# and the bank example extension es_pg_bank (examples/bank), whose tests run
+# with es_pg's.
 es_build_install() {
-	es_log "building es_pg"
-	make -C "$ES_ROOT" -s PG_CONFIG="$PG_CONFIG" COPT=-Werror
-	es_as_root make -C "$ES_ROOT" -s PG_CONFIG="$PG_CONFIG" install >/dev/null
+	local dir
+	for dir in "$ES_ROOT" "$ES_ROOT/examples/bank"; do
+		es_log "building $(sed -n "s/^EXTENSION[[:space:]]*=[[:space:]]*//p" "$dir/Makefile")"
+		make -C "$dir" -s PG_CONFIG="$PG_CONFIG" COPT=-Werror
+		es_as_root make -C "$dir" -s PG_CONFIG="$PG_CONFIG" install >/dev/null
+	done
 }
 
 # es_cleanup: stop the cluster and remove its directory.
