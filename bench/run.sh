@@ -1,10 +1,11 @@
 #!/usr/bin/env bash
 # bench/run.sh: es_pg beside plain PostgreSQL, measured in one run.
 #
-#   bench/run.sh            full run (about 10 minutes on 2 cores)
-#   bench/run.sh --quick    one short round of everything (about 2 minutes)
+#   bench/run.sh            full run (8 to 10 minutes on 2 cores)
+#   bench/run.sh --quick    one short round of everything (under 2 minutes)
 #
-# Installs what is missing, builds and installs es_pg (scripts/lib.sh),
+# Installs what is missing, builds and installs es_pg and the bank example
+# (scripts/lib.sh),
 # starts a throwaway cluster, loads the same data into es_events and into a
 # plain table of the same shape (bench.ref_events), runs every workload with
 # pgbench (COPY with psql) under synchronous_commit on and off, with 1 and 2
