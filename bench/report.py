@@ -62,6 +62,15 @@ WORKLOADS = [
 ]
 
 SYNC_LABEL = {"on": "sync on", "off": "sync off", "any": "n/a (read)"}
+READS = {"read_stream", "read_all", "snapshot"}
+
+
+def sync_label(workload, sync):
+    """Reads write no commit record; the projection rebuild and catch-up run
+    with the server's default."""
+    if sync == "any" and workload not in READS:
+        return "default (on)"
+    return SYNC_LABEL.get(sync, sync)
 
 
 def load(outdir):
@@ -189,7 +198,7 @@ def markdown_tables(table):
             if k not in seen:
                 seen.append(k)
         for sync, clients in seen:
-            cells = [SYNC_LABEL.get(sync, sync), clients]
+            cells = [sync_label(name, sync), clients]
             first = True
             for ref_v, _, target in refs:
                 t = next((x for x in rows if (x["sync"], x["clients"], x["ref_v"]) ==
@@ -213,10 +222,11 @@ def cpu_table(table):
     for t in table:
         if t["es_cpu"] is None or t["ref_cpu"] is None:
             continue
-        unit_fmt = (lambda x: f"{x:,.0f}") if t["workload"] == "snapshot" else (lambda x: f"{x:,.1f}")
+        def unit_fmt(x):
+            return f"{x:,.0f}" if x >= 100 else (f"{x:,.1f}" if x >= 10 else f"{x:,.2f}")
         out.append("| {} | {} | {} | {} | {} | {} | {} |".format(
-            t["workload"], SYNC_LABEL.get(t["sync"], t["sync"]), t["clients"],
-            unit_fmt(t["es_cpu"]), t["ref_what"].split(",")[0], unit_fmt(t["ref_cpu"]),
+            t["workload"], sync_label(t["workload"], t["sync"]), t["clients"],
+            unit_fmt(t["es_cpu"]), t["ref_what"], unit_fmt(t["ref_cpu"]),
             fmt_ratio(t["cpu_ratios"])))
     return "\n".join(out)
 
@@ -262,7 +272,7 @@ def targets_summary(table):
         if not missed:
             out.append(f"- {text}: **met** ({', '.join(fmt_ratio([r['ratio']]) for r in rows)})")
         else:
-            where = ", ".join(f"{SYNC_LABEL.get(r['sync'], r['sync'])} {r['clients']} client(s): "
+            where = ", ".join(f"{sync_label(r['workload'], r['sync'])} {r['clients']} client(s): "
                               f"{fmt_ratio([r['ratio']]) if r['ratio'] else 'no figure'}"
                               + (" (run failed)" if r["verdict"] == "FAILED RUN" else "")
                               for r in missed)
@@ -303,12 +313,14 @@ def main():
         "starts a throwaway cluster, prints the table, writes this file (or `$BENCH_DOC`), and",
         "removes the cluster (`ES_KEEP=1` keeps it). `PG_CONFIG` picks the PostgreSQL;",
         "`BENCH_ROUNDS` and `BENCH_SECONDS` override the rounds and the seconds (whole) per",
-        "figure. Raw pgbench output, the generated scripts and `results.tsv` (one row per",
+        "figure; `BENCH_NOTE` puts a note at the top of this file. Raw pgbench output, the generated scripts and `results.tsv` (one row per",
         "measurement) stay in `bench/out/<date>/`, which git ignores. A workload whose",
         "functions are not installed is skipped with a note, so the command works on any",
         "build of es_pg.",
         "",
     ]
+    if os.environ.get("BENCH_NOTE"):
+        parts += ["> " + os.environ["BENCH_NOTE"], ""]
     if quick:
         parts += ["> **Quick run**: one short round per figure. Publish the figures of a full run",
                   "> (`bench/run.sh`) on a quiet machine.", ""]

@@ -16,7 +16,7 @@
 # Settings (environment): PG_CONFIG, ES_KEEP as for scripts/test.sh;
 # BENCH_ROUNDS, BENCH_SECONDS override the mode's rounds and seconds per
 # measurement; BENCH_DOC names the report to write (default
-# docs/benchmarks.md).
+# docs/benchmarks.md); BENCH_NOTE adds a note at its top.
 source "$(dirname "${BASH_SOURCE[0]}")/../scripts/lib.sh"
 
 mode=full
@@ -340,7 +340,7 @@ meta loadavg_start "$(cut -d' ' -f1-3 /proc/loadavg)"
 meta postgres "$(sql -c 'SELECT version()')"
 meta es_pg "$(sql -c "SELECT extversion FROM pg_extension WHERE extname = 'es_pg'")"
 meta commit "$(git -C "$ES_ROOT" rev-parse --short HEAD 2>/dev/null || echo unknown)"
-meta settings "$(sql -F '=' -R ', ' -c "SELECT name, setting || coalesce(unit, '') FROM pg_settings WHERE name IN ('shared_buffers', 'fsync', 'wal_sync_method', 'full_page_writes', 'max_wal_size', 'checkpoint_timeout', 'autovacuum', 'wal_level', 'jit') ORDER BY name")"
+meta settings "$(sql -F '=' -R ', ' -c "SELECT name, current_setting(name) FROM pg_settings WHERE name IN ('shared_buffers', 'fsync', 'wal_sync_method', 'full_page_writes', 'max_wal_size', 'checkpoint_timeout', 'autovacuum', 'wal_level', 'jit') ORDER BY name")"
 meta data "$(sql -c "SELECT count(*) || ' events, ' || pg_size_pretty(pg_total_relation_size('es_events')) FROM es_events")"
 meta dsync "$(cd "$ES_TMP" && dd if=/dev/zero of=dsync.test bs=8k count=500 oflag=dsync 2>&1 |
 	awk '/copied/ { for (i = 1; i <= NF; i++) if ($i ~ /^s,?$/) t = $(i - 1); printf "%.0f", 500 / t }';
