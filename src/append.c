@@ -385,6 +385,51 @@ NeedsConstraintCheck(Relation rel)
 			 strcmp(constr->check[0].ccname, "es_events_version_check") == 0);
 }
 
+/* the global_position index, filled under the feed lock */
+typedef struct PositionIndex
+{
+	Relation	index;
+	IndexInfo  *info;
+	int			nindices;		/* ri_NumIndices with it included */
+} PositionIndex;
+
+/*
+ * TakeOutPositionIndex moves es_events_pkey to the end of the result
+ * relation's index arrays and hides it from ExecInsertIndexTuples, which
+ * then fills only the other indexes.  PutBackPositionIndex undoes it before
+ * the indexes are closed.
+ */
+static void
+TakeOutPositionIndex(const EsCatalog *cat, ResultRelInfo *rri,
+					 PositionIndex *pkey)
+{
+	int			n = rri->ri_NumIndices;
+	int			i;
+
+	for (i = 0; i < n; i++)
+	{
+		if (RelationGetRelid(rri->ri_IndexRelationDescs[i]) == cat->position_index)
+			break;
+	}
+	if (i == n)
+		elog(ERROR, "es_events_pkey is not among the indexes of es_events");
+
+	pkey->index = rri->ri_IndexRelationDescs[i];
+	pkey->info = rri->ri_IndexRelationInfo[i];
+	pkey->nindices = n;
+	rri->ri_IndexRelationDescs[i] = rri->ri_IndexRelationDescs[n - 1];
+	rri->ri_IndexRelationInfo[i] = rri->ri_IndexRelationInfo[n - 1];
+	rri->ri_IndexRelationDescs[n - 1] = pkey->index;
+	rri->ri_IndexRelationInfo[n - 1] = pkey->info;
+	rri->ri_NumIndices = n - 1;
+}
+
+static void
+PutBackPositionIndex(ResultRelInfo *rri, PositionIndex *pkey)
+{
+	rri->ri_NumIndices = pkey->nindices;
+}
+
 /*
  * InsertEvents writes the rows through the executor's insert machinery and
  * fires es_events' triggers once for the whole call.
@@ -404,6 +449,8 @@ InsertEvents(const EsCatalog *cat, Relation rel, text *stream_id,
 	bool		has_br_triggers;
 	bool		check_constraints = NeedsConstraintCheck(rel);
 	BulkInsertState bistate = NULL;
+	PositionIndex pkey;
+	EsFeedLock	held;
 	EsAppendedEvents appended;
 	MemoryContext oldcxt;
 	int			i;
@@ -420,6 +467,7 @@ InsertEvents(const EsCatalog *cat, Relation rel, text *stream_id,
 	rri = makeNode(ResultRelInfo);
 	ExecInitResultRelation(estate, rri, 1);
 	ExecOpenIndices(rri, false);
+	TakeOutPositionIndex(cat, rri, &pkey);
 	cid = GetCurrentCommandId(true);
 	estate->es_output_cid = cid;
 	has_br_triggers = rri->ri_TrigDesc != NULL &&
@@ -479,13 +527,17 @@ InsertEvents(const EsCatalog *cat, Relation rel, text *stream_id,
 		bistate = GetBulkInsertState();
 
 	/*
-	 * Positions are allocated and the rows inserted into the indexes while
-	 * holding the feed lock, so that positions enter the index in increasing
-	 * order (see lock.c).  Nothing in here waits for another transaction:
-	 * the stream lock excludes conflicting versions and CheckEventIds has
-	 * waited out concurrent inserters of the same ids.
+	 * Positions are allocated, and the rows inserted into the heap and into
+	 * the global_position index, while holding the feed lock, so that
+	 * positions enter that index in increasing order (see lock.c).  Nothing
+	 * in here waits for another transaction: the relation and sequence
+	 * locks are held already, positions from the sequence cannot collide,
+	 * and the other indexes (whose unique checks may wait) are filled after
+	 * the lock is released.  Only code of the user's, BEFORE ROW triggers,
+	 * keeps us from the cheap LWLock form of the lock.
 	 */
-	EsLockFeed();
+	LockRelationOid(cat->position_seq, RowExclusiveLock);
+	held = EsLockFeed(!has_br_triggers);
 	for (i = 0; i < nevents; i++)
 	{
 		TupleTableSlot *slot = slots[i];
@@ -522,12 +574,22 @@ InsertEvents(const EsCatalog *cat, Relation rel, text *stream_id,
 	}
 	for (i = 0; i < nevents; i++)
 	{
+		Datum		position = slots[i]->tts_values[Anum_es_events_global_position - 1];
+		bool		isnull = false;
+
+		index_insert(pkey.index, &position, &isnull, &slots[i]->tts_tid, rel,
+					 UNIQUE_CHECK_YES, false, pkey.info);
+	}
+	EsUnlockFeed(held);
+
+	for (i = 0; i < nevents; i++)
+	{
 		List	   *recheck = EsInsertIndexTuples(rri, slots[i], estate);
 
 		list_free(recheck);
 		ResetPerTupleExprContext(estate);
 	}
-	EsUnlockFeed();
+	PutBackPositionIndex(rri, &pkey);
 
 	if (bistate != NULL)
 	{

@@ -47,6 +47,7 @@ _PG_init(void)
 							 false,
 							 PGC_SUSET, 0,
 							 NULL, NULL, NULL);
+	EsInitFeedLock();
 	EsInitSnapshots();
 	EsInitProjections();
 	MarkGUCPrefixReserved("es_pg");

@@ -84,10 +84,18 @@ extern bool EsParseUuid(const char *str, int len, pg_uuid_t *out);
 
 /* lock.c */
 extern void EsLockStream(text *stream_id);
-extern void EsLockFeed(void);
-extern void EsUnlockFeed(void);
-extern void EsLockFeedShared(void);
-extern void EsUnlockFeedShared(void);
+typedef enum EsFeedLock
+{
+	ES_FEED_HEAVYWEIGHT,
+	ES_FEED_LWLOCK
+} EsFeedLock;
+
+extern void EsInitFeedLock(void);
+extern EsFeedLock EsLockFeed(bool lightweight_ok);
+extern void EsUnlockFeed(EsFeedLock held);
+extern EsFeedLock EsLockFeedShared(void);
+extern void EsUnlockFeedShared(EsFeedLock held);
+extern void EsLockFeedUntilCommit(void);
 
 /*
  * append.c
@@ -116,6 +124,7 @@ extern int64 EsStreamVersion(const EsCatalog *cat, Relation rel,
 extern int64 EsReadFeed(const EsCatalog *cat, int64 from_position,
 						int64 max_count, EsFeedCallback callback, void *arg);
 extern int64 EsHeadPosition(const EsCatalog *cat, Snapshot snapshot);
+extern int64 EsMaxIndexedPosition(Relation rel, Relation index);
 
 /* snapshot.c */
 extern void EsInitSnapshots(void);

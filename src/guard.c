@@ -110,7 +110,7 @@ es_events_insert_guard(PG_FUNCTION_ARGS)
 {
 	(void) CheckTriggerCall(fcinfo, "es_events_insert_guard");
 	if (!EsInsideAppend())
-		EsLockFeed();
+		EsLockFeedUntilCommit();
 	/* a statement-level trigger returns a null pointer, not SQL NULL */
 	return PointerGetDatum(NULL);
 }

@@ -1882,30 +1882,6 @@ ReadCheckpoint(const ProjCatalog *pc, const char *name)
 }
 
 /*
- * MaxIndexedPosition returns the highest position in es_events_pkey, of
- * any transaction, committed or not.
- */
-static int64
-MaxIndexedPosition(Relation rel, Relation index)
-{
-	IndexScanDesc scan;
-	int64		position = 0;
-
-	scan = index_beginscan(rel, index, SnapshotAny, 0, 0);
-	scan->xs_want_itup = true;
-	index_rescan(scan, NULL, 0, NULL, 0);
-	if (index_getnext_tid(scan, BackwardScanDirection) != NULL)
-	{
-		bool		isnull;
-
-		position = DatumGetInt64(index_getattr(scan->xs_itup, 1,
-											   scan->xs_itupdesc, &isnull));
-	}
-	index_endscan(scan);
-	return position;
-}
-
-/*
  * PositionState looks up the event at a position.  It returns true when
  * the position is settled: committed, written by this transaction,
  * aborted, or skipped while later positions exist.  Otherwise *xwait is
@@ -1931,7 +1907,7 @@ PositionState(const EsCatalog *cat, int64 position, TransactionId *xwait)
 	 * in increasing order (lock.c), so if it is past ours, ours is in the
 	 * index or never will be.
 	 */
-	settled = MaxIndexedPosition(rel, index) >= position;
+	settled = EsMaxIndexedPosition(rel, index) >= position;
 
 	InitDirtySnapshot(dirty);
 	ScanKeyInit(&key, 1, BTEqualStrategyNumber, F_INT8EQ,

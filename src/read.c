@@ -244,11 +244,11 @@ es_read_stream_backward(PG_FUNCTION_ARGS)
 }
 
 /*
- * MaxIndexedPosition returns the highest global_position in the index,
+ * EsMaxIndexedPosition returns the highest global_position in the index,
  * whatever the state of its transaction, or 0 for an empty index.
  */
-static int64
-MaxIndexedPosition(Relation rel, Relation index)
+int64
+EsMaxIndexedPosition(Relation rel, Relation index)
 {
 	IndexScanDesc scan;
 	int64		position = 0;
@@ -285,6 +285,7 @@ EsReadFeed(const EsCatalog *cat, int64 from_position, int64 max_count,
 	ScanKeyData key;
 	Snapshot	snapshot;
 	Buffer		buffer = InvalidBuffer;
+	EsFeedLock	held;
 	int64		high;
 	int64		count = 0;
 
@@ -295,9 +296,9 @@ EsReadFeed(const EsCatalog *cat, int64 from_position, int64 max_count,
 	tupdesc = RelationGetDescr(rel);
 	index = index_open(cat->position_index, AccessShareLock);
 
-	EsLockFeedShared();
-	high = MaxIndexedPosition(rel, index);
-	EsUnlockFeedShared();
+	held = EsLockFeedShared();
+	high = EsMaxIndexedPosition(rel, index);
+	EsUnlockFeedShared(held);
 
 	if (high <= from_position)
 	{

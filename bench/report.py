@@ -1,0 +1,367 @@
+#!/usr/bin/env python3
+"""bench/report.py OUTDIR DOC: turn bench/run.sh's raw results into a table
+on stdout and the report DOC (docs/benchmarks.md).
+
+OUTDIR holds results.tsv (one row per measurement) and meta.tsv (machine,
+settings, date).  Every figure is a ratio to the plain-PostgreSQL reference
+measured in the same run: per round, es_pg's events/s divided by the
+reference's, and the median over the rounds."""
+
+import csv
+import math
+import os
+import statistics
+import sys
+
+# workload: (title, es_pg variant and what it calls, [(reference variant,
+# what it runs, target ratio by durability or None)])
+WORKLOADS = [
+    ("append", "single-event append, random stream of 10,000, no version check",
+     ("es", "es_append"),
+     [("ref", "INSERT ... SELECT coalesce(max(version), 0) + 1",
+       {"on": 0.95, "off": 0.75})]),
+    ("append_expected", "single-event append, exact expected version, client's own stream",
+     ("es", "es_append(..., expected_version)"),
+     [("ref", "INSERT ... SELECT max(version) + 1 ... WHERE max = expected",
+       {"on": 0.95, "off": 0.75})]),
+    ("batch10", "batch of 10 events in one call, random stream",
+     ("es", "es_append_batch"),
+     [("insert", "multi-row INSERT, versions in SQL", None),
+      ("copy", "COPY FROM STDIN (psql)", None)]),
+    ("batch1000", "batch of 1,000 events in one call, random stream",
+     ("es", "es_append_batch"),
+     [("insert", "multi-row INSERT, versions in SQL", None),
+      ("copy", "COPY FROM STDIN (psql)", {"on": 0.7, "off": 0.7})]),
+    ("read_stream", "read a 1,000-event stream",
+     ("es", "es_read_stream"),
+     [("ref", "SELECT ... WHERE stream_id = $1 ORDER BY version",
+       {"any": 0.9})]),
+    ("read_all", "global feed, one page of 1,000 events",
+     ("es", "es_read_all"),
+     [("ref", "SELECT ... WHERE global_position > $1 ORDER BY global_position LIMIT 1000",
+       {"any": 0.9})]),
+    ("snapshot", "load a 10,000-event stream's state (loads/s), snapshot 100 events from the head",
+     ("snapshot", "es_aggregate, snapshot + 100-event tail"),
+     [("replay", "es_aggregate, full replay of 10,000 events (no snapshot)",
+       {"any": 20.0}),
+      ("tail2x", "es_aggregate, full replay of a 200-event stream (2x the tail)",
+       {"any": 1.0})]),
+    ("inline_projections", "single-event append to a random account, with the three inline projections",
+     ("bank3", "es_append + balance, history and daily-summary projections, inline"),
+     [("alone", "es_append, no projection", None),
+      ("by_hand", "es_append, then the same three handlers called by hand in the same transaction", None)]),
+    ("async_projection", "async catch-up: a backlog applied to the three projections, 1,000 events per projection and transaction",
+     ("catchup", "es_apply_projections(NULL, 1000) until done"),
+     [("handlers", "the three handlers called on an equal backlog, 1,000 events per statement", None)]),
+    ("async_worker", "async catch-up by the background worker: from the backlog's commit to the last projection at the head",
+     ("worker", "the projection worker (es_wait_for_projection to see it done)"),
+     [("handlers", "the three handlers called on an equal backlog, 1,000 events per statement", None)]),
+    ("rebuild_projection", "rebuild of the projections from all events (handler calls/s)",
+     ("rebuild", "es_rebuild_projection"),
+     [("handlers", "reset, then the handler called on every event from one SQL statement", None)]),
+]
+
+SYNC_LABEL = {"on": "sync on", "off": "sync off", "any": "n/a (read)"}
+READS = {"read_stream", "read_all", "snapshot"}
+
+
+def sync_label(workload, sync):
+    """Reads write no commit record; the projection rebuild and catch-up run
+    with the server's default."""
+    if sync == "any" and workload not in READS:
+        return "default (on)"
+    return SYNC_LABEL.get(sync, sync)
+
+
+def load(outdir):
+    with open(os.path.join(outdir, "results.tsv")) as f:
+        rows = list(csv.DictReader(f, delimiter="\t"))
+    with open(os.path.join(outdir, "meta.tsv")) as f:
+        meta = {r["key"]: r["value"] for r in csv.DictReader(f, delimiter="\t")}
+    return rows, meta
+
+
+def fmt_rate(x):
+    if x is None:
+        return "-"
+    if x >= 100:
+        return f"{x:,.0f}"
+    return f"{x:,.1f}"
+
+
+def fmt_ratio(rs):
+    """The median ratio and its range, rounded down (so that a figure shown
+    as 0.90x never hides a 0.898x that missed a 0.9x target)."""
+    if not rs:
+        return "-"
+    med = statistics.median(rs)
+    digits = 1 if med >= 10 else 2
+
+    def down(x):
+        return f"{math.floor(x * 10 ** digits) / 10 ** digits:.{digits}f}"
+    s = down(med) + "x"
+    if len(rs) > 1:
+        s += f" ({down(min(rs))}-{down(max(rs))})"
+    return s
+
+
+def analyse(rows):
+    """Returns the table rows: one per workload, durability, clients and
+    reference, and the skipped workloads with their notes."""
+    by_key = {}
+    skipped = {}
+    invalid = {}
+    failed = set()
+    cpu_by_key = {}
+    for r in rows:
+        if r["status"].startswith("skipped: "):
+            skipped[r["workload"]] = r["status"][len("skipped: "):]
+            continue
+        if r["status"].startswith("invalid: "):
+            invalid[r["workload"]] = r["status"][len("invalid: "):]
+            continue
+        if r["status"] != "ok":
+            failed.add((r["workload"], r["sync"], r["clients"]))
+        key = (r["workload"], r["sync"], r["clients"])
+        by_key.setdefault(key, {}).setdefault(r["variant"], {})[r["round"]] = \
+            float(r["events_per_s"])
+        cpu = r.get("cpu_us_per_event") or "-"
+        if cpu != "-" and float(cpu) > 0:
+            cpu_by_key.setdefault(key, {}).setdefault(r["variant"], {})[r["round"]] = float(cpu)
+    table = []
+    for name, title, (es_v, es_what), refs in WORKLOADS:
+        keys = sorted((k for k in by_key if k[0] == name),
+                      key=lambda k: ({"on": 0, "off": 1, "any": 2}.get(k[1], 3), int(k[2])))
+        for key in keys:
+            variants = by_key[key]
+            es = variants.get(es_v, {})
+            cpu = cpu_by_key.get(key, {})
+            # the worker's CPU is not a reaped backend's: not measured
+            es_cpu = cpu.get(es_v, {}) if es_v != "worker" else {}
+            for ref_v, ref_what, target in refs:
+                ref = variants.get(ref_v, {})
+                ratios = [es[r] / ref[r] for r in es if r in ref and ref[r] > 0]
+                ref_cpu = cpu.get(ref_v, {})
+                cpu_ratios = [ref_cpu[r] / es_cpu[r] for r in es_cpu if r in ref_cpu]
+                med = statistics.median(ratios) if ratios else None
+                t = target.get(key[1]) if target else None
+                if name in invalid:
+                    verdict = "INVALID: " + invalid[name]
+                elif key in failed:
+                    verdict = "FAILED RUN"
+                elif t is None or med is None:
+                    verdict = ""
+                elif med >= t:
+                    verdict = "met"
+                else:
+                    verdict = "MISSED"
+                table.append({
+                    "workload": name, "title": title, "sync": key[1],
+                    "clients": key[2], "es_what": es_what, "ref_what": ref_what,
+                    "ref_v": ref_v,
+                    "es": statistics.median(es.values()) if es else None,
+                    "ref": statistics.median(ref.values()) if ref else None,
+                    "ratios": ratios, "ratio": med, "target": t,
+                    "es_cpu": statistics.median(es_cpu.values()) if es_cpu else None,
+                    "ref_cpu": statistics.median(ref_cpu.values()) if ref_cpu else None,
+                    "cpu_ratios": cpu_ratios,
+                    "verdict": verdict,
+                })
+    return table, skipped
+
+
+def markdown_tables(table):
+    """One table per workload: a row per durability and client count, a
+    column pair (events/s, ratio) per reference."""
+    out = []
+    for name, title, (es_v, es_what), refs in WORKLOADS:
+        rows = [t for t in table if t["workload"] == name]
+        if not rows:
+            continue
+        unit = {"snapshot": "loads/s", "rebuild_projection": "calls/s"}.get(name, "events/s")
+        out += [f"### {title}", "",
+                f"es_pg: `{es_what}`. " + "; ".join(
+                    f"Reference {i + 1}: `{what}`" for i, (_, what, _) in enumerate(refs)) + ".",
+                ""]
+        head = ["durability", "clients", f"es_pg {unit}"]
+        align = ["---", "---:", "---:"]
+        for i, (ref_v, _, target) in enumerate(refs):
+            head += [f"ref. {i + 1} {unit}", f"ratio to ref. {i + 1}"]
+            align += ["---:", "---:"]
+            if target:
+                head += ["target"]
+                align += ["---"]
+        out += ["| " + " | ".join(head) + " |", "|" + "|".join(align) + "|"]
+        seen = []
+        for t in rows:
+            k = (t["sync"], t["clients"])
+            if k not in seen:
+                seen.append(k)
+        for sync, clients in seen:
+            cells = [sync_label(name, sync), clients]
+            first = True
+            for ref_v, _, target in refs:
+                t = next((x for x in rows if (x["sync"], x["clients"], x["ref_v"]) ==
+                          (sync, clients, ref_v)), None)
+                if first:
+                    cells.append(fmt_rate(t["es"] if t else None))
+                    first = False
+                cells += [fmt_rate(t["ref"]) if t else "-", fmt_ratio(t["ratios"]) if t else "-"]
+                if target:
+                    cells.append(f">= {t['target']:g}x: **{t['verdict']}**"
+                                 if t and t["target"] is not None else "-")
+            out.append("| " + " | ".join(str(c) for c in cells) + " |")
+        out.append("")
+    return "\n".join(out)
+
+
+def cpu_table(table):
+    """Backend CPU per event, es_pg and each reference."""
+    out = ["| workload | durability | clients | es_pg µs/event | reference | µs/event | ratio |",
+           "|---|---|---:|---:|---|---:|---:|"]
+    for t in table:
+        if t["es_cpu"] is None or t["ref_cpu"] is None:
+            continue
+        def unit_fmt(x):
+            return f"{x:,.0f}" if x >= 100 else (f"{x:,.1f}" if x >= 10 else f"{x:,.2f}")
+        out.append("| {} | {} | {} | {} | {} | {} | {} |".format(
+            t["workload"], sync_label(t["workload"], t["sync"]), t["clients"],
+            unit_fmt(t["es_cpu"]), t["ref_what"], unit_fmt(t["ref_cpu"]),
+            fmt_ratio(t["cpu_ratios"])))
+    return "\n".join(out)
+
+
+def text_table(table, skipped):
+    head = ("workload", "sync", "cl", "es_pg ev/s", "ref", "ref ev/s", "ratio", "cpu ratio", "target")
+    lines = []
+    for t in table:
+        target = f">={t['target']:g}x {t['verdict']}" if t["target"] is not None else t["verdict"]
+        lines.append((t["workload"], t["sync"], t["clients"], fmt_rate(t["es"]),
+                      t["ref_v"], fmt_rate(t["ref"]),
+                      fmt_ratio(t["ratios"]), fmt_ratio(t["cpu_ratios"]), target))
+    widths = [max(len(str(x)) for x in col) for col in zip(head, *lines)]
+    out = []
+    for row in [head] + lines:
+        out.append("  ".join(str(x).ljust(w) for x, w in zip(row, widths)).rstrip())
+    for name, note in skipped.items():
+        out.append(f"{name}: skipped ({note})")
+    return "\n".join(out)
+
+
+def targets_summary(table):
+    """One line per target: met everywhere, or missed where."""
+    goals = [
+        ("append", "ref", "on", "single-event append >= 0.95x plain INSERT, synchronous_commit on"),
+        ("append_expected", "ref", "on", "same, with the expected-version check"),
+        ("append", "ref", "off", "single-event append >= 0.75x plain INSERT, synchronous_commit off"),
+        ("append_expected", "ref", "off", "same, with the expected-version check"),
+        ("batch1000", "copy", None, "batch of 1,000 >= 0.7x COPY's events/s"),
+        ("read_stream", "ref", None, "stream read >= 0.9x plain SELECT"),
+        ("read_all", "ref", None, "global feed >= 0.9x plain SELECT"),
+        ("snapshot", "replay", None, "snapshot load of a 10,000-event stream >= 20x faster than full replay"),
+        ("snapshot", "tail2x", None, "(issue 3's goal) snapshot load costs no more than replaying 2x the tail"),
+    ]
+    out = []
+    for w, ref_v, sync, text in goals:
+        rows = [t for t in table if t["workload"] == w and t["ref_v"] == ref_v
+                and t["target"] is not None and (sync is None or t["sync"] == sync)]
+        if not rows:
+            out.append(f"- {text}: **not measured** (workload skipped)")
+            continue
+        missed = [r for r in rows if r["verdict"] != "met"]
+        if not missed:
+            out.append(f"- {text}: **met** ({', '.join(fmt_ratio([r['ratio']]) for r in rows)})")
+        else:
+            where = ", ".join(f"{sync_label(r['workload'], r['sync'])} {r['clients']} client(s): "
+                              f"{fmt_ratio([r['ratio']]) if r['ratio'] else 'no figure'}"
+                              + (" (run failed)" if r["verdict"] == "FAILED RUN" else "")
+                              for r in missed)
+            out.append(f"- {text}: **MISSED** ({where})")
+    return "\n".join(out)
+
+
+def main():
+    outdir, doc = sys.argv[1], sys.argv[2]
+    rows, meta = load(outdir)
+    table, skipped = analyse(rows)
+    print(text_table(table, skipped))
+    print()
+    print(targets_summary(table))
+
+    here = os.path.dirname(os.path.abspath(__file__))
+    with open(os.path.join(here, "notes.md")) as f:
+        notes = f.read()
+    quick = meta.get("mode") == "quick"
+    parts = [
+        "# Benchmarks: es_pg beside plain PostgreSQL",
+        "",
+        "<!-- written by bench/run.sh (bench/report.py + bench/notes.md): edit those, not this file -->",
+        "",
+        "Every figure below is a ratio to plain PostgreSQL doing the same job on a table of",
+        "the same shape, measured in the same run on the same throwaway cluster (see",
+        "[How it is measured](#how-it-is-measured)).",
+        "",
+        "## Running it",
+        "",
+        "```sh",
+        "bench/run.sh            # every workload, 3 rounds of 2 s per figure: 8-10 minutes on 2 cores",
+        "bench/run.sh --quick    # one round of 1 s per figure: under 2 minutes",
+        "```",
+        "",
+        "As root or with sudo, like `scripts/test.sh`: it installs what is missing (PostgreSQL 15",
+        "from Debian, python3 for the report), builds and installs es_pg and the bank example,",
+        "starts a throwaway cluster, prints the table, writes this file (or `$BENCH_DOC`), and",
+        "removes the cluster (`ES_KEEP=1` keeps it). `PG_CONFIG` picks the PostgreSQL;",
+        "`BENCH_ROUNDS` and `BENCH_SECONDS` override the rounds and the seconds (whole) per",
+        "figure; `BENCH_NOTE` puts a note at the top of this file. Raw pgbench output, the generated scripts and `results.tsv` (one row per",
+        "measurement) stay in `bench/out/<date>/`, which git ignores. A workload whose",
+        "functions are not installed is skipped with a note, so the command works on any",
+        "build of es_pg.",
+        "",
+    ]
+    if os.environ.get("BENCH_NOTE"):
+        parts += ["> " + os.environ["BENCH_NOTE"], ""]
+    if quick:
+        parts += ["> **Quick run**: one short round per figure. Publish the figures of a full run",
+                  "> (`bench/run.sh`) on a quiet machine.", ""]
+    parts += [
+        "## This run",
+        "",
+        f"- date: {meta.get('date')}; mode: {meta.get('mode')} ({meta.get('rounds')} round(s) "
+        f"of {meta.get('seconds')} s per figure; total {meta.get('duration')}: {meta.get('phases')}); "
+        f"commit {meta.get('commit')}",
+        f"- machine: {meta.get('cpu')}, {meta.get('cores')} cores, {meta.get('memory')}, "
+        f"{meta.get('kernel')}; 8 kB O_DSYNC writes: {meta.get('dsync')}/s; "
+        f"load average {meta.get('loadavg_start')} at the start, {meta.get('loadavg_end')} at the end",
+        f"- {meta.get('postgres')}",
+        f"- es_pg {meta.get('es_pg')}; data at the start: {meta.get('data')} (and the same in the reference table)",
+    ] + ([f"- projections: {meta['projections']}"] if meta.get("projections") else []) + [
+        f"- settings: {meta.get('settings')}; synchronous_commit per row (on = the default, "
+        "commit waits for the WAL flush; off); pgbench and psql on the same machine over a Unix socket",
+        "",
+        "## Results",
+        "",
+        "Events per second are medians over the rounds; the ratio is es_pg's events/s over the",
+        "reference's, per round, median (lowest-highest). Above 1 means es_pg is faster.",
+        "",
+        markdown_tables(table),
+    ]
+    if skipped:
+        parts += ["Not measured in this run:", ""]
+        parts += [f"- {name}: {note}" for name, note in skipped.items()]
+        parts += [""]
+    parts += ["## Targets", "", targets_summary(table), "",
+              "## Backend CPU per event", "",
+              "CPU time the server's backends used per event (per load for the snapshot",
+              "workload), from the postmaster's reaped-children counters: unlike throughput,",
+              "it hardly moves when other processes compete for the cores, so it shows the",
+              "extension's own cost even on a busy machine. The ratio is the reference's CPU",
+              "per event over es_pg's (above 1: es_pg uses less CPU). With synchronous_commit",
+              "on, the wait for the WAL flush is not CPU time and does not show here.", "",
+              cpu_table(table), "", notes]
+    with open(doc, "w") as f:
+        f.write("\n".join(parts).rstrip() + "\n")
+
+
+if __name__ == "__main__":
+    main()

@@ -1,0 +1,525 @@
+#!/usr/bin/env bash
+# bench/run.sh: es_pg beside plain PostgreSQL, measured in one run.
+#
+#   bench/run.sh            full run (8 to 10 minutes on 2 cores)
+#   bench/run.sh --quick    one short round of everything (under 2 minutes)
+#
+# Installs what is missing, builds and installs es_pg and the bank example
+# (scripts/lib.sh),
+# starts a throwaway cluster, loads the same data into es_events and into a
+# plain table of the same shape (bench.ref_events), runs every workload with
+# pgbench (COPY with psql) under synchronous_commit on and off, with 1 and 2
+# clients, prints a table and writes docs/benchmarks.md.  Raw pgbench output
+# goes to bench/out/ (not committed).  See docs/benchmarks.md for what each
+# workload does and why its reference is fair.
+#
+# Settings (environment): PG_CONFIG, ES_KEEP as for scripts/test.sh;
+# BENCH_ROUNDS, BENCH_SECONDS override the mode's rounds and seconds per
+# measurement; BENCH_DOC names the report to write (default
+# docs/benchmarks.md); BENCH_NOTE adds a note at its top.
+source "$(dirname "${BASH_SOURCE[0]}")/../scripts/lib.sh"
+
+mode=full
+case "${1:-}" in
+	--quick) mode=quick ;;
+	"") ;;
+	*) echo "usage: bench/run.sh [--quick]" >&2; exit 2 ;;
+esac
+if [ "$mode" = quick ]; then rounds=1 secs=1; else rounds=3 secs=2; fi
+rounds=${BENCH_ROUNDS:-$rounds}
+secs=${BENCH_SECONDS:-$secs}
+doc=${BENCH_DOC:-$ES_ROOT/docs/benchmarks.md}
+
+# the data every workload starts from (bench/sql/setup.sql)
+streams=10000		# streams of the append workloads
+per_stream=10		# events already in each
+read_len=1000		# events of each stream the read workload reads
+read_count=10		# how many such streams
+snap_len=10000		# events of the snapshot workload's streams
+snap_tail=100		# events after the snapshot
+backlog=$([ "$mode" = quick ] && echo 5000 || echo 20000)	# async catch-up
+
+BENCH=$ES_ROOT/bench
+OUT=$BENCH/out/$(date -u +%Y%m%dT%H%M%SZ)
+RESULTS=$OUT/results.tsv
+started=$(date +%s)
+
+es_need_server
+es_need_packages python3
+es_build_install
+es_cluster_start \
+	"shared_buffers = 512MB" \
+	"max_wal_size = 8GB" \
+	"checkpoint_timeout = 1h" \
+	"autovacuum = off" \
+	"fsync = on" \
+	"synchronous_commit = on" \
+	"full_page_writes = on" \
+	"jit = off"
+
+bindir=$($PG_CONFIG --bindir)
+PGBENCH=$bindir/pgbench
+PSQL=$bindir/psql
+mkdir -p "$OUT/raw" "$OUT/gen"
+printf 'workload\tvariant\tsync\tclients\tround\tevents_per_s\ttps\tlatency_ms\tstatus\tcpu_us_per_event\n' >"$RESULTS"
+printf 'key\tvalue\n' >"$OUT/meta.tsv"
+
+meta() { printf '%s\t%s\n' "$1" "$2" >>"$OUT/meta.tsv"; }
+
+# phase NAME: ends the current phase (its seconds go to the report) and
+# starts the next one
+phase_name="" phase_start=$(date +%s) phases=""
+phase() {
+	local now
+	now=$(date +%s)
+	[ -z "$phase_name" ] || phases="$phases${phases:+, }$phase_name $((now - phase_start)) s"
+	phase_name=$1 phase_start=$now
+}
+sql() { "$PSQL" -X -q -v ON_ERROR_STOP=1 -At "$@"; }
+has_function() { [ "$(sql -c "SELECT to_regprocedure('$1') IS NOT NULL")" = t ]; }
+
+# a unique number for each measurement: it names the streams of the
+# workloads that need fresh ones
+runid=0
+
+# record WORKLOAD VARIANT SYNC CLIENTS ROUND EVENTS/S TPS LATENCY STATUS
+#   [CPU-US/EVENT]
+record() {
+	printf '%s\t%s\t%s\t%s\t%s\t%s\t%s\t%s\t%s\t%s\n' "$1" "$2" "$3" "$4" "$5" \
+		"$6" "$7" "$8" "$9" "${10:--}" >>"$RESULTS"
+}
+
+# Backend CPU time.  The postmaster reaps every backend that exits, so its
+# children's CPU time (cutime + cstime in /proc/PID/stat) grows by exactly
+# the CPU the backends of a measurement used, whatever else the machine
+# runs: a figure that noise from other processes barely moves.
+clk_tck=$(getconf CLK_TCK)
+pm_pid=$(head -n 1 "$ES_TMP/data/postmaster.pid")
+# cpu_mark: "TICKS CHILDREN", the children's CPU so far and how many
+# processes the postmaster has before the measurement starts its own
+cpu_mark() {
+	echo "$(awk '{ print $16 + $17 }' "/proc/$pm_pid/stat") $(pgrep -c -P "$pm_pid" || true)"
+}
+# cpu_since MARK EVENTS: backend CPU microseconds per event since MARK,
+# once the measurement's backends have exited (waiting a second at most)
+cpu_since() {
+	local i now
+	set -- $1 "$2"
+	for ((i = 0; i < 50; i++)); do
+		[ "$(pgrep -c -P "$pm_pid" || true)" -le "$2" ] && break
+		sleep 0.02
+	done
+	now=$(awk '{ print $16 + $17 }' "/proc/$pm_pid/stat")
+	awk -v a="$1" -v b="$now" -v e="$3" -v hz="$clk_tck" \
+		'BEGIN { printf "%.2f", (e > 0 ? (b - a) * 1e6 / hz / e : 0) }'
+}
+
+# skip WORKLOAD NOTE: the workload cannot run on this build
+skip() {
+	record "$1" - - - - - - - "skipped: $2"
+	echo "  $1: skipped ($2)"
+}
+
+# settle: wait (two seconds at most) until the postmaster's processes stop
+# coming and going, so that a background worker that exits after a
+# configuration change is not counted in the next measurement's CPU
+settle() {
+	local i n m
+	n=$(pgrep -c -P "$pm_pid" || true)
+	for ((i = 0; i < 10; i++)); do
+		sleep 0.2
+		m=$(pgrep -c -P "$pm_pid" || true)
+		[ "$m" = "$n" ] && [ "$i" -ge 2 ] && break
+		n=$m
+	done
+}
+
+# bench_pgbench WORKLOAD VARIANT SYNC CLIENTS ROUND SCRIPT PROTOCOL EVENTS
+#   [pgbench option...]: one pgbench measurement; EVENTS per transaction.
+bench_pgbench() {
+	local w=$1 v=$2 sync=$3 c=$4 r=$5 script=$6 proto=$7 ev=$8
+	shift 8
+	local log=$OUT/raw/$w.$v.$sync.c$c.r$r.log tps lat status=ok cpu0 n
+	runid=$((runid + 1))
+	cpu0=$(cpu_mark)
+	if ! PGOPTIONS="-c synchronous_commit=${sync/any/on}" "$PGBENCH" -n -M "$proto" \
+		-c "$c" -j "$c" -T "$secs" -f "$script" \
+		-D nclients="$c" -D run="$runid" -D streams="$streams" \
+		-D read_count="$read_count" -D feed_len="$feed_len" -D v=0 \
+		-D 'data={"amount": 10}' "$@" >"$log" 2>&1; then
+		status=failed
+	fi
+	grep -q '^number of failed transactions: 0 ' "$log" || status=failed
+	grep -q 'Run was aborted' "$log" && status=failed
+	tps=$(sed -n 's/^tps = \([0-9.]*\) .*/\1/p' "$log")
+	lat=$(sed -n 's/^latency average = \([0-9.]*\) ms/\1/p' "$log")
+	[ -n "$tps" ] && [ "${tps%%.*}" != 0 ] || { tps=${tps:-0}; status=failed; }
+	[ "$status" = ok ] || { echo "  $w/$v failed, see $log"; tail -n 5 "$log"; }
+	n=$(sed -n 's/^number of transactions actually processed: \([0-9]*\).*/\1/p' "$log")
+	record "$w" "$v" "$sync" "$c" "$r" \
+		"$(awk -v t="$tps" -v e="$ev" 'BEGIN { printf "%.1f", t * e }')" \
+		"$tps" "${lat:-0}" "$status" "$(cpu_since "$cpu0" $((${n:-0} * ev)))"
+}
+
+# copy_overhead: seconds psql takes to connect, run nothing and exit; taken
+# off COPY timings, as pgbench leaves out its connection time
+copy_overhead=0
+measure_copy_overhead() {
+	local t0 t1 i
+	t0=$(date +%s.%N)
+	for i in 1 2 3 4 5; do sql -c "SELECT 1" >/dev/null; done
+	t1=$(date +%s.%N)
+	copy_overhead=$(awk -v a="$t0" -v b="$t1" 'BEGIN { printf "%.4f", (b - a) / 5 }')
+}
+
+# copy_rate[WORKLOAD.SYNC.CLIENTS]: COPY's last events/s, to size the next
+# COPY run to about $secs seconds
+declare -A copy_rate
+
+# bench_copy WORKLOAD SYNC CLIENTS ROUND BATCH: COPY FROM STDIN of BATCH
+# events per statement (each one a transaction, into a new stream with the
+# versions given by the client), by one psql per client, for about $secs s.
+bench_copy() {
+	local w=$1 sync=$2 c=$3 r=$4 n=$5
+	local key=$w.$sync.$c rate k i t0 t1 status=ok pids=() secs_run evs cpu0 cpu
+	rate=${copy_rate[$key]:-}
+	if [ -z "$rate" ]; then
+		# a short pilot run sizes the first measurement
+		k=$((n >= 1000 ? 3 : 100))
+	else
+		k=$(awk -v r="$rate" -v s="$secs" -v n="$n" -v c="$c" \
+			'BEGIN { k = int(r * s / n / c); print (k < 2 ? 2 : k) }')
+	fi
+	runid=$((runid + 1))
+	for ((i = 0; i < c; i++)); do
+		awk -v run="$runid" -v cl="$i" -v k="$k" -v n="$n" 'BEGIN {
+			for (b = 0; b < k; b++) {
+				print "COPY bench.ref_events (stream_id, version, event_type, data) FROM STDIN;"
+				for (j = 1; j <= n; j++)
+					printf "copy-%s-%s-%d\t%d\tMoneyDeposited\t{\"amount\": %d}\n", run, cl, b, j, 10 + j % 90
+				print "\\."
+			}
+		}' >"$OUT/gen/copy.$i.sql"
+	done
+	cpu0=$(cpu_mark)
+	t0=$(date +%s.%N)
+	for ((i = 0; i < c; i++)); do
+		PGOPTIONS="-c synchronous_commit=$sync" \
+			"$PSQL" -X -q -v ON_ERROR_STOP=1 -f "$OUT/gen/copy.$i.sql" \
+			>"$OUT/raw/$w.copy.$sync.c$c.r$r.$i.log" 2>&1 &
+		pids+=($!)
+	done
+	for i in "${pids[@]}"; do wait "$i" || status=failed; done
+	t1=$(date +%s.%N)
+	cpu=$(cpu_since "$cpu0" $((k * n * c)))
+	rm -f "$OUT"/gen/copy.*.sql
+	secs_run=$(awk -v a="$t0" -v b="$t1" -v o="$copy_overhead" \
+		'BEGIN { d = b - a - o; printf "%.4f", (d > 0.001 ? d : 0.001) }')
+	evs=$(awk -v k="$k" -v n="$n" -v c="$c" -v s="$secs_run" \
+		'BEGIN { printf "%.1f", k * n * c / s }')
+	copy_rate[$key]=$evs
+	if [ -z "$rate" ]; then
+		# the pilot is not a measurement: run again at the right size
+		bench_copy "$@"
+		return
+	fi
+	[ "$status" = ok ] || echo "  $w/copy failed, see $OUT/raw/$w.copy.$sync.c$c.r$r.*.log"
+	record "$w" copy "$sync" "$c" "$r" "$evs" \
+		"$(awk -v k="$k" -v c="$c" -v s="$secs_run" 'BEGIN { printf "%.1f", k * c / s }')" \
+		"$(awk -v k="$k" -v s="$secs_run" 'BEGIN { printf "%.3f", s * 1000 / k }')" \
+		"$status" "$cpu"
+}
+
+# bench_sql WORKLOAD VARIANT ROUND SQL|@FILE [EVENTS [PSQL OPTION...]]: one
+# timed psql run of a statement or a script (each statement its own
+# transaction).  The figure is EVENTS (default: the number the statement
+# returns) per second of wall-clock time, less psql's start-up.  A script
+# may print "elapsed SECONDS" to time itself instead.
+bench_sql() {
+	local w=$1 v=$2 r=$3 q=$4 ev=${5:-} cpu0 t0 t1 n out secs_run status=ok
+	shift 4
+	[ $# -gt 0 ] && shift
+	cpu0=$(cpu_mark)
+	t0=$(date +%s.%N)
+	if [ "${q:0:1}" = @ ]; then
+		out=$(sql "$@" -f "${q:1}" 2>"$OUT/raw/$w.$v.r$r.err") || status=failed
+	else
+		out=$(sql "$@" -c "$q" 2>"$OUT/raw/$w.$v.r$r.err") || status=failed
+	fi
+	t1=$(date +%s.%N)
+	[ "$status" = ok ] || { echo "  $w/$v failed:"; head -n 5 "$OUT/raw/$w.$v.r$r.err"; }
+	n=$(echo "$out" | tail -n 1)
+	[[ "$n" =~ ^[0-9]+$ ]] || n=0
+	ev=${ev:-$n}
+	secs_run=$(echo "$out" | sed -n 's/^elapsed //p')
+	[ -n "$secs_run" ] || secs_run=$(awk -v a="$t0" -v b="$t1" -v o="$copy_overhead" \
+		'BEGIN { d = b - a - o; printf "%.4f", (d > 0.001 ? d : 0.001) }')
+	record "$w" "$v" any 1 "$r" \
+		"$(awk -v n="$ev" -v s="$secs_run" 'BEGIN { printf "%.1f", (n + 0) / s }')" \
+		"${n:-0}" "$(awk -v s="$secs_run" 'BEGIN { printf "%.1f", s * 1000 }')" \
+		"$status" "$(cpu_since "$cpu0" "$ev")"
+}
+
+# gen_batch_scripts N: the pgbench scripts of the batch-of-N workload; the
+# events are literals in the statement, so the client sends and the server
+# parses them on every call, as with COPY (pgbench -M simple)
+gen_batch_scripts() {
+	local n=$1
+	awk -v n="$n" 'BEGIN {
+		print "-- es_append_batch of " n " events to a random stream, no version check"
+		print "\\set sid :client_id + :nclients * random(0, :streams / :nclients - 1)"
+		printf "SELECT es_append_batch('\''account-'\'' || :sid, '\''["
+		for (j = 1; j <= n; j++)
+			printf "%s{\"type\": \"MoneyDeposited\", \"data\": {\"amount\": %d}}", (j > 1 ? ", " : ""), 10 + j % 90
+		print "]'\'');"
+	}' >"$OUT/gen/batch$n.es.sql"
+	awk -v n="$n" 'BEGIN {
+		print "-- one multi-row INSERT of " n " events to a random stream, versions computed in SQL"
+		print "\\set sid :client_id + :nclients * random(0, :streams / :nclients - 1)"
+		print "INSERT INTO bench.ref_events (stream_id, version, event_type, data)"
+		print "SELECT '\''account-'\'' || :sid, cur.version + t.n, t.event_type, t.data"
+		print "  FROM (SELECT coalesce(max(version), 0) AS version FROM bench.ref_events"
+		print "         WHERE stream_id = '\''account-'\'' || :sid) cur,"
+		printf "       (VALUES "
+		for (j = 1; j <= n; j++)
+			printf "%s(%d, '\''MoneyDeposited'\'', '\''{\"amount\": %d}'\''::jsonb)", (j > 1 ? ", " : ""), j, 10 + j % 90
+		print ") AS t(n, event_type, data);"
+	}' >"$OUT/gen/batch$n.insert.sql"
+}
+
+# rotate ROUND ITEM...: the items, starting at ROUND modulo their count, so
+# that no variant always runs first
+rotate() {
+	local r=$1; shift
+	local n=$# i
+	local items=("$@")
+	for ((i = 0; i < n; i++)); do echo "${items[$(((r + i) % n))]}"; done
+}
+
+S=$BENCH/scripts
+
+# The projection workloads need es_create_projection (issue 4) and use the
+# bank module's handlers (issue 5) when it installs.  The bank module
+# registers its projections and replays history at CREATE EXTENSION: it is
+# created before the data is loaded, and its projections dropped; the
+# workloads register them again, at the head.
+sql -c "CREATE EXTENSION es_pg" >/dev/null
+projections=0 bank=0 bank_note=""
+if has_function 'es_create_projection(text,regprocedure,text[],text,regprocedure,boolean)'; then
+	projections=1
+	if [ "$(sql -c "SELECT count(*) FROM pg_available_extensions WHERE name = 'es_pg_bank'")" = 1 ]; then
+		if sql -c "CREATE EXTENSION es_pg_bank" >"$OUT/raw/bank.log" 2>&1; then
+			bank=1
+			sql -c "SELECT es_drop_projection(name) FROM es_projections" >/dev/null
+		else
+			bank_note="es_pg_bank did not install ($(head -n 1 "$OUT/raw/bank.log"))"
+		fi
+	else
+		bank_note="the bank module (es_pg_bank) is not installed"
+	fi
+fi
+
+phase setup
+es_log "loading the data ($streams streams of $per_stream events, $read_count of $read_len, 2 of $snap_len)"
+sql -v streams=$streams -v per_stream=$per_stream -v read_len=$read_len \
+	-v read_count=$read_count -v snap_len=$snap_len -v snap_tail=$snap_tail \
+	-f "$BENCH/sql/setup.sql" >/dev/null
+feed_len=$(sql -c "SELECT max(global_position) FROM es_events")
+measure_copy_overhead
+
+# the machine and the settings, for the report
+meta mode "$mode"
+meta rounds "$rounds"
+meta seconds "$secs"
+meta date "$(date -u '+%Y-%m-%d %H:%M UTC')"
+meta cpu "$(sed -n 's/^model name[[:space:]]*: //p' /proc/cpuinfo | head -n 1)"
+meta cores "$(nproc)"
+meta memory "$(awk '/^MemTotal/ { printf "%.1f GiB", $2 / 1048576 }' /proc/meminfo)"
+meta kernel "$(uname -sr)"
+meta loadavg_start "$(cut -d' ' -f1-3 /proc/loadavg)"
+meta postgres "$(sql -c 'SELECT version()')"
+meta es_pg "$(sql -c "SELECT extversion FROM pg_extension WHERE extname = 'es_pg'")"
+meta commit "$(git -C "$ES_ROOT" rev-parse --short HEAD 2>/dev/null || echo unknown)"
+meta settings "$(sql -F '=' -R ', ' -c "SELECT name, current_setting(name) FROM pg_settings WHERE name IN ('shared_buffers', 'fsync', 'wal_sync_method', 'full_page_writes', 'max_wal_size', 'checkpoint_timeout', 'autovacuum', 'wal_level', 'jit') ORDER BY name")"
+meta data "$(sql -c "SELECT count(*) || ' events, ' || pg_size_pretty(pg_total_relation_size('es_events')) FROM es_events")"
+meta dsync "$(cd "$ES_TMP" && dd if=/dev/zero of=dsync.test bs=8k count=500 oflag=dsync 2>&1 |
+	awk '/copied/ { for (i = 1; i <= NF; i++) if ($i ~ /^s,?$/) t = $(i - 1); printf "%.0f", 500 / t }';
+	rm -f dsync.test)"
+meta copy_overhead "$copy_overhead"
+
+# ---- reads: no commit record is written, so once, not per durability
+phase reads
+for c in 1 2; do
+	es_log "reads, $c client(s)"
+	for r in $(seq 1 "$rounds"); do
+		for v in $(rotate "$r" es ref); do
+			bench_pgbench read_stream "$v" any "$c" "$r" "$S/read_stream_$v.sql" prepared "$read_len"
+			bench_pgbench read_all "$v" any "$c" "$r" "$S/read_all_$v.sql" prepared 1000
+		done
+	done
+done
+
+# ---- snapshots (issue 3): one stream with a snapshot $snap_tail events from
+# its head, one without (full replay), and one of twice the tail
+reducer="'bench.account_reducer(jsonb, es_events)'::regprocedure"
+if has_function 'es_aggregate(text,regprocedure,jsonb,bigint,timestamptz)' &&
+	has_function 'es_save_snapshot(text,bigint,jsonb,regprocedure)'; then
+	phase snapshots
+	es_log "snapshot load vs full replay"
+	at=$((snap_len - snap_tail))
+	sql -c "SELECT es_save_snapshot('snap-1', $at, es_aggregate('snap-1', $reducer, '{}', $at), $reducer)" >/dev/null
+	# the snapshot path must give the state the full replay gives
+	same=$(sql -c "SELECT es_aggregate('snap-1', $reducer)->'balance' = es_aggregate('snap-2', $reducer)->'balance'")
+	if [ "$same" != t ]; then
+		skip snapshot "the state loaded from the snapshot differs from the full replay"
+	else
+		for c in 1 2; do
+			for r in $(seq 1 "$rounds"); do
+				for v in $(rotate "$r" snapshot replay tail2x); do
+					bench_pgbench snapshot "$v" any "$c" "$r" "$S/snapshot_$v.sql" prepared 1
+				done
+			done
+		done
+		# a policy or an automatic snapshot would make "replay" a snapshot load
+		n=$(sql -c "SELECT (SELECT count(*) FROM es_load_snapshot('snap-2')) + (SELECT count(*) FROM es_load_snapshot('tail-1'))")
+		[ "$n" = 0 ] || record snapshot - - - - - - - "invalid: es_aggregate stored snapshots of snap-2 or tail-1 during the run"
+	fi
+else
+	skip snapshot "es_aggregate and es_save_snapshot are not installed (issue 3)"
+fi
+
+# ---- projections (issue 4)
+if [ "$projections" = 1 ]; then
+	sql -v bank=$bank -f "$BENCH/sql/projections.sql" >/dev/null
+	if [ "$bank" = 1 ]; then
+		meta projections "the bank module's three projections (es_pg_bank: bank_accounts, bank_transactions, bank_daily_summary)"
+	else
+		meta projections "three handlers of bench/sql/projections.sql, the same statements as the bank module's ($bank_note)"
+	fi
+	# async projections are applied by es_apply_projections here, not by the
+	# worker, so that the time is the machinery's and not the worker's nap
+	sql -c "ALTER SYSTEM SET es_pg.projection_workers = off" -c "SELECT pg_reload_conf()" >/dev/null
+	settle
+
+	# rebuild: es_rebuild_projection against reset + the handlers over every
+	# event; this also fills the read models for the workloads below
+	phase rebuild
+	es_log "projections: rebuild"
+	sql -c "SELECT bench.projections_on('inline')" >/dev/null
+	for r in $(seq 1 "$rounds"); do
+		for v in $(rotate "$r" rebuild handlers); do
+			if [ "$v" = rebuild ]; then
+				bench_sql rebuild_projection rebuild "$r" \
+					"SELECT sum(es_rebuild_projection(name)) FROM (SELECT name FROM bench.projection_defs ORDER BY name) d"
+			else
+				bench_sql rebuild_projection handlers "$r" \
+					"SELECT sum(bench.reset_and_apply(name)) FROM (SELECT name FROM bench.projection_defs ORDER BY name) d"
+			fi
+		done
+	done
+
+	# inline: the same single-event appends with and without the projections
+	phase inline
+	for sync in on off; do
+		for c in 1 2; do
+			es_log "projections: inline, synchronous_commit = $sync, $c client(s)"
+			for r in $(seq 1 "$rounds"); do
+				for v in $(rotate "$r" bank3 alone by_hand); do
+					if [ "$v" = bank3 ]; then
+						sql -c "SELECT bench.projections_on('inline')" >/dev/null
+					else
+						sql -c "SELECT bench.projections_off()" >/dev/null
+					fi
+					bench_pgbench inline_projections "$v" "$sync" "$c" "$r" \
+						"$S/$([ "$v" = by_hand ] && echo inline_by_hand || echo append_es).sql" prepared 1
+				done
+			done
+		done
+	done
+	sql -c "SELECT bench.projections_off()" >/dev/null
+
+	# async: a backlog of $backlog events applied in batches of 1,000 events
+	# per projection and transaction, as the worker applies them, by
+	# es_apply_projections(NULL, 1000) called until it has nothing left,
+	# against the handlers called on another backlog of the same shape, in
+	# the same batches
+	phase async
+	es_log "projections: async catch-up"
+	nbatch=$(((backlog + 999) / 1000))
+	for r in $(seq 1 "$rounds"); do
+		for v in $(rotate "$r" catchup handlers); do
+			if [ "$v" = catchup ]; then
+				sql -c "SELECT bench.projections_on('async')" >/dev/null
+				sql -c "SELECT bench.make_backlog($backlog, $streams)" >/dev/null
+				for ((i = 0; i <= nbatch; i++)); do
+					echo "SELECT es_apply_projections(NULL, 1000);"
+				done >"$OUT/gen/catchup.sql"
+				bench_sql async_projection catchup "$r" "@$OUT/gen/catchup.sql" "$backlog"
+				lag=$(sql -c "SELECT sum(lag_events) FROM es_projection_status WHERE name IN (SELECT name FROM bench.projection_defs)")
+				[ "$lag" = 0 ] || record async_projection - - - - - - - "invalid: es_apply_projections left $lag events unapplied"
+				sql -c "SELECT bench.projections_off()" >/dev/null
+			else
+				from=$(sql -c "SELECT max(global_position) FROM es_events")
+				sql -c "SELECT bench.make_backlog($backlog, $streams)" >/dev/null
+				to=$(sql -c "SELECT max(global_position) FROM es_events")
+				for ((i = from; i < to; i += 1000)); do
+					echo "SELECT bench.apply_handlers($i, $((i + 1000 < to ? i + 1000 : to)));"
+				done >"$OUT/gen/handlers.sql"
+				bench_sql async_projection handlers "$r" "@$OUT/gen/handlers.sql" "$backlog"
+				tail -n 1 "$RESULTS" | sed 's/^async_projection/async_worker/' >>"$RESULTS"
+			fi
+		done
+	done
+
+	# the worker: time from the commit of a backlog to the moment
+	# es_wait_for_projection says all three projections have applied it
+	sql -c "ALTER SYSTEM RESET es_pg.projection_workers" -c "SELECT pg_reload_conf()" >/dev/null
+	settle
+	for r in $(seq 1 "$rounds"); do
+		sql -c "SELECT bench.projections_on('async')" >/dev/null
+		bench_sql async_worker worker "$r" "@$BENCH/sql/worker_catchup.sql" "$backlog" \
+			-v backlog="$backlog" -v streams="$streams"
+		sql -c "SELECT bench.projections_off()" >/dev/null
+	done
+else
+	for w in rebuild_projection inline_projections async_projection; do
+		skip "$w" "es_create_projection is not installed (issue 4)"
+	done
+fi
+
+# ---- appends
+phase appends
+gen_batch_scripts 10
+gen_batch_scripts 1000
+for sync in on off; do
+	for c in 1 2; do
+		es_log "appends, synchronous_commit = $sync, $c client(s)"
+		for r in $(seq 1 "$rounds"); do
+			for v in $(rotate "$r" es ref); do
+				bench_pgbench append "$v" "$sync" "$c" "$r" "$S/append_$v.sql" prepared 1
+			done
+			for v in $(rotate "$r" es ref); do
+				bench_pgbench append_expected "$v" "$sync" "$c" "$r" "$S/expected_$v.sql" prepared 1
+			done
+			for n in 10 1000; do
+				for v in $(rotate "$r" es insert copy); do
+					if [ "$v" = copy ]; then
+						bench_copy "batch$n" "$sync" "$c" "$r" "$n"
+					else
+						bench_pgbench "batch$n" "$v" "$sync" "$c" "$r" \
+							"$OUT/gen/batch$n.$v.sql" simple "$n"
+					fi
+				done
+			done
+		done
+	done
+done
+
+
+phase end
+meta phases "$phases"
+meta loadavg_end "$(cut -d' ' -f1-3 /proc/loadavg)"
+meta duration "$(($(date +%s) - started)) s"
+es_log "report"
+python3 "$BENCH/report.py" "$OUT" "$doc"
+echo "raw output in $OUT; report written to $doc"
