@@ -15,6 +15,7 @@ want() { local p; for p in "${parts[@]}"; do [ "$p" = "$1" ] && return 0; done; 
 
 es_need_server
 es_need_packages libipc-run-perl python3 python3-psycopg2 python3-sqlalchemy
+want tap && es_need_packages clang libclang-rt-14-dev
 want clients && es_need_node
 es_build_install
 es_cluster_start
