@@ -2001,8 +2001,8 @@ Datum
 es_wait_for_projection(PG_FUNCTION_ARGS)
 {
 	char	   *name = GetName(fcinfo, 0);
-	int64		position = PG_GETARG_INT64(1);
-	Interval   *timeout = PG_GETARG_INTERVAL_P(2);
+	int64		position;
+	Interval   *timeout;
 	const EsCatalog *cat = EsGetCatalogForFunction(fcinfo);
 	const ProjCatalog *pc = GetProjCatalog(cat, false);
 	TimestampTz deadline;
@@ -2010,6 +2010,13 @@ es_wait_for_projection(PG_FUNCTION_ARGS)
 	bool		async;
 	bool		reached = false;
 
+	if (PG_ARGISNULL(1) || PG_ARGISNULL(2))
+		ereport(ERROR,
+				(errcode(ERRCODE_NULL_VALUE_NOT_ALLOWED),
+				 errmsg("%s must not be null",
+						PG_ARGISNULL(1) ? "position" : "timeout")));
+	position = PG_GETARG_INT64(1);
+	timeout = PG_GETARG_INTERVAL_P(2);
 	if (position < 0)
 		ereport(ERROR,
 				(errcode(ERRCODE_INVALID_PARAMETER_VALUE),

@@ -102,14 +102,14 @@ COMMENT ON FUNCTION @extschema@.es_create_projection(text, regprocedure, text[],
 CREATE FUNCTION @extschema@.es_drop_projection(name text)
 	RETURNS void
 	AS 'MODULE_PATHNAME', 'es_drop_projection'
-	LANGUAGE C VOLATILE STRICT;
+	LANGUAGE C VOLATILE;
 COMMENT ON FUNCTION @extschema@.es_drop_projection(text) IS
 	'unregister a projection; its read-model tables are left alone';
 
 CREATE FUNCTION @extschema@.es_rebuild_projection(name text)
 	RETURNS bigint
 	AS 'MODULE_PATHNAME', 'es_rebuild_projection'
-	LANGUAGE C VOLATILE STRICT;
+	LANGUAGE C VOLATILE;
 COMMENT ON FUNCTION @extschema@.es_rebuild_projection(text) IS
 	'empty a read model with its reset function and replay every event; returns the handler calls';
 
@@ -124,7 +124,7 @@ COMMENT ON FUNCTION @extschema@.es_apply_projections(text, bigint) IS
 CREATE FUNCTION @extschema@.es_resume_projection(name text)
 	RETURNS void
 	AS 'MODULE_PATHNAME', 'es_resume_projection'
-	LANGUAGE C VOLATILE STRICT;
+	LANGUAGE C VOLATILE;
 COMMENT ON FUNCTION @extschema@.es_resume_projection(text) IS
 	'let a parked async projection retry the event it failed on';
 
@@ -147,7 +147,7 @@ CREATE FUNCTION @extschema@.es_wait_for_projection(name text,
 		"position" bigint, timeout interval)
 	RETURNS boolean
 	AS 'MODULE_PATHNAME', 'es_wait_for_projection'
-	LANGUAGE C VOLATILE STRICT;
+	LANGUAGE C VOLATILE;
 COMMENT ON FUNCTION @extschema@.es_wait_for_projection(text, bigint, interval) IS
 	'wait until a projection has applied a global position; false on timeout';
 
