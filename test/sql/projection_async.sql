@@ -43,7 +43,10 @@ SELECT es_wait_for_projection('pa_x', -1, '1 s');
 SELECT es_wait_for_projection('pa_x', 1, '-1 s');
 SELECT es_create_projection('pa_x', 'seen_apply(es_events)', mode => 'ASYNC');
 \set VERBOSITY default
-SELECT es_wait_for_projection('pa_x', 1, NULL) IS NULL AS strict;
+\set VERBOSITY sqlstate
+SELECT es_wait_for_projection('pa_x', 1, NULL);
+SELECT es_wait_for_projection('pa_x', NULL, '1 s');
+\set VERBOSITY default
 
 BEGIN;
 SELECT es_create_projection('pa_seen', 'seen_apply(es_events)',
