@@ -1,0 +1,111 @@
+
+# Upgrades.  For every released version older than default_version: install
+# it, add events, snapshots and a projection, ALTER EXTENSION es_pg UPDATE,
+# and check that the objects are exactly those of a fresh install of the
+# default version and that nothing was lost.  Every version must have an
+# update path to default_version.
+
+use strict;
+use warnings;
+use PostgreSQL::Test::Cluster;
+use PostgreSQL::Test::Utils;
+use Test::More;
+
+my $node = PostgreSQL::Test::Cluster->new('upgrade');
+$node->init;
+$node->append_conf('postgresql.conf', "shared_preload_libraries = 'es_pg'");
+$node->start;
+
+my $default = $node->safe_psql('postgres',
+	q{SELECT default_version FROM pg_available_extensions WHERE name = 'es_pg'});
+my @versions = split /\n/, $node->safe_psql('postgres', q{
+	SELECT version FROM pg_available_extension_versions WHERE name = 'es_pg'
+	 ORDER BY string_to_array(version, '.')::int[]});
+ok((grep { $_ eq $default } @versions), "default version $default is installable");
+is( $node->safe_psql('postgres', qq{
+		SELECT count(*) FROM pg_available_extension_versions v
+		 WHERE name = 'es_pg' AND version <> '$default'
+		   AND NOT EXISTS (SELECT 1 FROM pg_extension_update_paths('es_pg') p
+						    WHERE p.source = v.version AND p.target = '$default'
+						      AND p.path IS NOT NULL)}),
+	'0', 'every version has an update path to the default version');
+
+# what an install consists of, object by object, with its definition
+my $describe = q{
+SELECT string_agg(d, E'\n' ORDER BY d) FROM (
+  SELECT pg_describe_object(dep.classid, dep.objid, 0) || ': ' ||
+	CASE dep.classid
+	  WHEN 'pg_proc'::regclass THEN
+		pg_get_functiondef(dep.objid) ||
+		coalesce((SELECT array_to_string(proacl, ',') FROM pg_proc WHERE oid = dep.objid), '')
+	  WHEN 'pg_class'::regclass THEN
+		(SELECT relkind::text || ' ' || coalesce(array_to_string(relacl, ','), '')
+		   FROM pg_class WHERE oid = dep.objid) || ' ' ||
+		coalesce((SELECT string_agg(attname || ' ' || format_type(atttypid, atttypmod)
+						|| CASE WHEN attnotnull THEN ' not null' ELSE '' END
+						|| coalesce(' collate ' || (SELECT collname FROM pg_collation c
+												  WHERE c.oid = attcollation AND attcollation <> 100), '')
+						|| coalesce(' default ' || pg_get_expr(adbin, adrelid), ''),
+						', ' ORDER BY attnum)
+				   FROM pg_attribute LEFT JOIN pg_attrdef ON adrelid = attrelid AND adnum = attnum
+				  WHERE attrelid = dep.objid AND attnum > 0 AND NOT attisdropped), '') || ' ' ||
+		coalesce((SELECT string_agg(conname || ' ' || pg_get_constraintdef(oid), '; ' ORDER BY conname)
+				   FROM pg_constraint WHERE conrelid = dep.objid), '') || ' ' ||
+		coalesce((SELECT string_agg(pg_get_indexdef(indexrelid), '; ' ORDER BY 1)
+				   FROM pg_index WHERE indrelid = dep.objid), '') || ' ' ||
+		coalesce((SELECT string_agg(pg_get_triggerdef(oid) || ' ' || tgenabled::text, '; ' ORDER BY tgname)
+				   FROM pg_trigger WHERE tgrelid = dep.objid AND NOT tgisinternal), '') || ' ' ||
+		coalesce((SELECT pg_get_viewdef(dep.objid) FROM pg_class
+				   WHERE oid = dep.objid AND relkind = 'v'), '') ||
+		coalesce((SELECT string_agg(objsubid || ' ' || description, ', ' ORDER BY objsubid)
+				   FROM pg_description WHERE objoid = dep.objid AND classoid = dep.classid), '')
+	  WHEN 'pg_event_trigger'::regclass THEN
+		(SELECT evtevent || ' ' || evtenabled::text || ' ' || coalesce(array_to_string(evttags, ','), '')
+		   FROM pg_event_trigger WHERE oid = dep.objid)
+	  ELSE ''
+	END AS d
+  FROM pg_depend dep
+ WHERE dep.refclassid = 'pg_extension'::regclass AND dep.deptype = 'e'
+   AND dep.refobjid = (SELECT oid FROM pg_extension WHERE extname = 'es_pg')) s};
+
+$node->safe_psql('postgres', 'CREATE DATABASE fresh');
+$node->safe_psql('fresh', 'CREATE EXTENSION es_pg');
+my $fresh = $node->safe_psql('fresh', $describe);
+like($fresh, qr/function es_append\(text,text,jsonb,bigint,jsonb,uuid\)/,
+	'the description lists the objects of an install');
+
+# updating the current version is a no-op
+my ($ret, $out, $err) = $node->psql('fresh', 'ALTER EXTENSION es_pg UPDATE');
+like($err, qr/version "\Q$default\E" of extension "es_pg" is already installed/,
+	'ALTER EXTENSION es_pg UPDATE on the default version changes nothing');
+is($node->safe_psql('fresh', $describe), $fresh, 'and the objects are unchanged');
+
+my @older = grep { $_ ne $default } @versions;
+note 'no released version older than ' . $default . ' to upgrade from'
+  unless @older;
+for my $version (@older)
+{
+	my $db = "from_$version";
+	$db =~ s/\./_/g;
+	$node->safe_psql('postgres', qq{CREATE DATABASE "$db"});
+	$node->safe_psql($db, qq{CREATE EXTENSION es_pg VERSION '$version'});
+	$node->safe_psql($db, q{
+		SELECT es_append_batch('upgrade-' || i, '[{"type": "A", "data": {}}, {"type": "B", "data": {}}]', 0)
+		  FROM generate_series(1, 10) i});
+	my $before = $node->safe_psql($db,
+		q{SELECT count(*) || ' ' || max(global_position) FROM es_events});
+
+	$node->safe_psql($db, 'ALTER EXTENSION es_pg UPDATE');
+	is($node->safe_psql($db, q{SELECT extversion FROM pg_extension WHERE extname = 'es_pg'}),
+		$default, "$version: updated to $default");
+	is($node->safe_psql($db, $describe), $fresh,
+		"$version: the objects are those of a fresh install of $default");
+	is($node->safe_psql($db,
+			q{SELECT count(*) || ' ' || max(global_position) FROM es_events}),
+		$before, "$version: the events are intact");
+	is($node->safe_psql($db, q{SELECT es_append('upgrade-1', 'C', '{}', 2)}),
+		'3', "$version: appends go on with the right version");
+}
+
+$node->stop;
+done_testing();
