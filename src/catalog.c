@@ -36,11 +36,7 @@ static EsCatalog es_catalog;
 static bool es_catalog_valid = false;
 
 /* the columns es_events must have, in this order */
-static const struct
-{
-	const char *name;
-	Oid			type;
-}			es_events_columns[Natts_es_events] =
+static const EsColumn es_events_columns[Natts_es_events] =
 {
 	{"global_position", INT8OID},
 	{"stream_id", TEXTOID},
@@ -74,15 +70,16 @@ EsInitCatalogCache(void)
 }
 
 /*
- * LookupRelation returns the OID of an object of the extension, or raises
- * an error that tells the user the install is damaged.
+ * EsLookupRelation returns the OID of a relation of the extension in the
+ * given schema.  A missing one is InvalidOid when missing_ok, else an error
+ * that tells the user the install is damaged.
  */
-static Oid
-LookupRelation(const char *name, Oid namespace_oid)
+Oid
+EsLookupRelation(const char *name, Oid namespace_oid, bool missing_ok)
 {
 	Oid			relid = get_relname_relid(name, namespace_oid);
 
-	if (!OidIsValid(relid))
+	if (!OidIsValid(relid) && !missing_ok)
 		ereport(ERROR,
 				(errcode(ERRCODE_UNDEFINED_OBJECT),
 				 errmsg("relation \"%s.%s\" of extension es_pg does not exist",
@@ -92,28 +89,28 @@ LookupRelation(const char *name, Oid namespace_oid)
 }
 
 /*
- * CheckEventsShape verifies that es_events has the columns the C code
- * writes by attribute number.
+ * EsCheckTableShape verifies that a table of the extension has the columns
+ * the C code reads and writes by attribute number.
  */
-static void
-CheckEventsShape(Oid relid)
+void
+EsCheckTableShape(Oid relid, const EsColumn *columns, int ncolumns)
 {
 	Relation	rel = table_open(relid, AccessShareLock);
 	TupleDesc	desc = RelationGetDescr(rel);
 	int			i;
 
-	if (desc->natts != Natts_es_events)
-		elog(ERROR, "es_events has %d columns, expected %d",
-			 desc->natts, Natts_es_events);
-	for (i = 0; i < Natts_es_events; i++)
+	if (desc->natts != ncolumns)
+		elog(ERROR, "%s has %d columns, expected %d",
+			 RelationGetRelationName(rel), desc->natts, ncolumns);
+	for (i = 0; i < ncolumns; i++)
 	{
 		Form_pg_attribute att = TupleDescAttr(desc, i);
 
 		if (att->attisdropped ||
-			strcmp(NameStr(att->attname), es_events_columns[i].name) != 0 ||
-			att->atttypid != es_events_columns[i].type)
-			elog(ERROR, "column %d of es_events is not \"%s\" of the expected type",
-				 i + 1, es_events_columns[i].name);
+			strcmp(NameStr(att->attname), columns[i].name) != 0 ||
+			att->atttypid != columns[i].type)
+			elog(ERROR, "column %d of %s is not \"%s\" of the expected type",
+				 i + 1, RelationGetRelationName(rel), columns[i].name);
 	}
 	table_close(rel, AccessShareLock);
 }
@@ -129,15 +126,18 @@ EsGetCatalog(Oid namespace_oid)
 
 	es_catalog_valid = false;
 	es_catalog.namespace_oid = namespace_oid;
-	es_catalog.events_relid = LookupRelation("es_events", namespace_oid);
-	es_catalog.position_index = LookupRelation("es_events_pkey", namespace_oid);
-	es_catalog.stream_index = LookupRelation(ES_STREAM_VERSION_CONSTRAINT,
-											 namespace_oid);
-	es_catalog.event_id_index = LookupRelation(ES_EVENT_ID_CONSTRAINT,
-											   namespace_oid);
-	es_catalog.position_seq = LookupRelation("es_events_position_seq",
-											 namespace_oid);
-	CheckEventsShape(es_catalog.events_relid);
+	es_catalog.events_relid =
+		EsLookupRelation("es_events", namespace_oid, false);
+	es_catalog.position_index =
+		EsLookupRelation("es_events_pkey", namespace_oid, false);
+	es_catalog.stream_index =
+		EsLookupRelation(ES_STREAM_VERSION_CONSTRAINT, namespace_oid, false);
+	es_catalog.event_id_index =
+		EsLookupRelation(ES_EVENT_ID_CONSTRAINT, namespace_oid, false);
+	es_catalog.position_seq =
+		EsLookupRelation("es_events_position_seq", namespace_oid, false);
+	EsCheckTableShape(es_catalog.events_relid, es_events_columns,
+					  Natts_es_events);
 	es_catalog_valid = true;
 	return &es_catalog;
 }

@@ -68,7 +68,18 @@ typedef struct EsCatalog
 	Oid			position_seq;		/* es_events_position_seq */
 } EsCatalog;
 
+/* a column a table of the extension must have, for EsCheckTableShape */
+typedef struct EsColumn
+{
+	const char *name;
+	Oid			type;
+} EsColumn;
+
 /* catalog.c */
+extern Oid	EsLookupRelation(const char *name, Oid namespace_oid,
+							 bool missing_ok);
+extern void EsCheckTableShape(Oid relid, const EsColumn *columns,
+							  int ncolumns);
 extern const EsCatalog *EsGetCatalog(Oid namespace_oid);
 extern const EsCatalog *EsGetCatalogForFunction(FunctionCallInfo fcinfo);
 extern const EsCatalog *EsGetCatalogForExtension(bool missing_ok);

@@ -270,24 +270,6 @@ EsInitProjections(void)
 }
 
 /*
- * LookupProjRelation returns the OID of a projection table, or InvalidOid
- * when missing_ok and it does not exist.
- */
-static Oid
-LookupProjRelation(const char *name, Oid namespace_oid, bool missing_ok)
-{
-	Oid			relid = get_relname_relid(name, namespace_oid);
-
-	if (!OidIsValid(relid) && !missing_ok)
-		ereport(ERROR,
-				(errcode(ERRCODE_UNDEFINED_OBJECT),
-				 errmsg("relation \"%s.%s\" of extension es_pg does not exist",
-						get_namespace_name(namespace_oid), name),
-				 errhint("Reinstall the extension with DROP EXTENSION es_pg and CREATE EXTENSION es_pg.")));
-	return relid;
-}
-
-/*
  * GetProjCatalog returns the projection tables of the install that "cat"
  * describes.  With missing_ok, NULL means they do not exist (yet).
  */
@@ -301,13 +283,13 @@ GetProjCatalog(const EsCatalog *cat, bool missing_ok)
 		return &proj_catalog;
 
 	proj_catalog_valid = false;
-	relid = LookupProjRelation("es_projections", cat->namespace_oid, missing_ok);
+	relid = EsLookupRelation("es_projections", cat->namespace_oid, missing_ok);
 	if (!OidIsValid(relid))
 		return NULL;
 	proj_catalog.projections_relid = relid;
 	proj_catalog.checkpoints_relid =
-		LookupProjRelation("es_projection_checkpoints", cat->namespace_oid,
-						   missing_ok);
+		EsLookupRelation("es_projection_checkpoints", cat->namespace_oid,
+						 missing_ok);
 	if (!OidIsValid(proj_catalog.checkpoints_relid))
 		return NULL;
 	proj_catalog.namespace_oid = cat->namespace_oid;

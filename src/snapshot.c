@@ -143,11 +143,7 @@ static SPIPlanPtr es_upsert_plan = NULL;
 static char *es_upsert_sql = NULL;
 
 /* the columns es_snapshots must have, in this order */
-static const struct
-{
-	const char *name;
-	Oid			type;
-}			es_snapshots_columns[Natts_es_snapshots] =
+static const EsColumn es_snapshots_columns[Natts_es_snapshots] =
 {
 	{"stream_id", TEXTOID},
 	{"reducer", TEXTOID},
@@ -234,51 +230,6 @@ EsInitSnapshots(void)
 }
 
 /*
- * LookupSnapshotRelation returns the OID of a relation of the extension, or
- * raises an error that tells the user the install is damaged.
- */
-static Oid
-LookupSnapshotRelation(const char *name, Oid namespace_oid)
-{
-	Oid			relid = get_relname_relid(name, namespace_oid);
-
-	if (!OidIsValid(relid))
-		ereport(ERROR,
-				(errcode(ERRCODE_UNDEFINED_OBJECT),
-				 errmsg("relation \"%s.%s\" of extension es_pg does not exist",
-						get_namespace_name(namespace_oid), name),
-				 errhint("Reinstall the extension with DROP EXTENSION es_pg and CREATE EXTENSION es_pg.")));
-	return relid;
-}
-
-/*
- * CheckSnapshotsShape verifies that es_snapshots has the columns the C code
- * reads by attribute number.
- */
-static void
-CheckSnapshotsShape(Oid relid)
-{
-	Relation	rel = table_open(relid, AccessShareLock);
-	TupleDesc	desc = RelationGetDescr(rel);
-	int			i;
-
-	if (desc->natts != Natts_es_snapshots)
-		elog(ERROR, "es_snapshots has %d columns, expected %d",
-			 desc->natts, Natts_es_snapshots);
-	for (i = 0; i < Natts_es_snapshots; i++)
-	{
-		Form_pg_attribute att = TupleDescAttr(desc, i);
-
-		if (att->attisdropped ||
-			strcmp(NameStr(att->attname), es_snapshots_columns[i].name) != 0 ||
-			att->atttypid != es_snapshots_columns[i].type)
-			elog(ERROR, "column %d of es_snapshots is not \"%s\" of the expected type",
-				 i + 1, es_snapshots_columns[i].name);
-	}
-	table_close(rel, AccessShareLock);
-}
-
-/*
  * GetSnapshotCatalog returns the OIDs of the snapshot tables of the install
  * that cat describes.
  */
@@ -292,19 +243,21 @@ GetSnapshotCatalog(const EsCatalog *cat)
 
 	es_snap_catalog_valid = false;
 	sc->namespace_oid = cat->namespace_oid;
-	sc->snapshots_relid = LookupSnapshotRelation("es_snapshots",
-												 cat->namespace_oid);
-	sc->snapshots_pkey = LookupSnapshotRelation("es_snapshots_pkey",
-												cat->namespace_oid);
+	sc->snapshots_relid =
+		EsLookupRelation("es_snapshots", cat->namespace_oid, false);
+	sc->snapshots_pkey =
+		EsLookupRelation("es_snapshots_pkey", cat->namespace_oid, false);
 	sc->snapshots_stream_index =
-		LookupSnapshotRelation("es_snapshots_stream_id_version_idx",
-							   cat->namespace_oid);
-	sc->policies_relid = LookupSnapshotRelation("es_snapshot_policies",
-												cat->namespace_oid);
-	sc->policies_pkey = LookupSnapshotRelation("es_snapshot_policies_pkey",
-											   cat->namespace_oid);
+		EsLookupRelation("es_snapshots_stream_id_version_idx",
+						 cat->namespace_oid, false);
+	sc->policies_relid =
+		EsLookupRelation("es_snapshot_policies", cat->namespace_oid, false);
+	sc->policies_pkey =
+		EsLookupRelation("es_snapshot_policies_pkey", cat->namespace_oid,
+						 false);
 	sc->events_type = get_rel_type_id(cat->events_relid);
-	CheckSnapshotsShape(sc->snapshots_relid);
+	EsCheckTableShape(sc->snapshots_relid, es_snapshots_columns,
+					  Natts_es_snapshots);
 	es_snap_catalog_valid = true;
 	return sc;
 }
