@@ -268,8 +268,11 @@ CheckEventIds(const EsCatalog *cat, Relation rel, text *stream_id,
 	}
 	else
 	{
-		/* new events: none of their ids may exist anywhere */
-		for (i = 0; i < nevents; i++)
+		/*
+		 * New events: none of their ids may exist anywhere.  When every
+		 * event has an id, the first one was looked up above already.
+		 */
+		for (i = (nids == nevents) ? 1 : 0; i < nevents; i++)
 		{
 			if (events[i].has_id &&
 				LookupEventId(rel, index, slot, &events[i].event_id,
