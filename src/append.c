@@ -51,9 +51,6 @@
 
 #include "es_pg.h"
 
-/* es_pg.max_append_events */
-extern int	es_max_append_events;
-
 /* rows handed to table_multi_insert at once, as in COPY */
 #define ES_MULTI_INSERT_CHUNK	1000
 
@@ -140,7 +137,7 @@ LookupEventId(Relation rel, Relation index, TupleTableSlot *slot,
 		bool		found;
 		TransactionId xwait;
 
-		scan = index_beginscan(rel, index, &dirty, 1, 0);
+		scan = EsIndexBeginScan(rel, index, &dirty, 1, 0);
 		index_rescan(scan, &key, 1, NULL, 0);
 		found = index_getnext_slot(scan, ForwardScanDirection, slot);
 		xwait = TransactionIdIsValid(dirty.xmin) ? dirty.xmin : dirty.xmax;
@@ -466,7 +463,7 @@ InsertEvents(const EsCatalog *cat, Relation rel, text *stream_id,
 	rte->relid = cat->events_relid;
 	rte->relkind = RELKIND_RELATION;
 	rte->rellockmode = RowExclusiveLock;
-	EsInitRangeTable(estate, list_make1(rte));
+	EsInitRangeTable(estate, rte);
 	rri = makeNode(ResultRelInfo);
 	ExecInitResultRelation(estate, rri, 1);
 	ExecOpenIndices(rri, false);

@@ -75,6 +75,11 @@ typedef struct EsColumn
 	Oid			type;
 } EsColumn;
 
+/* settings defined in es_pg.c and snapshot.c */
+extern int	es_max_append_events;
+extern bool es_allow_drop_history;
+extern bool es_log_replay;
+
 /* catalog.c */
 extern Oid	EsLookupRelation(const char *name, Oid namespace_oid,
 							 bool missing_ok);

@@ -41,9 +41,6 @@
 
 #include "es_pg.h"
 
-/* es_pg.allow_drop_history */
-extern bool es_allow_drop_history;
-
 /* triggers es_events must keep, enabled ALWAYS */
 static const char *const es_required_triggers[] = {
 	"es_events_append_only",

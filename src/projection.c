@@ -82,14 +82,6 @@ int			es_projection_batch_size = 1000;
 
 #define ES_PROJECTION_NAME_MAX	(NAMEDATALEN - 1)
 
-/* pg_proc_aclcheck became object_aclcheck in PostgreSQL 16 */
-#if PG_VERSION_NUM >= 160000
-#define EsProcAclCheck(fn, role, mode) \
-	object_aclcheck(ProcedureRelationId, fn, role, mode)
-#else
-#define EsProcAclCheck(fn, role, mode) pg_proc_aclcheck(fn, role, mode)
-#endif
-
 /* one projection, as read from es_projections */
 typedef struct EsProjection
 {
@@ -1894,7 +1886,7 @@ PositionState(const EsCatalog *cat, int64 position, TransactionId *xwait)
 	InitDirtySnapshot(dirty);
 	ScanKeyInit(&key, 1, BTEqualStrategyNumber, F_INT8EQ,
 				Int64GetDatum(position));
-	scan = index_beginscan(rel, index, &dirty, 1, 0);
+	scan = EsIndexBeginScan(rel, index, &dirty, 1, 0);
 	index_rescan(scan, &key, 1, NULL, 0);
 	found = index_getnext_slot(scan, ForwardScanDirection, slot);
 	if (found && TransactionIdIsValid(dirty.xmin))

@@ -70,7 +70,7 @@ EsStreamVersion(const EsCatalog *cat, Relation rel, text *stream_id,
 
 	ScanKeyInit(&key, 1, BTEqualStrategyNumber, F_TEXTEQ,
 				PointerGetDatum(stream_id));
-	scan = index_beginscan(rel, index, snapshot, 1, 0);
+	scan = EsIndexBeginScan(rel, index, snapshot, 1, 0);
 	index_rescan(scan, &key, 1, NULL, 0);
 	if (index_getnext_slot(scan, BackwardScanDirection, slot))
 	{
@@ -156,12 +156,12 @@ es_stream_version(PG_FUNCTION_ARGS)
 }
 
 /*
- * ReadStream returns up to max_count events of one stream: forward from
+ * ReadStreamEvents returns up to max_count events of one stream: forward from
  * the version after "bound", or backward from the version before it (no
  * bound when has_bound is false).
  */
 static void
-ReadStream(FunctionCallInfo fcinfo, text *stream_id, bool has_bound,
+ReadStreamEvents(FunctionCallInfo fcinfo, text *stream_id, bool has_bound,
 		   int64 bound, int64 max_count, ScanDirection dir)
 {
 	ReturnSetInfo *rsinfo = (ReturnSetInfo *) fcinfo->resultinfo;
@@ -195,7 +195,7 @@ ReadStream(FunctionCallInfo fcinfo, text *stream_id, bool has_bound,
 						Int64GetDatum(bound));
 		nkeys = 2;
 	}
-	scan = index_beginscan(rel, index, GetActiveSnapshot(), nkeys, 0);
+	scan = EsIndexBeginScan(rel, index, GetActiveSnapshot(), nkeys, 0);
 	index_rescan(scan, keys, nkeys, NULL, 0);
 	while (count < max_count && index_getnext_slot(scan, dir, slot))
 	{
@@ -220,7 +220,7 @@ es_read_stream(PG_FUNCTION_ARGS)
 	int64		from_version = GetStart(fcinfo, 1, "from_version", 0);
 	int64		max_count = GetCount(fcinfo, 2, "max_count");
 
-	ReadStream(fcinfo, stream_id, true, from_version, max_count,
+	ReadStreamEvents(fcinfo, stream_id, true, from_version, max_count,
 			   ForwardScanDirection);
 	return (Datum) 0;
 }
@@ -238,7 +238,7 @@ es_read_stream_backward(PG_FUNCTION_ARGS)
 	int64		before_version = GetStart(fcinfo, 1, "before_version", 0);
 	int64		max_count = GetCount(fcinfo, 2, "max_count");
 
-	ReadStream(fcinfo, stream_id, has_bound, before_version, max_count,
+	ReadStreamEvents(fcinfo, stream_id, has_bound, before_version, max_count,
 			   BackwardScanDirection);
 	return (Datum) 0;
 }
@@ -253,7 +253,7 @@ EsMaxIndexedPosition(Relation rel, Relation index)
 	IndexScanDesc scan;
 	int64		position = 0;
 
-	scan = index_beginscan(rel, index, SnapshotAny, 0, 0);
+	scan = EsIndexBeginScan(rel, index, SnapshotAny, 0, 0);
 	scan->xs_want_itup = true;
 	index_rescan(scan, NULL, 0, NULL, 0);
 	if (index_getnext_tid(scan, BackwardScanDirection) != NULL)
@@ -320,7 +320,7 @@ EsReadFeed(const EsCatalog *cat, int64 from_position, int64 max_count,
 
 	ScanKeyInit(&key, 1, BTGreaterStrategyNumber, F_INT8GT,
 				Int64GetDatum(from_position));
-	scan = index_beginscan(rel, index, SnapshotAny, 1, 0);
+	scan = EsIndexBeginScan(rel, index, SnapshotAny, 1, 0);
 	index_rescan(scan, &key, 1, NULL, 0);
 
 	/*
@@ -442,7 +442,7 @@ EsHeadPosition(const EsCatalog *cat, Snapshot snapshot)
 	IndexScanDesc scan;
 	int64		position = 0;
 
-	scan = index_beginscan(rel, index, snapshot, 0, 0);
+	scan = EsIndexBeginScan(rel, index, snapshot, 0, 0);
 	index_rescan(scan, NULL, 0, NULL, 0);
 	if (index_getnext_slot(scan, BackwardScanDirection, slot))
 	{

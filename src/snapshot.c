@@ -89,14 +89,6 @@
 
 #include "es_pg.h"
 
-/* pg_proc_aclcheck became object_aclcheck in PostgreSQL 16 */
-#if PG_VERSION_NUM >= 160000
-#define EsProcAclCheck(proc, role, mode) \
-	object_aclcheck(ProcedureRelationId, proc, role, mode)
-#else
-#define EsProcAclCheck(proc, role, mode) pg_proc_aclcheck(proc, role, mode)
-#endif
-
 /* columns of es_snapshots; checked against the catalog on first use */
 #define Anum_es_snapshots_stream_id		1
 #define Anum_es_snapshots_reducer		2
@@ -534,7 +526,7 @@ FindReducerSnapshot(const EsSnapshotCatalog *sc, Snapshot snapshot,
 				CStringGetTextDatum(reducer));
 	ScanKeyInit(&keys[2], 3, BTLessEqualStrategyNumber, F_INT8LE,
 				Int64GetDatum(bound));
-	scan = index_beginscan(rel, index, snapshot, 3, 0);
+	scan = EsIndexBeginScan(rel, index, snapshot, 3, 0);
 	index_rescan(scan, keys, 3, NULL, 0);
 	while (index_getnext_slot(scan, BackwardScanDirection, slot))
 	{
@@ -579,7 +571,7 @@ FindNewestSnapshot(const EsSnapshotCatalog *sc, Snapshot snapshot,
 
 	ScanKeyInit(&key, 1, BTEqualStrategyNumber, F_TEXTEQ,
 				PointerGetDatum(stream_id));
-	scan = index_beginscan(rel, index, snapshot, 1, 0);
+	scan = EsIndexBeginScan(rel, index, snapshot, 1, 0);
 	index_rescan(scan, &key, 1, NULL, 0);
 	while (index_getnext_slot(scan, BackwardScanDirection, slot))
 	{
@@ -622,7 +614,7 @@ LookupPolicy(const EsSnapshotCatalog *sc, Snapshot snapshot,
 
 	ScanKeyInit(&key, 1, BTEqualStrategyNumber, F_TEXTEQ,
 				CStringGetTextDatum(reducer));
-	scan = index_beginscan(rel, index, snapshot, 1, 0);
+	scan = EsIndexBeginScan(rel, index, snapshot, 1, 0);
 	index_rescan(scan, &key, 1, NULL, 0);
 	if (index_getnext_slot(scan, ForwardScanDirection, slot))
 	{
@@ -817,7 +809,7 @@ ProbeSnapshotRow(const EsSnapshotCatalog *sc, text *stream_id,
 				CStringGetTextDatum(reducer));
 	ScanKeyInit(&keys[2], 3, BTEqualStrategyNumber, F_INT8EQ,
 				Int64GetDatum(version));
-	scan = index_beginscan(rel, index, &dirty, 3, 0);
+	scan = EsIndexBeginScan(rel, index, &dirty, 3, 0);
 	index_rescan(scan, keys, 3, NULL, 0);
 	if (index_getnext_slot(scan, ForwardScanDirection, slot))
 	{
@@ -998,7 +990,7 @@ FoldEvents(const EsCatalog *cat, Snapshot snapshot, text *stream_id,
 				Int64GetDatum(after));
 	ScanKeyInit(&keys[2], 2, BTLessEqualStrategyNumber, F_INT8LE,
 				Int64GetDatum(bound));
-	scan = index_beginscan(rel, index, snapshot, 3, 0);
+	scan = EsIndexBeginScan(rel, index, snapshot, 3, 0);
 	index_rescan(scan, keys, 3, NULL, 0);
 
 	pos.stream_id = stream_id;
@@ -1089,7 +1081,7 @@ VersionAtTime(const EsCatalog *cat, Snapshot snapshot, text *stream_id,
 				PointerGetDatum(stream_id));
 	ScanKeyInit(&keys[1], 2, BTLessEqualStrategyNumber, F_INT8LE,
 				Int64GetDatum(upto));
-	scan = index_beginscan(rel, index, snapshot, 2, 0);
+	scan = EsIndexBeginScan(rel, index, snapshot, 2, 0);
 	index_rescan(scan, keys, 2, NULL, 0);
 	while (index_getnext_slot(scan, BackwardScanDirection, slot))
 	{
