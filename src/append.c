@@ -368,24 +368,31 @@ GenerateEventIds(NewEvent *events, int nevents)
 /*
  * NeedsConstraintCheck says whether ExecConstraints has anything to check
  * that es_append has not made sure of already: the rows it builds have no
- * NULL outside metadata and a version above 0 (es_events_version_check).
- * A constraint an administrator added is checked as usual.
+ * NULL outside metadata, a version above 0 (es_events_version_check), and
+ * come from es_append (es_events_insert_check).  A constraint an
+ * administrator added is checked as usual.
  */
 static bool
 NeedsConstraintCheck(Relation rel)
 {
 	TupleConstr *constr = rel->rd_att->constr;
+	int			i;
 
 	if (constr == NULL)
 		return false;
 	if (constr->has_generated_stored ||
 		TupleDescAttr(rel->rd_att, Anum_es_events_metadata - 1)->attnotnull)
 		return true;
-	return !(constr->num_check == 1 &&
-			 strcmp(constr->check[0].ccname, "es_events_version_check") == 0);
+	for (i = 0; i < constr->num_check; i++)
+	{
+		if (strcmp(constr->check[i].ccname, "es_events_version_check") != 0 &&
+			strcmp(constr->check[i].ccname, ES_INSERT_CHECK_CONSTRAINT) != 0)
+			return true;
+	}
+	return false;
 }
 
-/* the global_position index, filled under the feed lock */
+/* the global_position index, filled in flight */
 typedef struct PositionIndex
 {
 	Relation	index;
@@ -431,12 +438,61 @@ PutBackPositionIndex(ResultRelInfo *rri, PositionIndex *pkey)
 }
 
 /*
- * InsertEvents writes the rows through the executor's insert machinery and
- * fires es_events' triggers once for the whole call.
+ * CheckTriggerKeptKeys raises an error when a BEFORE ROW trigger changed a
+ * column es_pg assigns: the position (the feed relies on it), the stream
+ * and version (no gaps), the event id (retries) or the time.
  */
 static void
+CheckTriggerKeptKeys(TupleTableSlot *slot, int64 position, text *stream_id,
+					 int64 version, pg_uuid_t *event_id, TimestampTz recorded_at)
+{
+	bool		n1,
+				n2,
+				n3,
+				n4,
+				n5;
+	Datum		p = slot_getattr(slot, Anum_es_events_global_position, &n1);
+	Datum		s = slot_getattr(slot, Anum_es_events_stream_id, &n2);
+	Datum		v = slot_getattr(slot, Anum_es_events_version, &n3);
+	Datum		id = slot_getattr(slot, Anum_es_events_event_id, &n4);
+	Datum		t = slot_getattr(slot, Anum_es_events_recorded_at, &n5);
+
+	if (n1 || n2 || n3 || n4 || n5 ||
+		DatumGetInt64(p) != position ||
+		!TextEqual(DatumGetTextPP(s), stream_id) ||
+		DatumGetInt64(v) != version ||
+		memcmp(DatumGetUUIDP(id), event_id, UUID_LEN) != 0 ||
+		DatumGetTimestampTz(t) != recorded_at)
+		ereport(ERROR,
+				(errcode(ERRCODE_TRIGGERED_ACTION_EXCEPTION),
+				 errmsg("a BEFORE INSERT trigger on es_events changed a column es_pg assigns"),
+				 errdetail("Triggers on es_events may change event_type, data and metadata, never global_position, stream_id, version, event_id or recorded_at.")));
+}
+
+/* the position whose row es_append is checking constraints of, or 0 */
+static int64 es_own_check_position = 0;
+
+/*
+ * EsOwnRowBeingChecked tells es_events_insert_check that the row it checks
+ * is one es_append wrote.
+ */
+bool
+EsOwnRowBeingChecked(int64 position)
+{
+	return position != 0 && position == es_own_check_position;
+}
+
+/*
+ * InsertEvents writes the rows through the executor's insert machinery and
+ * fires es_events' triggers once for the whole call.  "version" is the
+ * stream's version read under the stream lock; it is read again if the
+ * append had to wait for a direct-insert window (see lock.c), which may
+ * have written to the stream.  Returns the stream's new version.
+ */
+static int64
 InsertEvents(const EsCatalog *cat, Relation rel, text *stream_id,
-			 NewEvent *events, int nevents, int64 first_version)
+			 NewEvent *events, int nevents, int64 version,
+			 bool check_version, int64 expected)
 {
 	EState	   *estate;
 	RangeTblEntry *rte;
@@ -450,9 +506,11 @@ InsertEvents(const EsCatalog *cat, Relation rel, text *stream_id,
 	bool		check_constraints = NeedsConstraintCheck(rel);
 	BulkInsertState bistate = NULL;
 	PositionIndex pkey;
-	EsFeedLock	held;
+	EsFeedHold	hold;
+	bool		waited;
 	EsAppendedEvents appended;
 	MemoryContext oldcxt;
+	int64		first_position;
 	int			i;
 
 	estate = CreateExecutorState();
@@ -508,7 +566,6 @@ InsertEvents(const EsCatalog *cat, Relation rel, text *stream_id,
 		ExecClearTuple(slot);
 		values[Anum_es_events_stream_id - 1] = PointerGetDatum(stream_id);
 		isnull[Anum_es_events_stream_id - 1] = false;
-		values[Anum_es_events_version - 1] = Int64GetDatum(first_version + i);
 		isnull[Anum_es_events_version - 1] = false;
 		values[Anum_es_events_event_id - 1] = UUIDPGetDatum(&events[i].event_id);
 		isnull[Anum_es_events_event_id - 1] = false;
@@ -527,60 +584,97 @@ InsertEvents(const EsCatalog *cat, Relation rel, text *stream_id,
 		bistate = GetBulkInsertState();
 
 	/*
-	 * Positions are allocated, and the rows inserted into the heap and into
-	 * the global_position index, while holding the feed lock, so that
-	 * positions enter that index in increasing order (see lock.c).  Nothing
-	 * in here waits for another transaction: the relation and sequence
-	 * locks are held already, positions from the sequence cannot collide,
-	 * and the other indexes (whose unique checks may wait) are filled after
-	 * the lock is released.  Only code of the user's, BEFORE ROW triggers,
-	 * keeps us from the cheap LWLock form of the lock.
+	 * Take the positions and start the flight (lock.c): only the sequence
+	 * is touched while no other append of the slot may take positions.
+	 * Code of the user's (BEFORE ROW triggers, constraints an administrator
+	 * added) makes the append hold the heavyweight feed lock in flight too.
 	 */
 	LockRelationOid(cat->position_seq, RowExclusiveLock);
-	held = EsLockFeed(!has_br_triggers);
-	for (i = 0; i < nevents; i++)
-	{
-		TupleTableSlot *slot = slots[i];
-
-		slot->tts_values[Anum_es_events_global_position - 1] =
-			Int64GetDatum(nextval_internal(cat->position_seq, false));
-		ExecStoreVirtualTuple(slot);
-		if (has_br_triggers && !ExecBRInsertTriggers(estate, rri, slot))
-			ereport(ERROR,
-					(errcode(ERRCODE_TRIGGERED_ACTION_EXCEPTION),
-					 errmsg("a BEFORE INSERT trigger on es_events skipped an event"),
-					 errdetail("Appends are all or nothing; triggers on es_events must not suppress rows.")));
-		if (check_constraints)
-			ExecConstraints(rri, slot, estate);
-		ResetPerTupleExprContext(estate);
-	}
-	if (nevents == 1 || has_br_triggers)
+	EsFeedBeginAppend(&hold, has_br_triggers || check_constraints, &waited);
+	PG_TRY();
 	{
 		for (i = 0; i < nevents; i++)
-			table_tuple_insert(rel, slots[i], cid, 0, bistate);
-	}
-	else
-	{
-		for (i = 0; i < nevents; i += ES_MULTI_INSERT_CHUNK)
-		{
-			int			n = Min(ES_MULTI_INSERT_CHUNK, nevents - i);
-			MemoryContext cxt;
+			slots[i]->tts_values[Anum_es_events_global_position - 1] =
+				Int64GetDatum(nextval_internal(cat->position_seq, false));
+		first_position =
+			DatumGetInt64(slots[0]->tts_values[Anum_es_events_global_position - 1]);
+		EsFeedRegister(&hold, first_position);
 
-			cxt = MemoryContextSwitchTo(GetPerTupleMemoryContext(estate));
-			table_multi_insert(rel, &slots[i], n, cid, 0, bistate);
-			MemoryContextSwitchTo(cxt);
+		/* a direct-insert window that we waited for may have moved on */
+		if (waited)
+		{
+			int64		now = EsStreamVersion(cat, rel, stream_id,
+											  GetLatestSnapshot());
+
+			if (now != version && check_version)
+				CheckExpectedVersion(rel, stream_id, now, expected);
+			version = now;
+		}
+
+		for (i = 0; i < nevents; i++)
+		{
+			TupleTableSlot *slot = slots[i];
+			int64		position =
+				DatumGetInt64(slot->tts_values[Anum_es_events_global_position - 1]);
+
+			slot->tts_values[Anum_es_events_version - 1] =
+				Int64GetDatum(version + 1 + i);
+			ExecStoreVirtualTuple(slot);
+			if (has_br_triggers)
+			{
+				if (!ExecBRInsertTriggers(estate, rri, slot))
+					ereport(ERROR,
+							(errcode(ERRCODE_TRIGGERED_ACTION_EXCEPTION),
+							 errmsg("a BEFORE INSERT trigger on es_events skipped an event"),
+							 errdetail("Appends are all or nothing; triggers on es_events must not suppress rows.")));
+				CheckTriggerKeptKeys(slot, position, stream_id, version + 1 + i,
+									 &events[i].event_id, recorded_at);
+			}
+			if (check_constraints)
+			{
+				es_own_check_position = position;
+				ExecConstraints(rri, slot, estate);
+				es_own_check_position = 0;
+			}
 			ResetPerTupleExprContext(estate);
 		}
-	}
-	for (i = 0; i < nevents; i++)
-	{
-		Datum		position = slots[i]->tts_values[Anum_es_events_global_position - 1];
-		bool		isnull = false;
+		if (nevents == 1 || has_br_triggers)
+		{
+			for (i = 0; i < nevents; i++)
+				table_tuple_insert(rel, slots[i], cid, 0, bistate);
+		}
+		else
+		{
+			for (i = 0; i < nevents; i += ES_MULTI_INSERT_CHUNK)
+			{
+				int			n = Min(ES_MULTI_INSERT_CHUNK, nevents - i);
+				MemoryContext cxt;
 
-		index_insert(pkey.index, &position, &isnull, &slots[i]->tts_tid, rel,
-					 UNIQUE_CHECK_YES, false, pkey.info);
+				cxt = MemoryContextSwitchTo(GetPerTupleMemoryContext(estate));
+				table_multi_insert(rel, &slots[i], n, cid, 0, bistate);
+				MemoryContextSwitchTo(cxt);
+				ResetPerTupleExprContext(estate);
+			}
+		}
+		for (i = 0; i < nevents; i++)
+		{
+			bool		isnull;
+			Datum		position = slot_getattr(slots[i],
+												Anum_es_events_global_position,
+												&isnull);
+
+			index_insert(pkey.index, &position, &isnull, &slots[i]->tts_tid,
+						 rel, UNIQUE_CHECK_YES, false, pkey.info);
+		}
 	}
-	EsUnlockFeed(held);
+	PG_CATCH();
+	{
+		es_own_check_position = 0;
+		EsFeedEndAppend(&hold);
+		PG_RE_THROW();
+	}
+	PG_END_TRY();
+	EsFeedEndAppend(&hold);
 
 	for (i = 0; i < nevents; i++)
 	{
@@ -624,6 +718,7 @@ InsertEvents(const EsCatalog *cat, Relation rel, text *stream_id,
 	ExecResetTupleTable(estate->es_tupleTable, false);
 	MemoryContextSwitchTo(oldcxt);
 	FreeExecutorState(estate);
+	return version + nevents;
 }
 
 /*
@@ -659,9 +754,10 @@ AppendEvents(FunctionCallInfo fcinfo, text *stream_id, NewEvent *events,
 		CheckExpectedVersion(rel, stream_id, version, expected);
 
 	GenerateEventIds(events, nevents);
-	InsertEvents(cat, rel, stream_id, events, nevents, version + 1);
+	version = InsertEvents(cat, rel, stream_id, events, nevents, version,
+						   check_version, expected);
 	table_close(rel, NoLock);
-	return version + nevents;
+	return version;
 }
 
 /*
@@ -675,6 +771,27 @@ RequireArgument(FunctionCallInfo fcinfo, int argno, const char *what)
 		ereport(ERROR,
 				(errcode(ERRCODE_NULL_VALUE_NOT_ALLOWED),
 				 errmsg("%s must not be null", what)));
+}
+
+/*
+ * CheckEventSize raises the 54000 error for an event larger than
+ * es_pg.max_event_bytes.
+ */
+static void
+CheckEventSize(const NewEvent *event, int batch_index)
+{
+	Size		size = VARSIZE_ANY(DatumGetPointer(event->data));
+
+	if (!event->metadata_null)
+		size += VARSIZE_ANY(DatumGetPointer(event->metadata));
+	if (size > (Size) es_max_event_bytes)
+		ereport(ERROR,
+				(errcode(ERRCODE_PROGRAM_LIMIT_EXCEEDED),
+				 errmsg("event too large"),
+				 errdetail("Its data and metadata take %zu bytes; es_pg.max_event_bytes is %d.",
+						   size, es_max_event_bytes),
+				 errhint("Keep large payloads outside the event and store a reference to them."),
+				 batch_index >= 0 ? errcontext("event %d of the batch", batch_index + 1) : 0));
 }
 
 /*
@@ -716,6 +833,7 @@ es_append(PG_FUNCTION_ARGS)
 	event.has_id = !PG_ARGISNULL(5);
 	if (event.has_id)
 		memcpy(&event.event_id, PG_GETARG_UUID_P(5), sizeof(pg_uuid_t));
+	CheckEventSize(&event, -1);
 
 	PG_RETURN_INT64(AppendEvents(fcinfo, stream_id, &event, 1,
 								 check_version, expected));
@@ -894,13 +1012,21 @@ es_append_batch(PG_FUNCTION_ARGS)
 		ereport(ERROR,
 				(errcode(ERRCODE_INVALID_PARAMETER_VALUE),
 				 errmsg("events must not be an empty array")));
-	if (nevents > es_max_append_events)
+	if (nevents > Min(es_max_append_events, es_max_append_events_ceiling))
 		ereport(ERROR,
 				(errcode(ERRCODE_PROGRAM_LIMIT_EXCEEDED),
 				 errmsg("too many events in one append"),
-				 errdetail("The batch has %d events; es_pg.max_append_events is %d.",
-						   nevents, es_max_append_events),
-				 errhint("Split the batch, or raise es_pg.max_append_events.")));
+				 errdetail("The batch has %d events; es_pg.max_append_events is %d and es_pg.max_append_events_ceiling is %d.",
+						   nevents, es_max_append_events,
+						   es_max_append_events_ceiling),
+				 errhint("Split the batch; a superuser may raise es_pg.max_append_events_ceiling.")));
+	if (VARSIZE(batch) > (Size) es_max_batch_bytes)
+		ereport(ERROR,
+				(errcode(ERRCODE_PROGRAM_LIMIT_EXCEEDED),
+				 errmsg("batch too large"),
+				 errdetail("The events take %zu bytes; es_pg.max_batch_bytes is %d.",
+						   (Size) VARSIZE(batch), es_max_batch_bytes),
+				 errhint("Split the batch.")));
 	check_version = ParseExpectedVersion(fcinfo, 2, &expected);
 
 	events = palloc(nevents * sizeof(NewEvent));
@@ -909,6 +1035,7 @@ es_append_batch(PG_FUNCTION_ARGS)
 		JsonbValue *elem = getIthJsonbValueFromContainer(&batch->root, i);
 
 		ParseBatchEvent(elem, i, &events[i]);
+		CheckEventSize(&events[i], i);
 	}
 
 	PG_RETURN_INT64(AppendEvents(fcinfo, stream_id, events, nevents,

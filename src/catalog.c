@@ -25,10 +25,12 @@
 #include "commands/extension.h"
 #include "miscadmin.h"
 #include "utils/acl.h"
+#include "utils/builtins.h"
 #include "utils/fmgroids.h"
 #include "utils/inval.h"
 #include "utils/lsyscache.h"
 #include "utils/rel.h"
+#include "utils/rls.h"
 
 #include "es_pg.h"
 
@@ -116,6 +118,45 @@ EsCheckTableShape(Oid relid, const EsColumn *columns, int ncolumns)
 }
 
 /*
+ * EsInstalledVersion returns the version of the es_pg install in a schema as
+ * major * 10000 + minor * 100 + patch (0.2.0 is 200): the C library serves
+ * the SQL of every version until ALTER EXTENSION es_pg UPDATE.  The cache
+ * holding it is reset when es_events changes, which every update does.
+ */
+int
+EsInstalledVersion(Oid namespace_oid)
+{
+	Relation	rel = table_open(ExtensionRelationId, AccessShareLock);
+	ScanKeyData key;
+	SysScanDesc scan;
+	HeapTuple	tuple;
+	int			version = 0;
+
+	ScanKeyInit(&key, Anum_pg_extension_extname, BTEqualStrategyNumber,
+				F_NAMEEQ, CStringGetDatum("es_pg"));
+	scan = systable_beginscan(rel, ExtensionNameIndexId, true, NULL, 1, &key);
+	tuple = systable_getnext(scan);
+	if (HeapTupleIsValid(tuple) &&
+		((Form_pg_extension) GETSTRUCT(tuple))->extnamespace == namespace_oid)
+	{
+		bool		isnull;
+		Datum		d = heap_getattr(tuple, Anum_pg_extension_extversion,
+									 RelationGetDescr(rel), &isnull);
+		int			major = 0,
+					minor = 0,
+					patch = 0;
+
+		if (!isnull)
+			(void) sscanf(TextDatumGetCString(d), "%d.%d.%d",
+						  &major, &minor, &patch);
+		version = major * 10000 + minor * 100 + patch;
+	}
+	systable_endscan(scan);
+	table_close(rel, AccessShareLock);
+	return version;
+}
+
+/*
  * EsGetCatalog returns the OIDs of the install in the given schema.
  */
 const EsCatalog *
@@ -136,6 +177,7 @@ EsGetCatalog(Oid namespace_oid)
 		EsLookupRelation(ES_EVENT_ID_CONSTRAINT, namespace_oid, false);
 	es_catalog.position_seq =
 		EsLookupRelation("es_events_position_seq", namespace_oid, false);
+	es_catalog.version = EsInstalledVersion(namespace_oid);
 	EsCheckTableShape(es_catalog.events_relid, es_events_columns,
 					  Natts_es_events);
 	es_catalog_valid = true;
@@ -211,9 +253,34 @@ EsExtensionNamespace(bool missing_ok)
 }
 
 /*
+ * EsCreatingExtensionName returns, as a name Datum, the extension whose
+ * install or update script is running, or 0 outside scripts: rows such a
+ * script creates in es_pg's configuration tables are left out of dumps.
+ */
+Datum
+EsCreatingExtensionName(void)
+{
+	char	   *name;
+	NameData   *result;
+
+	if (!creating_extension)
+		return (Datum) 0;
+	name = get_extension_name(CurrentExtensionObject);
+	if (name == NULL)
+		return (Datum) 0;
+	result = (NameData *) palloc0(NAMEDATALEN);
+	namestrcpy(result, name);
+	return NameGetDatum(result);
+}
+
+/*
  * EsCheckReadPrivilege raises an error unless the current user may SELECT
- * from es_events.  Readers are C functions that scan the table directly, so
- * they check the table privilege themselves.
+ * from es_events and no row-level security policy applies to it there.
+ * Readers are C functions that scan the table directly, so they check the
+ * table privilege themselves; they do not evaluate policies, so rather than
+ * hand a role rows its policies would hide, they refuse while row-level
+ * security is in force for it (roles that bypass it, the table owner
+ * without FORCE ROW LEVEL SECURITY, and superusers read as before).
  */
 void
 EsCheckReadPrivilege(const EsCatalog *cat)
@@ -223,4 +290,11 @@ EsCheckReadPrivilege(const EsCatalog *cat)
 	aclresult = pg_class_aclcheck(cat->events_relid, GetUserId(), ACL_SELECT);
 	if (aclresult != ACLCHECK_OK)
 		aclcheck_error(aclresult, OBJECT_TABLE, "es_events");
+	if (check_enable_rls(cat->events_relid, InvalidOid, true) == RLS_ENABLED)
+		ereport(ERROR,
+				(errcode(ERRCODE_INSUFFICIENT_PRIVILEGE),
+				 errmsg("es_pg read functions do not apply row-level security"),
+				 errdetail("Row-level security is enabled on es_events for role \"%s\".",
+						   GetUserNameFromId(GetUserId(), false)),
+				 errhint("Read es_events with SELECT, where its policies apply, or read as a role that bypasses row-level security.")));
 }

@@ -89,4 +89,25 @@ EsInitRangeTable(EState *estate, RangeTblEntry *rte)
 #define EsProcAclCheck(fn, role, mode) pg_proc_aclcheck(fn, role, mode)
 #endif
 
+/*
+ * 17 numbers processes from 0 (MyProcNumber) where 15 and 16 number
+ * backends from 1 (MyBackendId); both index the arrays of MaxBackends
+ * entries that regular backends and background workers use.
+ */
+#if PG_VERSION_NUM >= 170000
+#include "storage/procnumber.h"
+#define EsMyProcIndex() ((int) MyProcNumber)
+#else
+#include "storage/backendid.h"
+#define EsMyProcIndex() ((int) MyBackendId - 1)
+#endif
+
+/* the process behind a virtual transaction id, by the same numbering */
+#if PG_VERSION_NUM >= 170000
+#define EsVirtualXactProc(vxid) ProcNumberGetProc((vxid).procNumber)
+#else
+#include "storage/sinvaladt.h"
+#define EsVirtualXactProc(vxid) BackendIdGetProc((vxid).backendId)
+#endif
+
 #endif							/* ES_COMPAT_H */

@@ -20,6 +20,13 @@ PG_MODULE_MAGIC;
 /* es_pg.max_append_events: events one es_append_batch call may carry */
 int			es_max_append_events = 100000;
 
+/* es_pg.max_append_events_ceiling: the most a role may raise it to */
+int			es_max_append_events_ceiling = 100000;
+
+/* es_pg.max_event_bytes, es_pg.max_batch_bytes: size caps of appends */
+int			es_max_event_bytes = 64 * 1024 * 1024;
+int			es_max_batch_bytes = 256 * 1024 * 1024;
+
 /* es_pg.allow_drop_history: let DROP EXTENSION remove a non-empty store */
 bool		es_allow_drop_history = false;
 
@@ -40,6 +47,27 @@ _PG_init(void)
 							100000, 1, 10000000,
 							PGC_USERSET, 0,
 							NULL, NULL, NULL);
+	DefineCustomIntVariable("es_pg.max_append_events_ceiling",
+							"Largest value es_pg.max_append_events takes effect with; only superusers change it.",
+							"A batch uses about 2 kB of backend memory per event while it is appended.",
+							&es_max_append_events_ceiling,
+							100000, 1, 10000000,
+							PGC_SUSET, 0,
+							NULL, NULL, NULL);
+	DefineCustomIntVariable("es_pg.max_event_bytes",
+							"Largest size of one event's data and metadata together.",
+							NULL,
+							&es_max_event_bytes,
+							64 * 1024 * 1024, 1024, INT_MAX,
+							PGC_SUSET, GUC_UNIT_BYTE,
+							NULL, NULL, NULL);
+	DefineCustomIntVariable("es_pg.max_batch_bytes",
+							"Largest size of the events argument of one es_append_batch call.",
+							NULL,
+							&es_max_batch_bytes,
+							256 * 1024 * 1024, 1024, INT_MAX,
+							PGC_SUSET, GUC_UNIT_BYTE,
+							NULL, NULL, NULL);
 	DefineCustomBoolVariable("es_pg.allow_drop_history",
 							 "Lets DROP EXTENSION es_pg delete an event store that holds events.",
 							 NULL,
@@ -48,6 +76,7 @@ _PG_init(void)
 							 PGC_SUSET, 0,
 							 NULL, NULL, NULL);
 	EsInitFeedLock();
+	EsInitDirect();
 	EsInitSnapshots();
 	EsInitProjections();
 	MarkGUCPrefixReserved("es_pg");

@@ -47,11 +47,13 @@
 #define ES_LOCKTAG_FEED		0x4546	/* position allocation: held briefly */
 #define ES_LOCKTAG_SNAPSHOT	0x534E	/* a policy snapshot writer: try-lock */
 #define ES_LOCKTAG_WORKER	0x4557	/* a database's projection worker */
+#define ES_LOCKTAG_APPLY	0x4541	/* an applier of one projection */
 
 #define ES_ERRCODE_VERSION_CONFLICT ERRCODE_T_R_SERIALIZATION_FAILURE
 
 #define ES_STREAM_VERSION_CONSTRAINT	"es_events_stream_id_version_key"
 #define ES_EVENT_ID_CONSTRAINT			"es_events_event_id_key"
+#define ES_INSERT_CHECK_CONSTRAINT		"es_events_insert_check"
 
 /*
  * EsCatalog holds the OIDs of the extension's objects in this database.  It
@@ -66,7 +68,11 @@ typedef struct EsCatalog
 	Oid			stream_index;		/* es_events_stream_id_version_key */
 	Oid			event_id_index;		/* es_events_event_id_key */
 	Oid			position_seq;		/* es_events_position_seq */
+	int			version;		/* installed version, 0.2.0 is 200 */
 } EsCatalog;
+
+/* versions whose SQL the C code tells apart */
+#define ES_VERSION_0_2	200
 
 /* a column a table of the extension must have, for EsCheckTableShape */
 typedef struct EsColumn
@@ -77,6 +83,9 @@ typedef struct EsColumn
 
 /* settings defined in es_pg.c and snapshot.c */
 extern int	es_max_append_events;
+extern int	es_max_append_events_ceiling;
+extern int	es_max_event_bytes;
+extern int	es_max_batch_bytes;
 extern bool es_allow_drop_history;
 extern bool es_log_replay;
 
@@ -90,7 +99,38 @@ extern const EsCatalog *EsGetCatalogForFunction(FunctionCallInfo fcinfo);
 extern const EsCatalog *EsGetCatalogForExtension(bool missing_ok);
 extern Oid	EsExtensionNamespace(bool missing_ok);
 extern void EsCheckReadPrivilege(const EsCatalog *cat);
+extern Datum EsCreatingExtensionName(void);
+extern int	EsInstalledVersion(Oid namespace_oid);
 extern void EsInitCatalogCache(void);
+
+/* identity.c */
+typedef struct EsIdentity
+{
+	Oid			save_userid;
+	int			save_sec_context;
+	int			nestlevel;
+} EsIdentity;
+
+extern void EsBecomeOwner(Oid role, const char *search_path,
+						  bool bypass_forced_rls, EsIdentity *id);
+extern void EsRestoreIdentity(EsIdentity *id);
+extern char *EsPinnedSearchPath(void);
+extern Oid	EsRelationOwner(Oid relid);
+extern int	EsExecuteAs(Oid role, const char *sql, int nargs, Oid *argtypes,
+						Datum *values, const char *nulls, Snapshot snapshot,
+						bool read_only, long tcount);
+extern int	EsRunAsOwner(Oid relid, const char *sql, int nargs, Oid *argtypes,
+						 Datum *values, const char *nulls, bool read_only,
+						 long tcount);
+
+/* direct.c */
+extern void EsInitDirect(void);
+extern void EsDirectInsertBegin(Relation events_rel);
+
+/* guard.c */
+struct TriggerData;
+extern struct TriggerData *EsCheckTriggerCall(FunctionCallInfo fcinfo,
+											  const char *name);
 
 /* validate.c */
 extern void EsValidateStreamId(text *stream_id);
@@ -98,20 +138,25 @@ extern void EsValidateEventType(text *event_type, int batch_index);
 extern void EsValidateJsonObject(Jsonb *jb, const char *what, int batch_index);
 extern bool EsParseUuid(const char *str, int len, pg_uuid_t *out);
 
-/* lock.c */
-extern void EsLockStream(text *stream_id);
-typedef enum EsFeedLock
+/* lock.c: see its header comment for the feed protocol */
+typedef struct EsFeedHold
 {
-	ES_FEED_HEAVYWEIGHT,
-	ES_FEED_LWLOCK
-} EsFeedLock;
+	bool		lwlock;			/* the slot's LWLock, exclusively */
+	bool		heavyweight;	/* the feed lock, RowExclusiveLock */
+	bool		registered;		/* an entry in the in-flight registry */
+	bool		in_flight;		/* counted in this backend's flights */
+} EsFeedHold;
 
+extern void EsLockStream(text *stream_id);
 extern void EsInitFeedLock(void);
-extern EsFeedLock EsLockFeed(bool lightweight_ok);
-extern void EsUnlockFeed(EsFeedLock held);
-extern EsFeedLock EsLockFeedShared(void);
-extern void EsUnlockFeedShared(EsFeedLock held);
-extern void EsLockFeedUntilCommit(void);
+extern void EsFeedBeginAppend(EsFeedHold *hold, bool user_code, bool *waited);
+extern void EsFeedRegister(EsFeedHold *hold, int64 first_position);
+extern void EsFeedEndAppend(EsFeedHold *hold);
+extern int64 EsFeedSafeHigh(Relation rel, Relation index);
+extern bool EsFeedInFlight(void);
+extern void EsFeedOpenWindow(void);
+extern bool EsFeedWindowOpen(void);
+extern void EsFeedCloseWindow(bool prepare);
 
 /*
  * append.c
@@ -131,6 +176,7 @@ typedef struct EsAppendedEvents
 
 extern EsAppendedEvents *EsCurrentAppend;
 extern bool EsInsideAppend(void);
+extern bool EsOwnRowBeingChecked(int64 position);
 
 /* read.c */
 typedef bool (*EsFeedCallback) (HeapTuple tuple, TupleDesc tupdesc,
@@ -152,6 +198,7 @@ extern void EsInitSnapshots(void);
  * and, when es_pg is preloaded, shared memory and the launcher worker.
  */
 extern int	es_projection_retries;
+extern int	es_projection_handler_timeout;
 extern int	es_projection_batch_size;
 extern int	es_projection_naptime;
 extern bool es_projection_workers;

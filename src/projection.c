@@ -43,6 +43,8 @@
 #include "access/table.h"
 #include "access/tableam.h"
 #include "access/xact.h"
+#include "common/hashfn.h"
+#include "common/int.h"
 #include "catalog/namespace.h"
 #include "catalog/pg_authid.h"
 #include "catalog/pg_proc.h"
@@ -53,8 +55,10 @@
 #include "funcapi.h"
 #include "miscadmin.h"
 #include "nodes/parsenodes.h"
+#include "parser/parse_func.h"
 #include "storage/latch.h"
 #include "storage/lmgr.h"
+#include "storage/proc.h"
 #include "storage/procarray.h"
 #include "utils/acl.h"
 #include "utils/array.h"
@@ -68,6 +72,7 @@
 #include "utils/rel.h"
 #include "utils/snapmgr.h"
 #include "utils/syscache.h"
+#include "utils/timeout.h"
 #include "utils/timestamp.h"
 #include "utils/tuplestore.h"
 #include "utils/wait_event.h"
@@ -80,6 +85,9 @@ int			es_projection_retries = 3;
 /* es_pg.projection_batch_size: events per async transaction and rebuild step */
 int			es_projection_batch_size = 1000;
 
+/* es_pg.projection_handler_timeout: longest async batch of handler calls, ms */
+int			es_projection_handler_timeout = 60000;
+
 #define ES_PROJECTION_NAME_MAX	(NAMEDATALEN - 1)
 
 /* one projection, as read from es_projections */
@@ -87,8 +95,11 @@ typedef struct EsProjection
 {
 	char	   *name;
 	bool		async;
-	Oid			handler;
-	Oid			reset;			/* InvalidOid: none */
+	Oid			handler;		/* InvalidOid: no longer resolves */
+	char	   *handler_name;	/* schema-qualified signature */
+	Oid			reset;			/* InvalidOid: none, or no longer resolves */
+	char	   *reset_name;		/* NULL: none */
+	int			timeout_ms;		/* handler timeout of an async batch, 0: none */
 	Oid			owner;
 	char	   *search_path;
 	int			ntypes;			/* 0: every event type */
@@ -117,6 +128,7 @@ typedef struct ProjCatalog
 	Oid			checkpoints_relid;
 	Oid			owner;			/* owner of es_projections */
 	Oid			events_type;	/* row type of es_events */
+	int			version;		/* of the install's SQL (EsCatalog) */
 } ProjCatalog;
 
 /* events collected from the feed for one projection */
@@ -133,14 +145,6 @@ typedef struct EventBatch
 	int64	   *positions;
 	int64	   *walk_index;		/* events walked before this one */
 } EventBatch;
-
-/* what a handler call changes, to be put back afterwards */
-typedef struct HandlerContext
-{
-	Oid			save_userid;
-	int			save_sec_context;
-	int			nestlevel;
-} HandlerContext;
 
 /* argument of the error context callback */
 typedef struct HandlerErrorArg
@@ -169,6 +173,7 @@ static List *retired_lists = NIL;
 static EsAppendedEvents *es_dispatching = NULL;
 
 static void CheckProjectionName(text *name);
+static int64 IntervalMicroseconds(const Interval *interval);
 
 /*
  * ProjRelcacheCallback forgets the cached OIDs and the inline projection
@@ -238,6 +243,13 @@ EsInitProjections(void)
 							1000, 1, 1000000,
 							PGC_SUSET, 0,
 							NULL, NULL, NULL);
+	DefineCustomIntVariable("es_pg.projection_handler_timeout",
+							"Longest time one batch of an async projection's handler calls may run before it is canceled; 0 means no limit.",
+							"A canceled batch counts as a handler error (SQLSTATE 57014): the event is retried, then the projection is parked. es_set_projection_timeout overrides it per projection.",
+							&es_projection_handler_timeout,
+							60000, 0, INT_MAX,
+							PGC_SUSET, GUC_UNIT_MS,
+							NULL, NULL, NULL);
 	DefineCustomIntVariable("es_pg.projection_naptime",
 							"Time the projection worker sleeps when no async projection has work.",
 							NULL,
@@ -296,6 +308,7 @@ GetProjCatalog(const EsCatalog *cat, bool missing_ok)
 	proj_catalog.owner = ((Form_pg_class) GETSTRUCT(tuple))->relowner;
 	ReleaseSysCache(tuple);
 	proj_catalog.events_type = get_rel_type_id(cat->events_relid);
+	proj_catalog.version = cat->version;
 	proj_catalog_valid = true;
 	return &proj_catalog;
 }
@@ -311,29 +324,8 @@ static int
 RunAsOwner(const ProjCatalog *pc, const char *sql, int nargs, Oid *argtypes,
 		   Datum *values, const char *nulls, Snapshot snapshot, long tcount)
 {
-	Oid			save_userid;
-	int			save_sec_context;
-	SPIPlanPtr	plan;
-	int			rc;
-
-	GetUserIdAndSecContext(&save_userid, &save_sec_context);
-	SetUserIdAndSecContext(pc->owner,
-						   save_sec_context | SECURITY_LOCAL_USERID_CHANGE);
-	plan = SPI_prepare(sql, nargs, argtypes);
-	if (plan == NULL)
-		elog(ERROR, "SPI_prepare failed for \"%s\": %s", sql,
-			 SPI_result_code_string(SPI_result));
-	if (snapshot != InvalidSnapshot)
-		rc = SPI_execute_snapshot(plan, values, nulls, snapshot,
-								  InvalidSnapshot, true, false, tcount);
-	else
-		rc = SPI_execute_plan(plan, values, nulls, false, tcount);
-	SetUserIdAndSecContext(save_userid, save_sec_context);
-	if (rc < 0)
-		elog(ERROR, "SPI_execute failed for \"%s\": %s", sql,
-			 SPI_result_code_string(rc));
-	SPI_freeplan(plan);
-	return rc;
+	return EsExecuteAs(pc->owner, sql, nargs, argtypes, values, nulls,
+					   snapshot, false, tcount);
 }
 
 /*
@@ -342,9 +334,55 @@ RunAsOwner(const ProjCatalog *pc, const char *sql, int nargs, Oid *argtypes,
  */
 #define PROJECTION_COLUMNS \
 	"p.name, p.mode OPERATOR(pg_catalog.=) 'async', " \
-	"p.handler::pg_catalog.oid, p.reset::pg_catalog.oid, p.event_types, " \
-	"p.owner::pg_catalog.oid, p.search_path"
-#define PROJECTION_NCOLUMNS 7
+	"p.handler, p.reset, p.event_types, " \
+	"p.owner::pg_catalog.oid, p.search_path, p.handler_timeout_ms"
+#define PROJECTION_NCOLUMNS 8
+
+/* the same from the es_projections of 0.1.0, whose functions are reg* */
+#define PROJECTION_COLUMNS_0_1 \
+	"p.name, p.mode OPERATOR(pg_catalog.=) 'async', " \
+	"(pg_catalog.pg_identify_object('pg_catalog.pg_proc'::pg_catalog.regclass," \
+	" p.handler::pg_catalog.oid, 0)).identity," \
+	" CASE WHEN p.reset IS NOT NULL THEN" \
+	" (pg_catalog.pg_identify_object('pg_catalog.pg_proc'::pg_catalog.regclass," \
+	" p.reset::pg_catalog.oid, 0)).identity END," \
+	" p.event_types, p.owner::pg_catalog.oid, p.search_path," \
+	" NULL::pg_catalog.int4"
+
+/*
+ * ProjectionColumns returns the columns of a definition query for the
+ * install's version of es_projections.
+ */
+static const char *
+ProjectionColumns(const ProjCatalog *pc)
+{
+	return pc->version >= ES_VERSION_0_2 ? PROJECTION_COLUMNS :
+		PROJECTION_COLUMNS_0_1;
+}
+
+/*
+ * ResolveSignature returns the function a stored schema-qualified
+ * signature names, or InvalidOid when none does.
+ */
+static Oid
+ResolveSignature(const char *signature)
+{
+	LOCAL_FCINFO(fcinfo, 1);
+	Datum		result;
+	EsIdentity	id;
+
+	/*
+	 * As the owner of the projection tables: an appender dispatching inline
+	 * projections need not see the handler's schema.
+	 */
+	InitFunctionCallInfoData(*fcinfo, NULL, 1, InvalidOid, NULL, NULL);
+	fcinfo->args[0].value = CStringGetTextDatum(signature);
+	fcinfo->args[0].isnull = false;
+	EsBecomeOwner(proj_catalog.owner, NULL, false, &id);
+	result = to_regprocedure(fcinfo);
+	EsRestoreIdentity(&id);
+	return fcinfo->isnull ? InvalidOid : DatumGetObjectId(result);
+}
 
 /*
  * CompareStrings orders event types for bsearch.
@@ -372,9 +410,11 @@ ProjectionFromRow(EsProjection *p, int row, MemoryContext cxt)
 	memset(p, 0, sizeof(EsProjection));
 	p->name = TextDatumGetCString(SPI_getbinval(tuple, desc, 1, &isnull));
 	p->async = DatumGetBool(SPI_getbinval(tuple, desc, 2, &isnull));
-	p->handler = DatumGetObjectId(SPI_getbinval(tuple, desc, 3, &isnull));
+	p->handler_name = TextDatumGetCString(SPI_getbinval(tuple, desc, 3, &isnull));
+	p->handler = ResolveSignature(p->handler_name);
 	d = SPI_getbinval(tuple, desc, 4, &isnull);
-	p->reset = isnull ? InvalidOid : DatumGetObjectId(d);
+	p->reset_name = isnull ? NULL : TextDatumGetCString(d);
+	p->reset = isnull ? InvalidOid : ResolveSignature(p->reset_name);
 	d = SPI_getbinval(tuple, desc, 5, &isnull);
 	if (!isnull)
 	{
@@ -394,6 +434,8 @@ ProjectionFromRow(EsProjection *p, int row, MemoryContext cxt)
 	}
 	p->owner = DatumGetObjectId(SPI_getbinval(tuple, desc, 6, &isnull));
 	p->search_path = TextDatumGetCString(SPI_getbinval(tuple, desc, 7, &isnull));
+	d = SPI_getbinval(tuple, desc, 8, &isnull);
+	p->timeout_ms = isnull ? es_projection_handler_timeout : DatumGetInt32(d);
 	MemoryContextSwitchTo(oldcxt);
 }
 
@@ -434,7 +476,8 @@ TypeMatches(const EsProjection *p, text *event_type)
  * and may execute fn.
  */
 static void
-CheckCallable(const EsProjection *p, Oid fn, const char *what)
+CheckCallable(const EsProjection *p, Oid fn, const char *what,
+			  const char *signature)
 {
 	AclResult	aclresult;
 
@@ -447,8 +490,8 @@ CheckCallable(const EsProjection *p, Oid fn, const char *what)
 	if (!SearchSysCacheExists1(PROCOID, ObjectIdGetDatum(fn)))
 		ereport(ERROR,
 				(errcode(ERRCODE_UNDEFINED_FUNCTION),
-				 errmsg("the %s function of projection \"%s\" no longer exists",
-						what, p->name),
+				 errmsg("the %s function %s of projection \"%s\" no longer exists",
+						what, signature, p->name),
 				 errhint("Drop the projection with es_drop_projection and create it again.")));
 	aclresult = EsProcAclCheck(fn, p->owner, ACL_EXECUTE);
 	if (aclresult != ACLCHECK_OK)
@@ -464,33 +507,26 @@ PrepareHandler(EsProjection *p, MemoryContext cxt)
 {
 	if (p->prepared)
 		return;
-	CheckCallable(p, p->handler, "handler");
+	CheckCallable(p, p->handler, "handler", p->handler_name);
 	fmgr_info_cxt(p->handler, &p->flinfo, cxt);
 	p->prepared = true;
 }
 
 /*
  * EnterHandlerContext switches to the projection owner's rights and pinned
- * search_path, as fmgr_security_definer does.  On error, transaction or
- * subtransaction abort puts both back.
+ * search_path, as a security-restricted operation (identity.c): nothing
+ * the handler does may outlive the call under another identity.
  */
 static void
-EnterHandlerContext(const EsProjection *p, HandlerContext *hc)
+EnterHandlerContext(const EsProjection *p, EsIdentity *hc)
 {
-	GetUserIdAndSecContext(&hc->save_userid, &hc->save_sec_context);
-	hc->nestlevel = NewGUCNestLevel();
-	SetUserIdAndSecContext(p->owner,
-						   hc->save_sec_context | SECURITY_LOCAL_USERID_CHANGE);
-	(void) set_config_option("search_path", p->search_path,
-							 PGC_USERSET, PGC_S_SESSION,
-							 GUC_ACTION_SAVE, true, 0, false);
+	EsBecomeOwner(p->owner, p->search_path, false, hc);
 }
 
 static void
-LeaveHandlerContext(HandlerContext *hc)
+LeaveHandlerContext(EsIdentity *hc)
 {
-	AtEOXact_GUC(true, hc->nestlevel);
-	SetUserIdAndSecContext(hc->save_userid, hc->save_sec_context);
+	EsRestoreIdentity(hc);
 }
 
 /*
@@ -531,19 +567,19 @@ static void
 CallReset(EsProjection *p)
 {
 	FmgrInfo	flinfo;
-	HandlerContext hc;
+	EsIdentity	hc;
 	HandlerErrorArg errarg;
 	ErrorContextCallback errcallback;
 
 	LOCAL_FCINFO(fcinfo, 0);
 
-	if (!OidIsValid(p->reset))
+	if (p->reset_name == NULL)
 		ereport(ERROR,
 				(errcode(ERRCODE_OBJECT_NOT_IN_PREREQUISITE_STATE),
 				 errmsg("projection \"%s\" has no reset function", p->name),
 				 errdetail("A rebuild empties the read model with the reset function before it replays the events."),
 				 errhint("Drop the projection and create it again with a reset function.")));
-	CheckCallable(p, p->reset, "reset");
+	CheckCallable(p, p->reset, "reset", p->reset_name);
 	fmgr_info(p->reset, &flinfo);
 
 	errarg.name = p->name;
@@ -584,9 +620,9 @@ LoadInlineList(const ProjCatalog *pc)
 
 		if (SPI_connect() != SPI_OK_CONNECT)
 			elog(ERROR, "SPI_connect failed");
-		sql = psprintf("SELECT " PROJECTION_COLUMNS
+		sql = psprintf("SELECT %s"
 					   " FROM %s.es_projections p ORDER BY p.name",
-					   pc->schema);
+					   ProjectionColumns(pc), pc->schema);
 		RunAsOwner(pc, sql, 0, NULL, NULL, NULL, GetLatestSnapshot(), 0);
 		list->nprojections = SPI_processed;
 		list->projections = MemoryContextAllocZero(cxt,
@@ -658,7 +694,7 @@ DispatchInline(ProjectionList *list, EsAppendedEvents *appended)
 	for (i = 0; i < list->nprojections; i++)
 	{
 		EsProjection *p = &list->projections[i];
-		HandlerContext hc;
+		EsIdentity	hc;
 		HandlerErrorArg errarg;
 		ErrorContextCallback errcallback;
 		int			nmatched = 0;
@@ -865,6 +901,53 @@ InitBatch(EventBatch *b, EsProjection *p, MemoryContext cxt, int64 from,
 	b->last_position = from;
 }
 
+/* the timeout that cancels a batch of handler calls that runs too long */
+static TimeoutId handler_timeout_id = MAX_TIMEOUTS;
+static volatile sig_atomic_t handler_timed_out = false;
+
+/*
+ * HandlerTimeoutHandler runs in the signal handler of the timeout: it asks
+ * for a query cancel, as statement_timeout does, and says it was ours.
+ */
+static void
+HandlerTimeoutHandler(void)
+{
+	handler_timed_out = true;
+	QueryCancelPending = true;
+	InterruptPending = true;
+	SetLatch(MyLatch);
+}
+
+/*
+ * StartHandlerTimeout arms the timeout of a batch (none for 0).
+ */
+static void
+StartHandlerTimeout(int timeout_ms)
+{
+	handler_timed_out = false;
+	if (timeout_ms <= 0)
+		return;
+	if (handler_timeout_id == MAX_TIMEOUTS)
+		handler_timeout_id = RegisterTimeout(USER_TIMEOUT, HandlerTimeoutHandler);
+	enable_timeout_after(handler_timeout_id, timeout_ms);
+}
+
+/*
+ * StopHandlerTimeout disarms it.  A timeout that fired just as the batch
+ * ended must not cancel what comes next.
+ */
+static void
+StopHandlerTimeout(void)
+{
+	if (handler_timeout_id != MAX_TIMEOUTS)
+		disable_timeout(handler_timeout_id, false);
+	if (handler_timed_out)
+	{
+		QueryCancelPending = false;
+		handler_timed_out = false;
+	}
+}
+
 /*
  * RunHandlersGuarded calls the handler for the first "limit" events of the
  * batch inside one subtransaction.  On error it rolls the subtransaction
@@ -888,7 +971,7 @@ RunHandlersGuarded(EsProjection *p, EventBatch *b, int limit, int *fail,
 	MemoryContextSwitchTo(oldcxt);
 	PG_TRY();
 	{
-		HandlerContext hc;
+		EsIdentity	hc;
 		HandlerErrorArg errarg;
 		ErrorContextCallback errcallback;
 		int			i;
@@ -901,6 +984,7 @@ RunHandlersGuarded(EsProjection *p, EventBatch *b, int limit, int *fail,
 		error_context_stack = &errcallback;
 
 		PrepareHandler(p, cxt);
+		StartHandlerTimeout(p->timeout_ms);
 		EnterHandlerContext(p, &hc);
 		for (i = 0; i < limit; i++)
 		{
@@ -912,6 +996,7 @@ RunHandlersGuarded(EsProjection *p, EventBatch *b, int limit, int *fail,
 			MemoryContextReset(scratch);
 		}
 		LeaveHandlerContext(&hc);
+		StopHandlerTimeout();
 		error_context_stack = errcallback.previous;
 
 		ReleaseCurrentSubTransaction();
@@ -920,6 +1005,11 @@ RunHandlersGuarded(EsProjection *p, EventBatch *b, int limit, int *fail,
 	}
 	PG_CATCH();
 	{
+		bool		timed_out = handler_timed_out;
+
+		if (handler_timeout_id != MAX_TIMEOUTS)
+			disable_timeout(handler_timeout_id, false);
+		handler_timed_out = false;
 		MemoryContextSwitchTo(cxt);
 		*edata = CopyErrorData();
 		FlushErrorState();
@@ -927,8 +1017,17 @@ RunHandlersGuarded(EsProjection *p, EventBatch *b, int limit, int *fail,
 		MemoryContextSwitchTo(oldcxt);
 		CurrentResourceOwner = oldowner;
 
-		/* a cancel is the caller's business, not the handler's failure */
-		if ((*edata)->sqlerrcode == ERRCODE_QUERY_CANCELED)
+		/*
+		 * Our timeout is the handler's failure, like any error it raises; a
+		 * cancel from elsewhere (a user, es_drop_projection) is the
+		 * caller's business.
+		 */
+		if ((*edata)->sqlerrcode == ERRCODE_QUERY_CANCELED && timed_out)
+			(*edata)->message =
+				MemoryContextStrdup(cxt,
+									psprintf("the projection's handler calls were canceled after %d ms (its handler timeout)",
+											 p->timeout_ms));
+		else if ((*edata)->sqlerrcode == ERRCODE_QUERY_CANCELED)
 			ReThrowError(*edata);
 		*fail = current;
 		ok = false;
@@ -936,6 +1035,62 @@ RunHandlersGuarded(EsProjection *p, EventBatch *b, int limit, int *fail,
 	PG_END_TRY();
 	MemoryContextDelete(scratch);
 	return ok;
+}
+
+/*
+ * ApplyLockTag names the lock an applier of one projection holds for its
+ * batch (a worker, or es_apply_projections), so that it can be found.
+ */
+static void
+ApplyLockTag(LOCKTAG *tag, const char *name)
+{
+	uint64		hash = hash_bytes_extended((const unsigned char *) name,
+										   strlen(name), 0);
+
+	SET_LOCKTAG_ADVISORY(*tag, MyDatabaseId, (uint32) (hash >> 32),
+						 (uint32) hash, ES_LOCKTAG_APPLY);
+}
+
+/*
+ * LockApplier takes that lock until the end of the transaction; false when
+ * dont_wait and another applier holds it.
+ */
+static bool
+LockApplier(const char *name, bool dont_wait)
+{
+	LOCKTAG		tag;
+
+	ApplyLockTag(&tag, name);
+	return LockAcquire(&tag, ExclusiveLock, false, dont_wait) !=
+		LOCKACQUIRE_NOT_AVAIL;
+}
+
+/*
+ * TakeOverProjection keeps appliers of a projection away for the rest of
+ * the transaction, for dropping, rebuilding or resuming it.  An applier at
+ * work is asked to cancel its batch (as pg_cancel_backend does), so that a
+ * handler that never returns cannot hold the command up; the batch rolls
+ * back and records nothing.
+ */
+static void
+TakeOverProjection(const char *name)
+{
+	LOCKTAG		tag;
+	VirtualTransactionId *holders;
+	int			i;
+
+	if (LockApplier(name, true))
+		return;
+	ApplyLockTag(&tag, name);
+	holders = GetLockConflicts(&tag, ExclusiveLock, NULL);
+	for (i = 0; VirtualTransactionIdIsValid(holders[i]); i++)
+	{
+		PGPROC	   *proc = EsVirtualXactProc(holders[i]);
+
+		if (proc != NULL && proc->pid != 0 && proc->pid != MyProcPid)
+			(void) kill(proc->pid, SIGINT);
+	}
+	(void) LockApplier(name, false);
 }
 
 /*
@@ -975,18 +1130,21 @@ ApplyBatch(const EsCatalog *cat, const ProjCatalog *pc, const char *name,
 	int64		new_position;
 
 	memset(res, 0, sizeof(ApplyResult));
+	if (!LockApplier(name, skip_locked))
+		return;
 	cxt = AllocSetContextCreate(oldcxt, "es_pg projection batch",
 								ALLOCSET_DEFAULT_SIZES);
 	if (SPI_connect() != SPI_OK_CONNECT)
 		elog(ERROR, "SPI_connect failed");
 
-	sql = psprintf("SELECT " PROJECTION_COLUMNS ", c.position, c.parked, "
+	sql = psprintf("SELECT %s, c.position, c.parked, "
 				   "c.retries, c.error_position"
 				   " FROM %s.es_projection_checkpoints c"
 				   " JOIN %s.es_projections p ON p.name OPERATOR(pg_catalog.=) c.name"
 				   " WHERE c.name OPERATOR(pg_catalog.=) $1"
 				   " FOR UPDATE OF c%s",
-				   pc->schema, pc->schema, skip_locked ? " SKIP LOCKED" : "");
+				   ProjectionColumns(pc), pc->schema, pc->schema,
+				   skip_locked ? " SKIP LOCKED" : "");
 	argtypes[0] = TEXTOID;
 	values[0] = CStringGetTextDatum(name);
 	RunAsOwner(pc, sql, 1, argtypes, values, NULL, InvalidSnapshot, 0);
@@ -1204,7 +1362,7 @@ ReplayEvents(const EsCatalog *cat, EsProjection *p, int64 from, int64 upto,
 	for (;;)
 	{
 		EventBatch	b;
-		HandlerContext hc;
+		EsIdentity	hc;
 		HandlerErrorArg errarg;
 		ErrorContextCallback errcallback;
 		int			i;
@@ -1377,36 +1535,6 @@ EventTypesArray(ArrayType *arr)
 }
 
 /*
- * PinnedSearchPath returns the caller's effective search_path as a string
- * with pg_temp last, for handlers to run with.  pg_temp is written out
- * because, left implicit, it would be searched first for tables.
- */
-static char *
-PinnedSearchPath(void)
-{
-	List	   *path = fetch_search_path(false);
-	ListCell   *lc;
-	StringInfoData buf;
-
-	initStringInfo(&buf);
-	foreach(lc, path)
-	{
-		Oid			ns = lfirst_oid(lc);
-		char	   *nspname;
-
-		if (isAnyTempNamespace(ns))
-			continue;
-		nspname = get_namespace_name(ns);
-		if (nspname == NULL)
-			continue;
-		appendStringInfo(&buf, "%s, ", quote_identifier(nspname));
-	}
-	appendStringInfoString(&buf, "pg_temp");
-	list_free(path);
-	return buf.data;
-}
-
-/*
  * RequireReadCommitted refuses to run at REPEATABLE READ or SERIALIZABLE
  * where a snapshot taken before our locks would hide events.
  */
@@ -1442,9 +1570,9 @@ es_create_projection(PG_FUNCTION_ARGS)
 	AclResult	aclresult;
 	char	   *search_path;
 	char	   *sql;
-	Oid			argtypes[7];
-	Datum		values[7];
-	char		nulls[7];
+	Oid			argtypes[8];
+	Datum		values[8];
+	char		nulls[8];
 	int64		position;
 
 	if (PG_ARGISNULL(1))
@@ -1506,7 +1634,7 @@ es_create_projection(PG_FUNCTION_ARGS)
 	if (!async || !from_beginning)
 		LockRelationOid(cat->events_relid, ExclusiveLock);
 
-	search_path = PinnedSearchPath();
+	search_path = EsPinnedSearchPath();
 	if (SPI_connect() != SPI_OK_CONNECT)
 		elog(ERROR, "SPI_connect failed");
 
@@ -1523,16 +1651,24 @@ es_create_projection(PG_FUNCTION_ARGS)
 
 	position = from_beginning ? 0 : EsHeadPosition(cat, GetLatestSnapshot());
 
-	sql = psprintf("INSERT INTO %s.es_projections"
-				   " (name, mode, handler, reset, event_types, owner, search_path)"
-				   " VALUES ($1, $2, $3, $4, $5, $6, $7)", pc->schema);
+	if (pc->version >= ES_VERSION_0_2)
+		sql = psprintf("INSERT INTO %s.es_projections"
+					   " (name, mode, handler, reset, event_types, owner, search_path,"
+					   " extension)"
+					   " VALUES ($1, $2, $3, $4, $5, $6, $7, $8)", pc->schema);
+	else
+		sql = psprintf("INSERT INTO %s.es_projections"
+					   " (name, mode, handler, reset, event_types, owner, search_path)"
+					   " VALUES ($1, $2, $3::pg_catalog.regprocedure,"
+					   " $4::pg_catalog.regprocedure, $5, $6, $7)", pc->schema);
 	memset(nulls, ' ', sizeof(nulls));
 	argtypes[1] = TEXTOID;
 	values[1] = CStringGetTextDatum(mode);
-	argtypes[2] = REGPROCEDUREOID;
-	values[2] = ObjectIdGetDatum(handler);
-	argtypes[3] = REGPROCEDUREOID;
-	values[3] = ObjectIdGetDatum(reset);
+	argtypes[2] = TEXTOID;
+	values[2] = CStringGetTextDatum(format_procedure_qualified(handler));
+	argtypes[3] = TEXTOID;
+	values[3] = OidIsValid(reset) ?
+		CStringGetTextDatum(format_procedure_qualified(reset)) : (Datum) 0;
 	nulls[3] = OidIsValid(reset) ? ' ' : 'n';
 	argtypes[4] = TEXTARRAYOID;
 	values[4] = types;
@@ -1541,7 +1677,11 @@ es_create_projection(PG_FUNCTION_ARGS)
 	values[5] = ObjectIdGetDatum(GetUserId());
 	argtypes[6] = TEXTOID;
 	values[6] = CStringGetTextDatum(search_path);
-	RunAsOwner(pc, sql, 7, argtypes, values, nulls, InvalidSnapshot, 0);
+	argtypes[7] = NAMEOID;
+	values[7] = EsCreatingExtensionName();
+	nulls[7] = values[7] == (Datum) 0 ? 'n' : ' ';
+	RunAsOwner(pc, sql, pc->version >= ES_VERSION_0_2 ? 8 : 7, argtypes,
+			   values, nulls, InvalidSnapshot, 0);
 
 	if (!async && from_beginning)
 	{
@@ -1549,9 +1689,10 @@ es_create_projection(PG_FUNCTION_ARGS)
 		MemoryContext cxt = CurrentMemoryContext;
 
 		/* the definition just stored, with this transaction's snapshot */
-		sql = psprintf("SELECT " PROJECTION_COLUMNS
+		sql = psprintf("SELECT %s"
 					   " FROM %s.es_projections p"
-					   " WHERE p.name OPERATOR(pg_catalog.=) $1", pc->schema);
+					   " WHERE p.name OPERATOR(pg_catalog.=) $1",
+					   ProjectionColumns(pc), pc->schema);
 		RunAsOwner(pc, sql, 1, argtypes, values, NULL, InvalidSnapshot, 0);
 		ProjectionFromRow(&p, 0, cxt);
 		(void) ReplayEvents(cat, &p, 0, PG_INT64_MAX, -1, &position, cxt);
@@ -1588,7 +1729,8 @@ es_drop_projection(PG_FUNCTION_ARGS)
 	if (SPI_connect() != SPI_OK_CONNECT)
 		elog(ERROR, "SPI_connect failed");
 
-	/* wait for an applier or a rebuild of this projection to finish */
+	/* cancel an applier at work, wait for a rebuild to finish */
+	TakeOverProjection(name);
 	sql = psprintf("SELECT 1 FROM %s.es_projection_checkpoints c"
 				   " WHERE c.name OPERATOR(pg_catalog.=) $1 FOR UPDATE",
 				   pc->schema);
@@ -1639,18 +1781,19 @@ es_rebuild_projection(PG_FUNCTION_ARGS)
 		elog(ERROR, "SPI_connect failed");
 
 	/* the worker skips a projection whose row is locked */
-	sql = psprintf("SELECT " PROJECTION_COLUMNS
+	TakeOverProjection(name);
+	sql = psprintf("SELECT %s"
 				   " FROM %s.es_projection_checkpoints c"
 				   " JOIN %s.es_projections p ON p.name OPERATOR(pg_catalog.=) c.name"
 				   " WHERE c.name OPERATOR(pg_catalog.=) $1 FOR UPDATE OF c",
-				   pc->schema, pc->schema);
+				   ProjectionColumns(pc), pc->schema, pc->schema);
 	argtypes[0] = TEXTOID;
 	values[0] = CStringGetTextDatum(name);
 	RunAsOwner(pc, sql, 1, argtypes, values, NULL, InvalidSnapshot, 0);
 	if (SPI_processed == 0)
 		UnknownProjection(name);
 	ProjectionFromRow(&p, 0, cxt);
-	if (!OidIsValid(p.reset))
+	if (p.reset_name == NULL)
 		CallReset(&p);			/* raises the error */
 
 	if (!p.async)
@@ -1800,6 +1943,103 @@ es_apply_projections(PG_FUNCTION_ARGS)
 }
 
 /*
+ * es_set_projection_timeout sets how long one async batch of a
+ * projection's handler calls may run (NULL: es_pg.projection_handler_timeout).
+ */
+PG_FUNCTION_INFO_V1(es_set_projection_timeout);
+Datum
+es_set_projection_timeout(PG_FUNCTION_ARGS)
+{
+	char	   *name = GetName(fcinfo, 0);
+	const EsCatalog *cat = EsGetCatalogForFunction(fcinfo);
+	const ProjCatalog *pc = GetProjCatalog(cat, false);
+	char	   *sql;
+	Oid			argtypes[2] = {TEXTOID, INT4OID};
+	Datum		values[2];
+	char		nulls[2] = {' ', ' '};
+
+	values[0] = CStringGetTextDatum(name);
+	if (PG_ARGISNULL(1))
+	{
+		values[1] = (Datum) 0;
+		nulls[1] = 'n';
+	}
+	else
+	{
+		int64		span = IntervalMicroseconds(PG_GETARG_INTERVAL_P(1));
+
+		if (span < 1000 || span / 1000 > INT_MAX)
+			ereport(ERROR,
+					(errcode(ERRCODE_INVALID_PARAMETER_VALUE),
+					 errmsg("projection timeout must be between 1 millisecond and %d milliseconds",
+							INT_MAX),
+					 errhint("Pass NULL to use es_pg.projection_handler_timeout.")));
+		values[1] = Int32GetDatum((int32) (span / 1000));
+	}
+	if (SPI_connect() != SPI_OK_CONNECT)
+		elog(ERROR, "SPI_connect failed");
+	sql = psprintf("UPDATE %s.es_projections SET handler_timeout_ms = $2"
+				   " WHERE name OPERATOR(pg_catalog.=) $1", pc->schema);
+	RunAsOwner(pc, sql, 2, argtypes, values, nulls, InvalidSnapshot, 0);
+	if (SPI_processed == 0)
+		UnknownProjection(name);
+	SPI_finish();
+	PG_RETURN_VOID();
+}
+
+/*
+ * es_projection_checkpoints_restore is the BEFORE INSERT trigger of
+ * es_projection_checkpoints: a row for a projection that has one already
+ * (a restore's COPY of the checkpoint of a projection an extension's script
+ * created again) replaces it instead of failing.
+ */
+PG_FUNCTION_INFO_V1(es_projection_checkpoints_restore);
+Datum
+es_projection_checkpoints_restore(PG_FUNCTION_ARGS)
+{
+	TriggerData *trigdata = EsCheckTriggerCall(fcinfo,
+											   "es_projection_checkpoints_restore");
+	Relation	rel = trigdata->tg_relation;
+	HeapTuple	row = trigdata->tg_trigtuple;
+	TupleDesc	desc = RelationGetDescr(rel);
+	Datum		values[9];
+	bool		isnull[9];
+	char		nulls[9];
+	Oid			argtypes[9];
+	char	   *sql;
+	int			i;
+
+	if (!TRIGGER_FIRED_BEFORE(trigdata->tg_event) ||
+		!TRIGGER_FIRED_FOR_ROW(trigdata->tg_event) ||
+		!TRIGGER_FIRED_BY_INSERT(trigdata->tg_event) || desc->natts != 9)
+		ereport(ERROR,
+				(errcode(ERRCODE_E_R_I_E_TRIGGER_PROTOCOL_VIOLATED),
+				 errmsg("function es_projection_checkpoints_restore must be fired BEFORE INSERT FOR EACH ROW on es_projection_checkpoints")));
+	heap_deform_tuple(row, desc, values, isnull);
+	for (i = 0; i < 9; i++)
+	{
+		nulls[i] = isnull[i] ? 'n' : ' ';
+		argtypes[i] = TupleDescAttr(desc, i)->atttypid;
+	}
+	if (isnull[0])
+		return PointerGetDatum(row);
+	if (SPI_connect() != SPI_OK_CONNECT)
+		elog(ERROR, "SPI_connect failed");
+	sql = psprintf("UPDATE %s SET position = $2, updated_at = $3, parked = $4,"
+				   " retries = $5, error_position = $6, error_sqlstate = $7,"
+				   " error_message = $8, error_at = $9"
+				   " WHERE name OPERATOR(pg_catalog.=) $1",
+				   quote_qualified_identifier(get_namespace_name(RelationGetNamespace(rel)),
+											  RelationGetRelationName(rel)));
+	EsRunAsOwner(RelationGetRelid(rel), sql, 9, argtypes, values, nulls,
+				 false, 0);
+	i = SPI_processed;
+	SPI_finish();
+	/* replaced an existing row: skip the insert */
+	return PointerGetDatum(i > 0 ? NULL : row);
+}
+
+/*
  * es_resume_projection lets a parked projection try the failing event
  * again (es_pg.projection_retries more times).
  */
@@ -1817,6 +2057,7 @@ es_resume_projection(PG_FUNCTION_ARGS)
 	values[0] = CStringGetTextDatum(name);
 	if (SPI_connect() != SPI_OK_CONNECT)
 		elog(ERROR, "SPI_connect failed");
+	TakeOverProjection(name);
 	sql = psprintf("UPDATE %s.es_projection_checkpoints SET parked = false,"
 				   " retries = 0 WHERE name OPERATOR(pg_catalog.=) $1",
 				   pc->schema);
@@ -1881,7 +2122,7 @@ PositionState(const EsCatalog *cat, int64 position, TransactionId *xwait)
 	 * in increasing order (lock.c), so if it is past ours, ours is in the
 	 * index or never will be.
 	 */
-	settled = EsMaxIndexedPosition(rel, index) >= position;
+	settled = EsFeedSafeHigh(rel, index) >= position;
 
 	InitDirtySnapshot(dirty);
 	ScanKeyInit(&key, 1, BTEqualStrategyNumber, F_INT8EQ,
@@ -1952,6 +2193,23 @@ WaitForXact(TransactionId xid, long timeout_ms)
 }
 
 /*
+ * IntervalMicroseconds returns an interval's length in microseconds (a
+ * month counting 30 days), saturated at the ends of int64 instead of
+ * wrapping around.
+ */
+static int64
+IntervalMicroseconds(const Interval *interval)
+{
+	int64		days = (int64) interval->month * DAYS_PER_MONTH + interval->day;
+	int64		span;
+
+	if (pg_mul_s64_overflow(days, USECS_PER_DAY, &span) ||
+		pg_add_s64_overflow(span, interval->time, &span))
+		return days < 0 ? PG_INT64_MIN : PG_INT64_MAX;
+	return span;
+}
+
+/*
  * RemainingMs returns the milliseconds left until deadline, at least 0.
  */
 static long
@@ -1995,14 +2253,14 @@ es_wait_for_projection(PG_FUNCTION_ARGS)
 		ereport(ERROR,
 				(errcode(ERRCODE_INVALID_PARAMETER_VALUE),
 				 errmsg("position must not be negative")));
-	span = timeout->time +
-		((int64) timeout->day + (int64) timeout->month * DAYS_PER_MONTH) *
-		USECS_PER_DAY;
+	span = IntervalMicroseconds(timeout);
 	if (span < 0)
 		ereport(ERROR,
 				(errcode(ERRCODE_INVALID_PARAMETER_VALUE),
 				 errmsg("timeout must not be negative")));
-	deadline = GetCurrentTimestamp() + span;
+	deadline = GetCurrentTimestamp();
+	if (pg_add_s64_overflow(deadline, span, &deadline))
+		deadline = PG_INT64_MAX;
 
 	if (SPI_connect() != SPI_OK_CONNECT)
 		elog(ERROR, "SPI_connect failed");
@@ -2121,10 +2379,92 @@ DropCascades(Node *parsetree)
 }
 
 /*
- * es_projection_sql_drop is the sql_drop event trigger that keeps
- * projections from pointing at dropped functions: dropping a handler or
- * reset function with CASCADE (or with its extension) drops the projection
- * too; a plain DROP FUNCTION of one is refused.
+ * RenamedFunction returns what a command would rename or move: the
+ * function, or the schema (*nsp), or nothing.
+ */
+static Oid
+RenamedFunction(Node *parsetree, Oid *nsp)
+{
+	ObjectType	type;
+	Node	   *object;
+
+	*nsp = InvalidOid;
+	if (IsA(parsetree, RenameStmt))
+	{
+		RenameStmt *stmt = (RenameStmt *) parsetree;
+
+		if (stmt->renameType == OBJECT_SCHEMA)
+		{
+			*nsp = get_namespace_oid(stmt->subname, true);
+			return InvalidOid;
+		}
+		type = stmt->renameType;
+		object = stmt->object;
+	}
+	else if (IsA(parsetree, AlterObjectSchemaStmt))
+	{
+		type = ((AlterObjectSchemaStmt *) parsetree)->objectType;
+		object = ((AlterObjectSchemaStmt *) parsetree)->object;
+	}
+	else
+		return InvalidOid;
+	if (type != OBJECT_FUNCTION && type != OBJECT_PROCEDURE &&
+		type != OBJECT_ROUTINE)
+		return InvalidOid;
+	return LookupFuncWithArgs(type, (ObjectWithArgs *) object, true);
+}
+
+/*
+ * RefuseRenames keeps the handler and reset functions of projections from
+ * being renamed or moved to another schema (directly, or with their schema)
+ * while projections name them.
+ */
+static void
+RefuseRenames(const ProjCatalog *pc, Node *parsetree)
+{
+	Oid			nsp;
+	Oid			fn = RenamedFunction(parsetree, &nsp);
+	char	   *sql;
+	uint64		i;
+
+	if (!OidIsValid(fn) && !OidIsValid(nsp))
+		return;
+	if (SPI_connect() != SPI_OK_CONNECT)
+		elog(ERROR, "SPI_connect failed");
+	sql = psprintf("SELECT p.name, p.handler, p.reset FROM %s.es_projections p"
+				   " ORDER BY p.name", pc->schema);
+	RunAsOwner(pc, sql, 0, NULL, NULL, NULL, InvalidSnapshot, 0);
+	for (i = 0; i < SPI_processed; i++)
+	{
+		int			col;
+
+		for (col = 2; col <= 3; col++)
+		{
+			char	   *signature = SPI_getvalue(SPI_tuptable->vals[i],
+												 SPI_tuptable->tupdesc, col);
+			Oid			used = signature ? ResolveSignature(signature) : InvalidOid;
+
+			if (!OidIsValid(used) ||
+				(used != fn && get_func_namespace(used) != nsp))
+				continue;
+			ereport(ERROR,
+					(errcode(ERRCODE_DEPENDENT_OBJECTS_STILL_EXIST),
+					 errmsg("cannot rename or move function %s because projection \"%s\" uses it",
+							signature,
+							SPI_getvalue(SPI_tuptable->vals[i], SPI_tuptable->tupdesc, 1)),
+					 errdetail("Projections name their functions by schema-qualified signature."),
+					 errhint("Drop the projection with es_drop_projection, rename the function, then create the projection again.")));
+		}
+	}
+	SPI_finish();
+}
+
+/*
+ * es_projection_sql_drop is the event trigger that keeps projections from
+ * pointing at dropped functions: dropping a handler or reset function with
+ * CASCADE (or with its extension) drops the projection too; a plain DROP
+ * FUNCTION of one is refused.  At ddl_command_start of ALTER FUNCTION,
+ * ALTER SCHEMA and their kin, it refuses renaming or moving them.
  */
 PG_FUNCTION_INFO_V1(es_projection_sql_drop);
 Datum
@@ -2149,6 +2489,11 @@ es_projection_sql_drop(PG_FUNCTION_ARGS)
 	pc = GetProjCatalog(cat, true);
 	if (pc == NULL)
 		PG_RETURN_NULL();
+	if (strcmp(trigdata->event, "ddl_command_start") == 0)
+	{
+		RefuseRenames(pc, trigdata->parsetree);
+		PG_RETURN_NULL();
+	}
 
 	if (SPI_connect() != SPI_OK_CONNECT)
 		elog(ERROR, "SPI_connect failed");
@@ -2156,9 +2501,13 @@ es_projection_sql_drop(PG_FUNCTION_ARGS)
 				   " FROM %s.es_projections p,"
 				   " pg_catalog.pg_event_trigger_dropped_objects() d"
 				   " WHERE d.classid OPERATOR(pg_catalog.=) 'pg_catalog.pg_proc'::pg_catalog.regclass"
-				   " AND (d.objid OPERATOR(pg_catalog.=) p.handler::pg_catalog.oid"
-				   " OR d.objid OPERATOR(pg_catalog.=) p.reset::pg_catalog.oid)"
-				   " ORDER BY 1", pc->schema);
+				   " AND (%s)"
+				   " ORDER BY 1", pc->schema,
+				   pc->version >= ES_VERSION_0_2 ?
+				   "d.object_identity OPERATOR(pg_catalog.=) p.handler"
+				   " OR d.object_identity OPERATOR(pg_catalog.=) p.reset" :
+				   "d.objid OPERATOR(pg_catalog.=) p.handler::pg_catalog.oid"
+				   " OR d.objid OPERATOR(pg_catalog.=) p.reset::pg_catalog.oid");
 	RunAsOwner(pc, sql, 0, NULL, NULL, NULL, InvalidSnapshot, 0);
 	n = SPI_processed;
 	if (n > 0 && !DropCascades(trigdata->parsetree))

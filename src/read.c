@@ -13,14 +13,17 @@
  * and never see P+1 when its transaction commits a moment later.  es_pg's
  * feed never does that:
  *
- *	1. It takes the feed lock in share mode for an instant (lock.c) and reads
- *	   the highest position in the global_position index, H.  Every position
- *	   up to H is then in the index or will never be used.
+ *	1. It asks lock.c for the safe high position H: every position up to
+ *	   H that will ever be committed is in the global_position index
+ *	   already (lock.c's header comment says why).
  *	2. It walks the index from P upward with SnapshotAny, up to H, and checks
  *	   each row against an MVCC snapshot taken after step 1.  A visible row
- *	   is returned; a row of an aborted transaction is skipped; a row of a
- *	   transaction still in progress (or committed after the snapshot) ends
- *	   the page, so the follower asks again from the last row it got.
+ *	   is returned; a row that can never become visible (its transaction
+ *	   aborted, or it was deleted by a transaction that committed, which
+ *	   only a superuser with the guards switched off can do) is stepped
+ *	   over; a row of a transaction still in progress, or committed after
+ *	   the snapshot, ends the page, so the follower asks again from the last
+ *	   row it got.
  *
  * Only appending transactions hold the feed back, and only from their own
  * first position on: a long transaction that did not append is not looked
@@ -285,7 +288,6 @@ EsReadFeed(const EsCatalog *cat, int64 from_position, int64 max_count,
 	ScanKeyData key;
 	Snapshot	snapshot;
 	Buffer		buffer = InvalidBuffer;
-	EsFeedLock	held;
 	int64		high;
 	int64		count = 0;
 
@@ -296,9 +298,7 @@ EsReadFeed(const EsCatalog *cat, int64 from_position, int64 max_count,
 	tupdesc = RelationGetDescr(rel);
 	index = index_open(cat->position_index, AccessShareLock);
 
-	held = EsLockFeedShared();
-	high = EsMaxIndexedPosition(rel, index);
-	EsUnlockFeedShared(held);
+	high = EsFeedSafeHigh(rel, index);
 
 	if (high <= from_position)
 	{
@@ -377,15 +377,22 @@ EsReadFeed(const EsCatalog *cat, int64 from_position, int64 max_count,
 		}
 
 		/*
-		 * Not visible.  A row of a rolled-back transaction never will be, so
-		 * it is stepped over (and its index entry marked dead for later
-		 * scans); any other row may become visible later, so the walk ends
-		 * before it.
+		 * Not visible.  A row whose inserting transaction might still become
+		 * visible to a later reader (in progress, ours, or committed after
+		 * our snapshot) ends the walk before it.  Any other row never will
+		 * be: its transaction aborted (its index entry is then marked dead
+		 * for later scans), or it committed before our snapshot and the row
+		 * was deleted since; both are stepped over.
 		 */
-		if (TransactionIdIsCurrentTransactionId(xmin) ||
-			TransactionIdIsInProgress(xmin) ||
-			TransactionIdDidCommit(xmin))
+		if (TransactionIdIsCurrentTransactionId(xmin))
 			break;
+		if (XidInMVCCSnapshot(xmin, snapshot))
+		{
+			if (!TransactionIdDidAbort(xmin))
+				break;
+		}
+		else if (TransactionIdDidCommit(xmin))
+			continue;
 		if (!scan->xactStartedInRecovery)
 			scan->kill_prior_tuple = true;
 	}

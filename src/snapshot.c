@@ -25,8 +25,17 @@
  * es_drop_snapshots; docs/snapshots.md explains the trap.
  *
  * A snapshot policy makes es_aggregate store the state it computed when it
- * replayed more than every_n_events events.  es_aggregate is a read for its
- * caller, so that write must never make it fail or wait:
+ * replayed more than every_n_events events.  Those snapshots are shared by
+ * every caller, so no caller's environment may shape them: under a policy
+ * the whole fold runs as the reducer's owner, as a security-restricted
+ * operation, with the search_path pinned when the policy was set
+ * (identity.c), and the digest covers that owner and search_path too.  A
+ * caller with its own operator for numeric on its search_path folds with
+ * pg_catalog's there.  Without a policy the fold runs as the caller, and
+ * nothing it computes is shared.
+ *
+ * es_aggregate is a read for its caller, so the policy's write must never
+ * make it fail or wait:
  *
  *	- it is skipped on a standby, in a read-only or serializable
  *	  transaction, and in parallel mode;
@@ -101,6 +110,7 @@
 /* columns of es_snapshot_policies */
 #define Anum_es_snapshot_policies_reducer	1
 #define Anum_es_snapshot_policies_every_n	2
+#define Anum_es_snapshot_policies_search_path	4
 
 /* the key of es_snapshots for snapshots saved without a reducer */
 #define ES_NO_REDUCER	""
@@ -125,6 +135,7 @@ typedef struct EsSnapshotCatalog
 	Oid			policies_relid;
 	Oid			policies_pkey;		/* (reducer) */
 	Oid			events_type;	/* row type of es_events */
+	int			version;		/* of the install's SQL (EsCatalog) */
 } EsSnapshotCatalog;
 
 static EsSnapshotCatalog es_snap_catalog;
@@ -151,9 +162,17 @@ static const EsColumn es_snapshots_columns[Natts_es_snapshots] =
 typedef struct ReducerInfo
 {
 	Oid			oid;
+	Oid			owner;
 	char	   *name;			/* schema-qualified, the key in the tables */
 	uint8		code_digest[PG_SHA256_DIGEST_LENGTH];
 } ReducerInfo;
+
+/* a reducer's snapshot policy */
+typedef struct Policy
+{
+	int32		every;			/* 0: no policy */
+	char	   *search_path;
+} Policy;
 
 /* digest of the last reducer seen, valid while its pg_proc row is the same */
 static struct
@@ -248,6 +267,7 @@ GetSnapshotCatalog(const EsCatalog *cat)
 		EsLookupRelation("es_snapshot_policies_pkey", cat->namespace_oid,
 						 false);
 	sc->events_type = get_rel_type_id(cat->events_relid);
+	sc->version = cat->version;
 	EsCheckTableShape(sc->snapshots_relid, es_snapshots_columns,
 					  Natts_es_snapshots);
 	es_snap_catalog_valid = true;
@@ -419,6 +439,7 @@ CheckReducer(const EsSnapshotCatalog *sc, Oid fn, ReducerInfo *info)
 						 format_type_be(sc->events_type))));
 
 	info->oid = fn;
+	info->owner = proc->proowner;
 	info->name = quote_qualified_identifier(get_namespace_name(proc->pronamespace),
 											NameStr(proc->proname));
 
@@ -454,7 +475,8 @@ GetReducerArgument(FunctionCallInfo fcinfo, int argno,
  * into the hex digest stored with es_aggregate's snapshots.
  */
 static void
-FoldDigest(const ReducerInfo *reducer, Jsonb *initial, char *hex)
+FoldDigest(const ReducerInfo *reducer, const Policy *policy, Jsonb *initial,
+		   char *hex)
 {
 	pg_cryptohash_ctx *ctx = DigestBegin();
 	uint8		digest[PG_SHA256_DIGEST_LENGTH];
@@ -464,6 +486,15 @@ FoldDigest(const ReducerInfo *reducer, Jsonb *initial, char *hex)
 	DigestUpdate(ctx, (const char *) reducer->code_digest,
 				 PG_SHA256_DIGEST_LENGTH);
 	DigestUpdate(ctx, initial_text, strlen(initial_text));
+	if (policy->search_path != NULL)
+	{
+		/* role names, not OIDs, so that the digest survives a restore */
+		char	   *owner = GetUserNameFromId(reducer->owner, false);
+
+		DigestUpdate(ctx, "policy", 6);
+		DigestUpdate(ctx, owner, strlen(owner));
+		DigestUpdate(ctx, policy->search_path, strlen(policy->search_path));
+	}
 	DigestEnd(ctx, digest);
 	hex_encode((const char *) digest, PG_SHA256_DIGEST_LENGTH, hex);
 	hex[ES_DIGEST_LEN - 1] = '\0';
@@ -598,20 +629,21 @@ FindNewestSnapshot(const EsSnapshotCatalog *sc, Snapshot snapshot,
 }
 
 /*
- * LookupPolicy returns the every_n_events of the reducer's snapshot
- * policy, or 0 when it has none.
+ * LookupPolicy fills in the reducer's snapshot policy (every 0 when it has
+ * none).
  */
-static int32
+static void
 LookupPolicy(const EsSnapshotCatalog *sc, Snapshot snapshot,
-			 const char *reducer)
+			 const char *reducer, Policy *policy)
 {
 	Relation	rel = table_open(sc->policies_relid, AccessShareLock);
 	Relation	index = index_open(sc->policies_pkey, AccessShareLock);
 	TupleTableSlot *slot = table_slot_create(rel, NULL);
 	IndexScanDesc scan;
 	ScanKeyData key;
-	int32		every = 0;
 
+	policy->every = 0;
+	policy->search_path = NULL;
 	ScanKeyInit(&key, 1, BTEqualStrategyNumber, F_TEXTEQ,
 				CStringGetTextDatum(reducer));
 	scan = EsIndexBeginScan(rel, index, snapshot, 1, 0);
@@ -620,31 +652,20 @@ LookupPolicy(const EsSnapshotCatalog *sc, Snapshot snapshot,
 	{
 		bool		isnull;
 
-		every = DatumGetInt32(slot_getattr(slot,
-										   Anum_es_snapshot_policies_every_n,
-										   &isnull));
+		policy->every = DatumGetInt32(slot_getattr(slot,
+												   Anum_es_snapshot_policies_every_n,
+												   &isnull));
+		/* 0.1.0's policies fold as the caller, with the digest of then */
+		if (sc->version >= ES_VERSION_0_2)
+			policy->search_path =
+				TextDatumGetCString(slot_getattr(slot,
+												 Anum_es_snapshot_policies_search_path,
+												 &isnull));
 	}
 	index_endscan(scan);
 	ExecDropSingleTupleTableSlot(slot);
 	index_close(index, AccessShareLock);
 	table_close(rel, AccessShareLock);
-	return every;
-}
-
-/*
- * RelationOwner returns the role that owns a relation.
- */
-static Oid
-RelationOwner(Oid relid)
-{
-	HeapTuple	tuple = SearchSysCache1(RELOID, ObjectIdGetDatum(relid));
-	Oid			owner;
-
-	if (!HeapTupleIsValid(tuple))
-		elog(ERROR, "cache lookup failed for relation %u", relid);
-	owner = ((Form_pg_class) GETSTRUCT(tuple))->relowner;
-	ReleaseSysCache(tuple);
-	return owner;
 }
 
 /*
@@ -672,8 +693,7 @@ UpsertSnapshot(const EsSnapshotCatalog *sc, text *stream_id,
 	Datum		values[6];
 	char		nulls[6] = {' ', ' ', ' ', ' ', ' ', ' '};
 	char	   *sql;
-	Oid			save_userid;
-	int			save_sec_context;
+	EsIdentity	id;
 	int			rc;
 
 	sql = psprintf("INSERT INTO %s AS s "
@@ -699,12 +719,9 @@ UpsertSnapshot(const EsSnapshotCatalog *sc, text *stream_id,
 	}
 	values[5] = BoolGetDatum(force);
 
-	GetUserIdAndSecContext(&save_userid, &save_sec_context);
-	SetUserIdAndSecContext(RelationOwner(sc->snapshots_relid),
-						   save_sec_context | SECURITY_LOCAL_USERID_CHANGE |
-						   SECURITY_RESTRICTED_OPERATION);
 	if (SPI_connect() != SPI_OK_CONNECT)
 		elog(ERROR, "SPI_connect failed");
+	EsBecomeOwner(EsRelationOwner(sc->snapshots_relid), NULL, true, &id);
 
 	/* the plan is kept for the backend; remade if the install moved */
 	if (es_upsert_plan == NULL || strcmp(es_upsert_sql, sql) != 0)
@@ -730,8 +747,8 @@ UpsertSnapshot(const EsSnapshotCatalog *sc, text *stream_id,
 	rc = SPI_execute_plan(es_upsert_plan, values, nulls, false, 0);
 	if (rc != SPI_OK_INSERT)
 		elog(ERROR, "SPI_execute_plan failed: %s", SPI_result_code_string(rc));
+	EsRestoreIdentity(&id);
 	SPI_finish();
-	SetUserIdAndSecContext(save_userid, save_sec_context);
 }
 
 /*
@@ -742,24 +759,16 @@ static uint64
 RunAsOwner(Oid relid, const char *sql, int nargs, Oid *argtypes,
 		   Datum *values, const char *nulls, int expected)
 {
-	Oid			save_userid;
-	int			save_sec_context;
 	int			rc;
 	uint64		processed;
 
-	GetUserIdAndSecContext(&save_userid, &save_sec_context);
-	SetUserIdAndSecContext(RelationOwner(relid),
-						   save_sec_context | SECURITY_LOCAL_USERID_CHANGE |
-						   SECURITY_RESTRICTED_OPERATION);
 	if (SPI_connect() != SPI_OK_CONNECT)
 		elog(ERROR, "SPI_connect failed");
-	rc = SPI_execute_with_args(sql, nargs, argtypes, values, nulls, false, 0);
+	rc = EsRunAsOwner(relid, sql, nargs, argtypes, values, nulls, false, 0);
 	if (rc != expected)
-		elog(ERROR, "SPI_execute_with_args failed: %s",
-			 SPI_result_code_string(rc));
+		elog(ERROR, "SPI_execute failed: %s", SPI_result_code_string(rc));
 	processed = SPI_processed;
 	SPI_finish();
-	SetUserIdAndSecContext(save_userid, save_sec_context);
 	return processed;
 }
 
@@ -1144,7 +1153,8 @@ es_aggregate(PG_FUNCTION_ARGS)
 	bool		have_snapshot = false;
 	Datum		state;
 	char	   *outcome = NULL;
-	int32		every;
+	Policy		policy;
+	EsIdentity	id;
 	StringInfoData report;
 
 	RequireArgument(fcinfo, 0, "stream id");
@@ -1166,7 +1176,16 @@ es_aggregate(PG_FUNCTION_ARGS)
 	if (aclresult != ACLCHECK_OK)
 		aclcheck_error(aclresult, OBJECT_FUNCTION, get_func_name(reducer.oid));
 	InvokeFunctionExecuteHook(reducer.oid);
-	FoldDigest(&reducer, initial, digest);
+
+	snapshot = RegisterSnapshot(GetActiveSnapshot());
+	LookupPolicy(sc, snapshot, reducer.name, &policy);
+	if (policy.search_path != NULL)
+	{
+		aclresult = EsProcAclCheck(reducer.oid, reducer.owner, ACL_EXECUTE);
+		if (aclresult != ACLCHECK_OK)
+			aclcheck_error(aclresult, OBJECT_FUNCTION, get_func_name(reducer.oid));
+	}
+	FoldDigest(&reducer, &policy, initial, digest);
 
 	/* one lookup and one FmgrInfo per reducer for the whole query */
 	cache = (AggregateCallCache *) fcinfo->flinfo->fn_extra;
@@ -1180,7 +1199,6 @@ es_aggregate(PG_FUNCTION_ARGS)
 		fcinfo->flinfo->fn_extra = cache;
 	}
 
-	snapshot = RegisterSnapshot(GetActiveSnapshot());
 	head = StreamVersion(cat, stream_id, snapshot);
 	bound = head;
 	if (!PG_ARGISNULL(3))
@@ -1205,16 +1223,18 @@ es_aggregate(PG_FUNCTION_ARGS)
 											&found, &stale);
 	if (have_snapshot)
 		state = JsonbPGetDatum(found.state);
+
+	/* a fold whose snapshots are shared runs in the policy's environment */
+	if (policy.search_path != NULL)
+		EsBecomeOwner(reducer.owner, policy.search_path, false, &id);
 	replayed = FoldEvents(cat, snapshot, stream_id, &reducer, &cache->flinfo,
 						  have_snapshot ? found.version : 0, bound, &state);
+	if (policy.search_path != NULL)
+		EsRestoreIdentity(&id);
 
-	if (replayed > 0)
-	{
-		every = LookupPolicy(sc, snapshot, reducer.name);
-		if (every > 0 && replayed > every)
-			outcome = StorePolicySnapshot(sc, stream_id, reducer.name, bound,
-										  state, digest);
-	}
+	if (replayed > 0 && policy.every > 0 && replayed > policy.every)
+		outcome = StorePolicySnapshot(sc, stream_id, reducer.name, bound,
+									  state, digest);
 	UnregisterSnapshot(snapshot);
 
 	if (!es_log_replay && !message_level_is_interesting(DEBUG1))
@@ -1381,8 +1401,9 @@ es_set_snapshot_policy(PG_FUNCTION_ARGS)
 	const EsSnapshotCatalog *sc;
 	ReducerInfo info;
 	int32		every;
-	Oid			argtypes[2] = {TEXTOID, INT4OID};
-	Datum		values[2];
+	Oid			argtypes[4] = {TEXTOID, INT4OID, TEXTOID, NAMEOID};
+	Datum		values[4];
+	char		nulls[4] = {' ', ' ', ' ', ' '};
 
 	RequireArgument(fcinfo, 0, "reducer");
 	RequireArgument(fcinfo, 1, "every_n_events");
@@ -1397,14 +1418,29 @@ es_set_snapshot_policy(PG_FUNCTION_ARGS)
 
 	values[0] = CStringGetTextDatum(info.name);
 	values[1] = Int32GetDatum(every);
-	RunAsOwner(sc->policies_relid,
-			   psprintf("INSERT INTO %s AS p (reducer, every_n_events, updated_at) "
-						"VALUES ($1, $2, pg_catalog.now()) "
-						"ON CONFLICT ON CONSTRAINT es_snapshot_policies_pkey DO UPDATE "
-						"SET every_n_events = excluded.every_n_events, "
-						"updated_at = excluded.updated_at",
-						QualifiedTable(sc, "es_snapshot_policies")),
-			   2, argtypes, values, NULL, SPI_OK_INSERT);
+	values[2] = CStringGetTextDatum(EsPinnedSearchPath());
+	values[3] = EsCreatingExtensionName();
+	nulls[3] = values[3] == (Datum) 0 ? 'n' : ' ';
+	if (sc->version >= ES_VERSION_0_2)
+		RunAsOwner(sc->policies_relid,
+				   psprintf("INSERT INTO %s AS p (reducer, every_n_events, updated_at, "
+							"search_path, extension) "
+							"VALUES ($1, $2, pg_catalog.now(), $3, $4) "
+							"ON CONFLICT ON CONSTRAINT es_snapshot_policies_pkey DO UPDATE "
+							"SET every_n_events = excluded.every_n_events, "
+							"updated_at = excluded.updated_at, "
+							"search_path = excluded.search_path",
+							QualifiedTable(sc, "es_snapshot_policies")),
+				   4, argtypes, values, nulls, SPI_OK_INSERT);
+	else
+		RunAsOwner(sc->policies_relid,
+				   psprintf("INSERT INTO %s AS p (reducer, every_n_events, updated_at) "
+							"VALUES ($1, $2, pg_catalog.now()) "
+							"ON CONFLICT ON CONSTRAINT es_snapshot_policies_pkey DO UPDATE "
+							"SET every_n_events = excluded.every_n_events, "
+							"updated_at = excluded.updated_at",
+							QualifiedTable(sc, "es_snapshot_policies")),
+				   2, argtypes, values, nulls, SPI_OK_INSERT);
 	PG_RETURN_VOID();
 }
 

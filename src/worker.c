@@ -40,6 +40,8 @@
 #include "access/tableam.h"
 #include "access/xact.h"
 #include "catalog/pg_database.h"
+#include "commands/dbcommands.h"
+#include "commands/defrem.h"
 #include "commands/extension.h"
 #include "miscadmin.h"
 #include "pgstat.h"
@@ -54,6 +56,7 @@
 #include "storage/shmem.h"
 #include "storage/spin.h"
 #include "tcop/tcopprot.h"
+#include "tcop/utility.h"
 #include "utils/backend_status.h"
 #include "utils/builtins.h"
 #include "utils/guc.h"
@@ -124,6 +127,7 @@ static EsShared *es_shared = NULL;
 
 static shmem_request_hook_type prev_shmem_request_hook = NULL;
 static shmem_startup_hook_type prev_shmem_startup_hook = NULL;
+static ProcessUtility_hook_type prev_ProcessUtility = NULL;
 
 /* things to do when the current transaction commits */
 static bool wake_worker_at_commit = false;
@@ -270,6 +274,83 @@ WorkerXactCallback(XactEvent event, void *arg)
 }
 
 /*
+ * DatabaseToLeave returns the database a utility command needs to itself,
+ * whose worker must leave it first: DROP DATABASE, ALTER DATABASE RENAME
+ * or SET TABLESPACE, CREATE DATABASE ... TEMPLATE.
+ */
+static Oid
+DatabaseToLeave(Node *parsetree)
+{
+	const char *dbname = NULL;
+	ListCell   *lc;
+
+	if (IsA(parsetree, DropdbStmt))
+		dbname = ((DropdbStmt *) parsetree)->dbname;
+	else if (IsA(parsetree, RenameStmt) &&
+			 ((RenameStmt *) parsetree)->renameType == OBJECT_DATABASE)
+		dbname = ((RenameStmt *) parsetree)->subname;
+	else if (IsA(parsetree, AlterDatabaseStmt))
+	{
+		foreach(lc, ((AlterDatabaseStmt *) parsetree)->options)
+			if (strcmp(((DefElem *) lfirst(lc))->defname, "tablespace") == 0)
+				dbname = ((AlterDatabaseStmt *) parsetree)->dbname;
+	}
+	else if (IsA(parsetree, CreatedbStmt))
+	{
+		foreach(lc, ((CreatedbStmt *) parsetree)->options)
+		{
+			DefElem    *def = (DefElem *) lfirst(lc);
+
+			if (strcmp(def->defname, "template") == 0 && def->arg != NULL)
+				dbname = defGetString(def);
+		}
+	}
+	return dbname ? get_database_oid(dbname, true) : InvalidOid;
+}
+
+/*
+ * EsProcessUtility makes the worker of a database leave before a command
+ * that needs the database to itself waits for its users to go (five
+ * seconds, then it fails): a worker in the middle of a long handler call
+ * would not notice in time.  The launcher starts it again a few seconds
+ * later.  Preloaded only.
+ */
+static void
+EsProcessUtility(PlannedStmt *pstmt, const char *queryString,
+				 bool readOnlyTree, ProcessUtilityContext context,
+				 ParamListInfo params, QueryEnvironment *queryEnv,
+				 DestReceiver *dest, QueryCompletion *qc)
+{
+	Oid			dboid = DatabaseToLeave(pstmt->utilityStmt);
+
+	if (OidIsValid(dboid) && es_shared != NULL)
+	{
+		EsDbSlot   *s;
+		pid_t		pid = 0;
+
+		SpinLockAcquire(&es_shared->mutex);
+		s = FindDbSlot(dboid);
+		if (s != NULL && s->state == ES_DB_RUNNING)
+		{
+			pid = s->pid;
+			s->state = ES_DB_AWAY;
+			s->pid = 0;
+			s->latch = NULL;
+			s->retry_at = GetCurrentTimestamp() + ES_RETRY_AWAY_S * USECS_PER_SEC;
+		}
+		SpinLockRelease(&es_shared->mutex);
+		if (pid != 0)
+			(void) kill(pid, SIGTERM);
+	}
+	if (prev_ProcessUtility)
+		prev_ProcessUtility(pstmt, queryString, readOnlyTree, context, params,
+							queryEnv, dest, qc);
+	else
+		standard_ProcessUtility(pstmt, queryString, readOnlyTree, context,
+								params, queryEnv, dest, qc);
+}
+
+/*
  * EsInitWorkers registers the commit callback, and with es_pg preloaded
  * the shared memory hooks and the launcher.  Called from EsInitProjections.
  */
@@ -286,6 +367,8 @@ EsInitWorkers(void)
 	shmem_request_hook = EsShmemRequest;
 	prev_shmem_startup_hook = shmem_startup_hook;
 	shmem_startup_hook = EsShmemStartup;
+	prev_ProcessUtility = ProcessUtility_hook;
+	ProcessUtility_hook = EsProcessUtility;
 
 	memset(&worker, 0, sizeof(worker));
 	worker.bgw_flags = BGWORKER_SHMEM_ACCESS |
@@ -887,6 +970,37 @@ ApplyRound(MemoryContext round_cxt)
 }
 
 /*
+ * ApplyRoundGuarded runs a round and survives its errors: handler errors
+ * are recorded by the apply code, but a batch can also end in an error of
+ * its own (canceled by es_drop_projection or es_rebuild_projection taking
+ * the projection over, a deadlock, a lost lock).  The error is logged, the
+ * transaction rolled back, and the worker goes on after a pause.
+ */
+static int
+ApplyRoundGuarded(MemoryContext round_cxt)
+{
+	volatile int r = 0;
+
+	PG_TRY();
+	{
+		r = ApplyRound(round_cxt);
+	}
+	PG_CATCH();
+	{
+		HOLD_INTERRUPTS();
+		MemoryContextSwitchTo(TopMemoryContext);
+		EmitErrorReport();
+		FlushErrorState();
+		AbortCurrentTransaction();
+		pgstat_report_activity(STATE_IDLE, NULL);
+		RESUME_INTERRUPTS();
+		r = 0;
+	}
+	PG_END_TRY();
+	return r;
+}
+
+/*
  * es_projection_worker_main is the entry point of a database's worker.
  */
 void
@@ -950,7 +1064,7 @@ es_projection_worker_main(Datum main_arg)
 			proc_exit(0);
 		}
 
-		r = ApplyRound(round_cxt);
+		r = ApplyRoundGuarded(round_cxt);
 		if (r == -1)
 		{
 			SetMyState(ES_DB_ABSENT, 0);

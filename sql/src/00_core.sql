@@ -10,6 +10,18 @@
  */
 CREATE SEQUENCE @extschema@.es_events_position_seq AS bigint CACHE 1 NO CYCLE;
 
+/*
+ * Rows that do not come from es_append are checked one by one, however
+ * they arrive (INSERT, COPY, logical replication), and per stream when
+ * their transaction commits: see src/direct.c.
+ */
+CREATE FUNCTION @extschema@.es_events_insert_check(global_position bigint)
+	RETURNS boolean
+	AS 'MODULE_PATHNAME', 'es_events_insert_check'
+	LANGUAGE C VOLATILE PARALLEL UNSAFE;
+COMMENT ON FUNCTION @extschema@.es_events_insert_check(bigint) IS
+	'the check of es_events_insert_check: rows come from es_append or from an INSERT or COPY that keeps the invariants';
+
 CREATE TABLE @extschema@.es_events (
 	global_position bigint NOT NULL
 		DEFAULT pg_catalog.nextval('@extschema@.es_events_position_seq'::pg_catalog.regclass),
@@ -23,7 +35,9 @@ CREATE TABLE @extschema@.es_events (
 	CONSTRAINT es_events_pkey PRIMARY KEY (global_position),
 	CONSTRAINT es_events_stream_id_version_key UNIQUE (stream_id, version),
 	CONSTRAINT es_events_event_id_key UNIQUE (event_id),
-	CONSTRAINT es_events_version_check CHECK (version > 0)
+	CONSTRAINT es_events_version_check CHECK (version > 0),
+	CONSTRAINT es_events_insert_check
+		CHECK (@extschema@.es_events_insert_check(global_position))
 );
 ALTER SEQUENCE @extschema@.es_events_position_seq
 	OWNED BY @extschema@.es_events.global_position;
@@ -54,6 +68,11 @@ CREATE TRIGGER es_events_append_only
 	BEFORE UPDATE OR DELETE OR TRUNCATE ON @extschema@.es_events
 	FOR EACH STATEMENT EXECUTE FUNCTION @extschema@.es_events_append_only();
 ALTER TABLE @extschema@.es_events ENABLE ALWAYS TRIGGER es_events_append_only;
+/* rows reached through an inheritance parent or by logical replication */
+CREATE TRIGGER es_events_append_only_row
+	BEFORE UPDATE OR DELETE ON @extschema@.es_events
+	FOR EACH ROW EXECUTE FUNCTION @extschema@.es_events_append_only();
+ALTER TABLE @extschema@.es_events ENABLE ALWAYS TRIGGER es_events_append_only_row;
 
 CREATE FUNCTION @extschema@.es_events_insert_guard()
 	RETURNS trigger
@@ -68,15 +87,13 @@ CREATE FUNCTION @extschema@.es_ddl_guard()
 	RETURNS event_trigger
 	AS 'MODULE_PATHNAME', 'es_ddl_guard'
 	LANGUAGE C;
-CREATE EVENT TRIGGER es_guard_ddl ON ddl_command_end
-	WHEN TAG IN ('ALTER TABLE', 'DROP TRIGGER', 'ALTER TRIGGER', 'CREATE RULE',
-				 'DROP INDEX')
+/* every DDL command, before it runs and after (src/guard.c) */
+CREATE EVENT TRIGGER es_guard_ddl_start ON ddl_command_start
 	EXECUTE FUNCTION @extschema@.es_ddl_guard();
-CREATE EVENT TRIGGER es_guard_drop ON ddl_command_start
-	WHEN TAG IN ('DROP EXTENSION', 'DROP SCHEMA')
+CREATE EVENT TRIGGER es_guard_ddl_end ON ddl_command_end
 	EXECUTE FUNCTION @extschema@.es_ddl_guard();
-ALTER EVENT TRIGGER es_guard_ddl ENABLE ALWAYS;
-ALTER EVENT TRIGGER es_guard_drop ENABLE ALWAYS;
+ALTER EVENT TRIGGER es_guard_ddl_start ENABLE ALWAYS;
+ALTER EVENT TRIGGER es_guard_ddl_end ENABLE ALWAYS;
 
 REVOKE ALL ON FUNCTION @extschema@.es_events_append_only() FROM PUBLIC;
 REVOKE ALL ON FUNCTION @extschema@.es_events_insert_guard() FROM PUBLIC;
@@ -142,7 +159,8 @@ CREATE FUNCTION @extschema@.es_head_position()
 COMMENT ON FUNCTION @extschema@.es_head_position() IS
 	'highest committed global position, 0 when there are no events';
 
-CREATE VIEW @extschema@.es_streams AS
+/* with the caller's rights, so that row-level security on es_events applies */
+CREATE VIEW @extschema@.es_streams WITH (security_invoker = true) AS
 	SELECT e.stream_id,
 		   pg_catalog.max(e.version) AS version,
 		   pg_catalog.count(*) AS events,

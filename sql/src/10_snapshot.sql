@@ -37,23 +37,38 @@ COMMENT ON COLUMN @extschema@.es_snapshots.reducer IS
 COMMENT ON COLUMN @extschema@.es_snapshots.version IS
 	'the stream version the state includes';
 COMMENT ON COLUMN @extschema@.es_snapshots.reducer_digest IS
-	'SHA-256 of the reducer''s code and initial state (es_aggregate snapshots), NULL when saved with es_save_snapshot';
+	'SHA-256 of the reducer''s code, owner and pinned search_path and of the initial state (es_aggregate snapshots), NULL when saved with es_save_snapshot';
 
 /* snapshot policies: es_aggregate stores a snapshot every N replayed events */
+/*
+ * Under a policy, es_aggregate folds as the reducer's owner, in a
+ * security-restricted operation, with the search_path pinned when the
+ * policy was set: the snapshots it stores are shared by every caller, so
+ * no caller's environment may shape them.  Rows an extension's install
+ * script creates are marked with its name and left out of dumps (the
+ * script creates them again on restore).
+ */
 CREATE TABLE @extschema@.es_snapshot_policies (
 	reducer		text COLLATE "C" NOT NULL,
 	every_n_events integer NOT NULL,
 	updated_at	timestamptz NOT NULL DEFAULT pg_catalog.now(),
+	search_path text NOT NULL,
+	extension	name,
 	CONSTRAINT es_snapshot_policies_pkey PRIMARY KEY (reducer),
 	CONSTRAINT es_snapshot_policies_every_n_events_check CHECK (every_n_events > 0)
 );
-SELECT pg_catalog.pg_extension_config_dump('@extschema@.es_snapshot_policies', '');
+SELECT pg_catalog.pg_extension_config_dump('@extschema@.es_snapshot_policies',
+	'WHERE extension IS NULL');
 REVOKE ALL ON @extschema@.es_snapshot_policies FROM PUBLIC;
 
 COMMENT ON TABLE @extschema@.es_snapshot_policies IS
 	'reducers whose folds es_aggregate snapshots when it replays more than every_n_events events';
 COMMENT ON COLUMN @extschema@.es_snapshot_policies.reducer IS
 	'schema-qualified name of the reducer, as in es_snapshots.reducer';
+COMMENT ON COLUMN @extschema@.es_snapshot_policies.search_path IS
+	'search_path the reducer folds with under the policy, pinned when it was set';
+COMMENT ON COLUMN @extschema@.es_snapshot_policies.extension IS
+	'the extension whose install script set the policy; such rows are not dumped';
 
 CREATE FUNCTION @extschema@.es_save_snapshot(stream_id text, version bigint,
 		state jsonb, reducer regprocedure DEFAULT NULL)

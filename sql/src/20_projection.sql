@@ -6,21 +6,32 @@
 
 /*
  * One row per projection.  Changes to this table reset the per-backend
- * caches of inline projections (es_projections_changed below).
+ * caches of inline projections (es_projections_changed below).  Handler
+ * and reset functions are kept as schema-qualified signatures, resolved
+ * when the projection is loaded (function OIDs change across pg_upgrade
+ * and restores; reg* columns would make pg_upgrade refuse the cluster);
+ * es_projection_guard keeps them from being dropped or renamed under it.
+ * Rows an extension's install script creates are marked with its name and
+ * left out of dumps (the script creates them again on restore).
  */
 CREATE TABLE @extschema@.es_projections (
 	name		text COLLATE "C" NOT NULL,
 	mode		text COLLATE "C" NOT NULL,
-	handler		regprocedure NOT NULL,
-	reset		regprocedure,
+	handler		text NOT NULL,
+	reset		text,
 	event_types text[] COLLATE "C",
 	owner		regrole NOT NULL,
 	search_path text NOT NULL,
 	created_at	timestamptz NOT NULL DEFAULT pg_catalog.now(),
+	handler_timeout_ms integer,
+	extension	name,
 	CONSTRAINT es_projections_pkey PRIMARY KEY (name),
-	CONSTRAINT es_projections_mode_check CHECK (mode IN ('inline', 'async'))
+	CONSTRAINT es_projections_mode_check CHECK (mode IN ('inline', 'async')),
+	CONSTRAINT es_projections_handler_timeout_ms_check
+		CHECK (handler_timeout_ms > 0)
 );
-SELECT pg_catalog.pg_extension_config_dump('@extschema@.es_projections', '');
+SELECT pg_catalog.pg_extension_config_dump('@extschema@.es_projections',
+	'WHERE extension IS NULL');
 REVOKE ALL ON @extschema@.es_projections FROM PUBLIC;
 COMMENT ON TABLE @extschema@.es_projections IS
 	'projections: a handler function that turns events into a read model';
@@ -28,6 +39,14 @@ COMMENT ON COLUMN @extschema@.es_projections.owner IS
 	'the role that created the projection; handlers run with its rights';
 COMMENT ON COLUMN @extschema@.es_projections.search_path IS
 	'search_path the handlers run with, pinned when the projection was created';
+COMMENT ON COLUMN @extschema@.es_projections.handler IS
+	'the handler function, as a schema-qualified signature';
+COMMENT ON COLUMN @extschema@.es_projections.reset IS
+	'the reset function, as a schema-qualified signature; NULL: none';
+COMMENT ON COLUMN @extschema@.es_projections.handler_timeout_ms IS
+	'how long an async batch of handler calls may run; NULL: es_pg.projection_handler_timeout';
+COMMENT ON COLUMN @extschema@.es_projections.extension IS
+	'the extension whose install script created the projection; such rows are not dumped';
 
 /*
  * Where each projection stands.  Async projections update their row in the
@@ -50,6 +69,21 @@ SELECT pg_catalog.pg_extension_config_dump('@extschema@.es_projection_checkpoint
 REVOKE ALL ON @extschema@.es_projection_checkpoints FROM PUBLIC;
 COMMENT ON TABLE @extschema@.es_projection_checkpoints IS
 	'last global position each projection applied, and its last error';
+
+/*
+ * Every checkpoint is dumped, those of projections an extension's script
+ * created too: on restore the script has created the row already, and the
+ * dumped one, with the position reached, replaces it.
+ */
+CREATE FUNCTION @extschema@.es_projection_checkpoints_restore()
+	RETURNS trigger
+	AS 'MODULE_PATHNAME', 'es_projection_checkpoints_restore'
+	LANGUAGE C;
+CREATE TRIGGER es_projection_checkpoints_restore
+	BEFORE INSERT ON @extschema@.es_projection_checkpoints
+	FOR EACH ROW EXECUTE FUNCTION @extschema@.es_projection_checkpoints_restore();
+ALTER TABLE @extschema@.es_projection_checkpoints
+	ENABLE ALWAYS TRIGGER es_projection_checkpoints_restore;
 
 CREATE FUNCTION @extschema@.es_projections_changed()
 	RETURNS trigger
@@ -83,10 +117,17 @@ CREATE EVENT TRIGGER es_projection_guard ON sql_drop
 				 'DROP SCHEMA', 'DROP OWNED')
 	EXECUTE FUNCTION @extschema@.es_projection_sql_drop();
 ALTER EVENT TRIGGER es_projection_guard ENABLE ALWAYS;
+/* nor renamed or moved under it */
+CREATE EVENT TRIGGER es_projection_guard_rename ON ddl_command_start
+	WHEN TAG IN ('ALTER FUNCTION', 'ALTER PROCEDURE', 'ALTER ROUTINE',
+				 'ALTER SCHEMA')
+	EXECUTE FUNCTION @extschema@.es_projection_sql_drop();
+ALTER EVENT TRIGGER es_projection_guard_rename ENABLE ALWAYS;
 
 REVOKE ALL ON FUNCTION @extschema@.es_projections_changed() FROM PUBLIC;
 REVOKE ALL ON FUNCTION @extschema@.es_dispatch_inline() FROM PUBLIC;
 REVOKE ALL ON FUNCTION @extschema@.es_projection_sql_drop() FROM PUBLIC;
+REVOKE ALL ON FUNCTION @extschema@.es_projection_checkpoints_restore() FROM PUBLIC;
 
 /* administration */
 CREATE FUNCTION @extschema@.es_create_projection(name text,
@@ -128,6 +169,14 @@ CREATE FUNCTION @extschema@.es_resume_projection(name text)
 COMMENT ON FUNCTION @extschema@.es_resume_projection(text) IS
 	'let a parked async projection retry the event it failed on';
 
+CREATE FUNCTION @extschema@.es_set_projection_timeout(name text,
+		timeout interval)
+	RETURNS void
+	AS 'MODULE_PATHNAME', 'es_set_projection_timeout'
+	LANGUAGE C VOLATILE;
+COMMENT ON FUNCTION @extschema@.es_set_projection_timeout(text, interval) IS
+	'how long one async batch of the projection''s handler calls may run (NULL: es_pg.projection_handler_timeout)';
+
 CREATE FUNCTION @extschema@.es_start_projection_worker()
 	RETURNS boolean
 	AS 'MODULE_PATHNAME', 'es_start_projection_worker'
@@ -140,6 +189,7 @@ REVOKE ALL ON FUNCTION @extschema@.es_drop_projection(text) FROM PUBLIC;
 REVOKE ALL ON FUNCTION @extschema@.es_rebuild_projection(text) FROM PUBLIC;
 REVOKE ALL ON FUNCTION @extschema@.es_apply_projections(text, bigint) FROM PUBLIC;
 REVOKE ALL ON FUNCTION @extschema@.es_resume_projection(text) FROM PUBLIC;
+REVOKE ALL ON FUNCTION @extschema@.es_set_projection_timeout(text, interval) FROM PUBLIC;
 REVOKE ALL ON FUNCTION @extschema@.es_start_projection_worker() FROM PUBLIC;
 
 /* reading where projections stand: open to every role */
@@ -184,7 +234,9 @@ CREATE VIEW @extschema@.es_projection_status AS
 					  WHERE e.global_position OPERATOR(pg_catalog.>) c.position
 					  ORDER BY e.global_position LIMIT 1), '0'::interval)
 		   END AS lag_time,
-		   c.error_message AS last_error,
+		   CASE WHEN pg_catalog.has_table_privilege(
+						'@extschema@.es_events'::pg_catalog.regclass, 'SELECT')
+				THEN c.error_message END AS last_error,
 		   c.error_sqlstate,
 		   c.error_position,
 		   c.error_at,
@@ -206,4 +258,4 @@ CREATE VIEW @extschema@.es_projection_status AS
 		ON r.name OPERATOR(pg_catalog.=) p.name;
 GRANT SELECT ON @extschema@.es_projection_status TO PUBLIC;
 COMMENT ON VIEW @extschema@.es_projection_status IS
-	'per projection: mode, state, position reached, head, lag in events and time, last error';
+	'per projection: mode, state, position reached, head, lag in events and time, last error (to roles that may read events)';

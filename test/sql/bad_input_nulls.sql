@@ -54,6 +54,8 @@ INSERT INTO fn_cases VALUES
 	('es_rebuild_projection(text)', ARRAY[$$'nul_proj'$$], ARRAY['22004']),
 	('es_apply_projections(text,bigint)', ARRAY[$$'nul_proj'$$, '10'], ARRAY['ok', 'ok']),
 	('es_resume_projection(text)', ARRAY[$$'nul_proj'$$], ARRAY['22004']),
+	('es_set_projection_timeout(text,interval)', ARRAY[$$'nul_proj'$$, $$'1 s'$$],
+	 ARRAY['22004', 'ok']),
 	('es_start_projection_worker()', ARRAY[]::text[], ARRAY['ok']),
 	('es_wait_for_projection(text,bigint,interval)', ARRAY[$$'nul_proj'$$, '0', $$'0 s'$$],
 	 ARRAY['22004', '22004', '22004']),
@@ -61,6 +63,7 @@ INSERT INTO fn_cases VALUES
 	('es_projections_changed()', ARRAY[]::text[], ARRAY['42804']),
 	('es_dispatch_inline()', ARRAY[]::text[], ARRAY['42804']),
 	('es_projection_sql_drop()', ARRAY[]::text[], ARRAY['42804']),
+	('es_projection_checkpoints_restore()', ARRAY[]::text[], ARRAY['42804']),
 	-- privileges
 	('es_privileges_apply(text,regrole,boolean)',
 	 ARRAY[$$'reader'$$, $$'regress_es_nulls'$$, 'true'],
@@ -74,6 +77,8 @@ INSERT INTO fn_cases VALUES
 	-- trigger functions cannot be called at all
 	('es_events_append_only()', ARRAY[]::text[], ARRAY['42804']),
 	('es_events_insert_guard()', ARRAY[]::text[], ARRAY['42804']),
+	-- the check of direct inserts: NULL passes (NOT NULL reports the row)
+	('es_events_insert_check(bigint)', ARRAY['1'], ARRAY['null']),
 	('es_ddl_guard()', ARRAY[]::text[], ARRAY['42804']);
 
 -- every function of the extension is in the list above

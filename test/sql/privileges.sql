@@ -114,6 +114,7 @@ INSERT INTO ops (op, sql) VALUES
 	('nextval position sequence', $$SELECT nextval('es_events_position_seq')$$),
 	('setval position sequence', $$SELECT setval('es_events_position_seq', 1)$$),
 	('ALTER TABLE es_events', $$ALTER TABLE es_events ADD COLUMN x int$$),
+	('ALTER TABLE es_events SET', $$ALTER TABLE es_events SET (fillfactor = 90)$$),
 	('CREATE INDEX on es_events', $$CREATE INDEX ON es_events (event_type)$$),
 	('CREATE TRIGGER on es_events', $$CREATE TRIGGER t BEFORE INSERT ON es_events FOR EACH STATEMENT EXECUTE FUNCTION es_events_insert_guard()$$),
 	('CREATE RULE on es_events', $$CREATE RULE r AS ON INSERT TO es_events DO INSTEAD NOTHING$$),

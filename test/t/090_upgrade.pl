@@ -89,9 +89,33 @@ for my $version (@older)
 	$db =~ s/\./_/g;
 	$node->safe_psql('postgres', qq{CREATE DATABASE "$db"});
 	$node->safe_psql($db, qq{CREATE EXTENSION es_pg VERSION '$version'});
+	# the library of the default version serves the old version's SQL
+	# until the update: appends with inline and async projections, a
+	# snapshot policy, DDL the guard looks at
+	$node->safe_psql($db, q{
+		CREATE TABLE upgrade_counts (stream_id text PRIMARY KEY, n int NOT NULL);
+		CREATE FUNCTION upgrade_count(e es_events) RETURNS void LANGUAGE sql AS $$
+			INSERT INTO upgrade_counts VALUES (e.stream_id, 1)
+			ON CONFLICT (stream_id) DO UPDATE SET n = upgrade_counts.n + 1 $$;
+		CREATE TABLE upgrade_async (stream_id text PRIMARY KEY, n int NOT NULL);
+		CREATE FUNCTION upgrade_async_count(e es_events) RETURNS void LANGUAGE sql AS $$
+			INSERT INTO upgrade_async VALUES (e.stream_id, 1)
+			ON CONFLICT (stream_id) DO UPDATE SET n = upgrade_async.n + 1 $$;
+		CREATE FUNCTION upgrade_sum(state jsonb, e es_events) RETURNS jsonb
+			LANGUAGE sql AS $$ SELECT jsonb_build_object('n', coalesce((state->>'n')::int, 0) + 1) $$;
+		SELECT es_create_projection('upgrade_counts', 'upgrade_count(es_events)');
+		SELECT es_create_projection('upgrade_async', 'upgrade_async_count(es_events)', NULL, 'async');
+		SELECT es_set_snapshot_policy('upgrade_sum(jsonb,es_events)', 1);});
 	$node->safe_psql($db, q{
 		SELECT es_append_batch('upgrade-' || i, '[{"type": "A", "data": {}}, {"type": "B", "data": {}}]', 0)
 		  FROM generate_series(1, 10) i});
+	$node->safe_psql($db, q{SELECT es_apply_projections('upgrade_async')});
+	is($node->safe_psql($db, q{SELECT es_aggregate('upgrade-1', 'upgrade_sum(jsonb,es_events)')}),
+		'{"n": 2}', "$version: es_aggregate under a policy before the update");
+	is($node->safe_psql($db, q{SELECT sum(n) FROM upgrade_counts}) . ' ' .
+		$node->safe_psql($db, q{SELECT sum(n) FROM upgrade_async}),
+		'20 20', "$version: inline and async projections before the update");
+	$node->safe_psql($db, q{ALTER TABLE es_events SET (fillfactor = 100)});
 	my $before = $node->safe_psql($db,
 		q{SELECT count(*) || ' ' || max(global_position) FROM es_events});
 
@@ -105,6 +129,15 @@ for my $version (@older)
 		$before, "$version: the events are intact");
 	is($node->safe_psql($db, q{SELECT es_append('upgrade-1', 'C', '{}', 2)}),
 		'3', "$version: appends go on with the right version");
+	$node->safe_psql($db, q{SELECT es_apply_projections('upgrade_async')});
+	is($node->safe_psql($db, q{SELECT sum(n) FROM upgrade_counts}) . ' ' .
+		$node->safe_psql($db, q{SELECT sum(n) FROM upgrade_async}),
+		'21 21', "$version: the projections go on after the update");
+	is($node->safe_psql($db, q{SELECT handler FROM es_projections ORDER BY name}),
+		"public.upgrade_async_count(public.es_events)\npublic.upgrade_count(public.es_events)",
+		"$version: handlers are kept as schema-qualified signatures");
+	is($node->safe_psql($db, q{SELECT es_aggregate('upgrade-1', 'upgrade_sum(jsonb,es_events)')}),
+		'{"n": 3}', "$version: es_aggregate under the policy after the update");
 }
 
 $node->stop;
