@@ -1018,16 +1018,19 @@ RunHandlersGuarded(EsProjection *p, EventBatch *b, int limit, int *fail,
 		CurrentResourceOwner = oldowner;
 
 		/*
-		 * Our timeout is the handler's failure, like any error it raises; a
-		 * cancel from elsewhere (a user, es_drop_projection) is the
-		 * caller's business.
+		 * Our timeout is the handler's failure, like any error it raises.
+		 * In the worker so is any other cancel (a handler raising 57014
+		 * itself, or es_drop_projection taking the projection over, which
+		 * then discards the record); in a session, a cancel is the user's
+		 * and stops es_apply_projections.
 		 */
 		if ((*edata)->sqlerrcode == ERRCODE_QUERY_CANCELED && timed_out)
 			(*edata)->message =
 				MemoryContextStrdup(cxt,
 									psprintf("the projection's handler calls were canceled after %d ms (its handler timeout)",
 											 p->timeout_ms));
-		else if ((*edata)->sqlerrcode == ERRCODE_QUERY_CANCELED)
+		else if ((*edata)->sqlerrcode == ERRCODE_QUERY_CANCELED &&
+				 !IsBackgroundWorker)
 			ReThrowError(*edata);
 		*fail = current;
 		ok = false;

@@ -64,27 +64,28 @@ RESET ROLE;
 SELECT count(*) AS written FROM es_events WHERE stream_id = 'id-1' AND event_type = 'Inline';
 SELECT es_drop_projection('id_inline');
 
--- rebuild, run by a superuser: refused the same way
-SET ROLE regress_id_admin;
+-- rebuild and apply, run by a superuser (as a cron job would): the rebuild
+-- is refused the same way; the apply records the handler error, retries and
+-- then parks, as for any other.  In one transaction rolled back at the end,
+-- so that the background worker never sees these projections (the worker's
+-- own switch point is attacked in test/t/062_worker_attacks.pl).
+BEGIN;
+SET LOCAL ROLE regress_id_admin;
 SELECT es_create_projection('id_rebuilt', 'id_admin.apply(es_events)', NULL, 'async', 'id_admin.reset()', true);
+SELECT es_create_projection('id_async', 'id_admin.apply(es_events)', NULL, 'async');
 RESET ROLE;
+SAVEPOINT rebuild;
 \set VERBOSITY sqlstate
 SELECT es_rebuild_projection('id_rebuilt');
 \set VERBOSITY default
-SELECT es_drop_projection('id_rebuilt');
-
--- apply, run by a superuser (a cron job): the handler error is recorded,
--- retried and then parked, as any other
-SET ROLE regress_id_admin;
-SELECT es_create_projection('id_async', 'id_admin.apply(es_events)', NULL, 'async');
-RESET ROLE;
-SET client_min_messages = error;
+ROLLBACK TO rebuild;
+SET LOCAL client_min_messages = error;
 SELECT es_apply_projections('id_async') AS applied;
 SELECT es_apply_projections('id_async') AS applied;
 SELECT es_apply_projections('id_async') AS applied;
 RESET client_min_messages;
 SELECT state, error_sqlstate, retries, last_error FROM es_projection_status WHERE name = 'id_async';
-SELECT es_drop_projection('id_async');
+ROLLBACK;
 RESET search_path;
 
 -- a reducer under a snapshot policy, run by a superuser: refused too

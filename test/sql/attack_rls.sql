@@ -53,27 +53,29 @@ RESET ROLE;
 SELECT count(*) > 0 AS owner_reads FROM es_read_stream('rls-b-1');
 ROLLBACK;
 
--- a handler's error message can carry a payload value
+-- a handler's error message can carry a payload value (in a transaction
+-- rolled back at the end, out of the background worker's sight)
 CREATE FUNCTION rls_failing(e es_events) RETURNS void LANGUAGE plpgsql AS $$
 BEGIN
 	RAISE EXCEPTION 'bad ssn %', e.data->>'ssn';
 END $$;
+BEGIN;
 SELECT es_create_projection('rls_failing', 'rls_failing(es_events)', ARRAY['Opened'], 'async');
-SET client_min_messages = error;
+SET LOCAL client_min_messages = error;
 SELECT es_apply_projections('rls_failing') AS applied;
 RESET client_min_messages;
 -- a role with no grants sees that the projection failed, not the message
-SET ROLE regress_rls_nobody;
+SET LOCAL ROLE regress_rls_nobody;
 SELECT name, state, error_sqlstate, last_error FROM es_projection_status
  WHERE name = 'rls_failing';
 RESET ROLE;
 -- a role that may read events sees it
-SET ROLE regress_rls_tenant_a;
+SET LOCAL ROLE regress_rls_tenant_a;
 SELECT name, state, error_sqlstate, last_error FROM es_projection_status
  WHERE name = 'rls_failing';
 RESET ROLE;
+ROLLBACK;
 
-SELECT es_drop_projection('rls_failing');
 SELECT es_drop_snapshots(NULL, 'rls-b-1');
 DROP FUNCTION rls_failing(es_events);
 DROP FUNCTION rls_reducer(jsonb, es_events);
