@@ -32,7 +32,7 @@
  *	- replacing (CREATE OR REPLACE) or altering any of es_pg's functions
  *	  and views, and ALTER EXTENSION es_pg ADD or DROP;
  *	- making es_events a partition, an inheritance child or parent, and
- *	  subscriptions that would replicate into it;
+ *	  subscriptions that would replicate into it (created, or refreshed);
  *	- DROP EXTENSION es_pg, DROP SCHEMA ... CASCADE of its schema and DROP
  *	  OWNED BY its owner while events exist, unless es_pg.allow_drop_history
  *	  is on;
@@ -572,8 +572,8 @@ MemberFunction(const char *name, Oid namespace_oid)
 
 /*
  * CheckEventsIntact raises an error unless es_events has kept its
- * triggers, constraints and storage, and has no rules, parents, children
- * or subscriptions writing into it.
+ * triggers, constraints and storage, and has no rules, parents or
+ * children.
  */
 static void
 CheckEventsIntact(Oid namespace_oid)
@@ -676,7 +676,31 @@ CheckEventsIntact(Oid namespace_oid)
 				 errmsg("es_events must not inherit from or be inherited by another table"),
 				 errdetail("Rows of a child table would show in es_events as if they were events.")));
 
-	/* no subscription replicates into it */
+}
+
+/*
+ * CheckSubscription refuses a command that creates a subscription, or
+ * gives one new tables, and es_events is now among them: the apply worker
+ * would write events past es_pg's checks, in an order the feed cannot
+ * follow (the check constraint refuses its rows anyway; this says so at
+ * once).  Other subscription commands are left alone, so that such a
+ * subscription can still be disabled and dropped.
+ */
+static void
+CheckSubscription(Node *parsetree, Oid namespace_oid)
+{
+	Relation	crel;
+	ScanKeyData key;
+	SysScanDesc scan;
+	HeapTuple	tuple;
+	Oid			events_relid = get_relname_relid("es_events", namespace_oid);
+
+	if (!IsA(parsetree, CreateSubscriptionStmt) &&
+		!(IsA(parsetree, AlterSubscriptionStmt) &&
+		  (((AlterSubscriptionStmt *) parsetree)->kind == ALTER_SUBSCRIPTION_REFRESH ||
+		   ((AlterSubscriptionStmt *) parsetree)->kind == ALTER_SUBSCRIPTION_ADD_PUBLICATION ||
+		   ((AlterSubscriptionStmt *) parsetree)->kind == ALTER_SUBSCRIPTION_SET_PUBLICATION)))
+		return;
 	crel = table_open(SubscriptionRelRelationId, AccessShareLock);
 	ScanKeyInit(&key, Anum_pg_subscription_rel_srrelid, BTEqualStrategyNumber,
 				F_OIDEQ, ObjectIdGetDatum(events_relid));
@@ -725,6 +749,7 @@ es_ddl_guard(PG_FUNCTION_ARGS)
 	{
 		CheckChangedObjects(ext_oid);
 		CheckEventsIntact(namespace_oid);
+		CheckSubscription(trigdata->parsetree, namespace_oid);
 	}
 	PG_RETURN_NULL();
 }

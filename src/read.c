@@ -271,6 +271,26 @@ EsMaxIndexedPosition(Relation rel, Relation index)
 }
 
 /*
+ * FollowHotChain finds the version of a HOT-updated row visible to the
+ * snapshot (an event a superuser rewrote with the guards off) and points
+ * *tuple at it; false when there is none.  The buffer stays pinned.
+ */
+static bool
+FollowHotChain(Relation rel, Buffer buffer, Snapshot snapshot,
+			   HeapTuple tuple)
+{
+	ItemPointerData tid = tuple->t_self;
+	bool		all_dead;
+	bool		found;
+
+	LockBuffer(buffer, BUFFER_LOCK_SHARE);
+	found = heap_hot_search_buffer(&tid, rel, buffer, snapshot, tuple,
+								   &all_dead, true);
+	LockBuffer(buffer, BUFFER_LOCK_UNLOCK);
+	return found;
+}
+
+/*
  * EsReadFeed calls callback for each event after from_position, in
  * position order, up to max_count events, and never past an event whose
  * transaction might still commit (see the header comment).  The callback
@@ -382,7 +402,9 @@ EsReadFeed(const EsCatalog *cat, int64 from_position, int64 max_count,
 		 * our snapshot) ends the walk before it.  Any other row never will
 		 * be: its transaction aborted (its index entry is then marked dead
 		 * for later scans), or it committed before our snapshot and the row
-		 * was deleted since; both are stepped over.
+		 * was deleted or updated since, which only a superuser with the
+		 * guards off can do; both are stepped over (an updated row's new
+		 * version on the same page is returned in its place).
 		 */
 		if (TransactionIdIsCurrentTransactionId(xmin))
 			break;
@@ -392,7 +414,17 @@ EsReadFeed(const EsCatalog *cat, int64 from_position, int64 max_count,
 				break;
 		}
 		else if (TransactionIdDidCommit(xmin))
+		{
+			/* an UPDATE that stayed on the page: its new version, if any */
+			if (HeapTupleHeaderIsHotUpdated(tuple.t_data) &&
+				FollowHotChain(rel, buffer, snapshot, &tuple))
+			{
+				count++;
+				if (!callback(&tuple, tupdesc, arg))
+					break;
+			}
 			continue;
+		}
 		if (!scan->xactStartedInRecovery)
 			scan->kill_prior_tuple = true;
 	}
