@@ -102,6 +102,13 @@ EsInitRangeTable(EState *estate, RangeTblEntry *rte)
 #define EsMyProcIndex() ((int) MyBackendId - 1)
 #endif
 
+/* 17 replaced the IsBackgroundWorker flag by the process's backend type */
+#if PG_VERSION_NUM >= 170000
+#define EsIsBackgroundWorker() AmBackgroundWorkerProcess()
+#else
+#define EsIsBackgroundWorker() IsBackgroundWorker
+#endif
+
 /* the process behind a virtual transaction id, by the same numbering */
 #if PG_VERSION_NUM >= 170000
 #define EsVirtualXactProc(vxid) ProcNumberGetProc((vxid).procNumber)

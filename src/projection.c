@@ -1030,7 +1030,7 @@ RunHandlersGuarded(EsProjection *p, EventBatch *b, int limit, int *fail,
 									psprintf("the projection's handler calls were canceled after %d ms (its handler timeout)",
 											 p->timeout_ms));
 		else if ((*edata)->sqlerrcode == ERRCODE_QUERY_CANCELED &&
-				 !IsBackgroundWorker)
+				 !EsIsBackgroundWorker())
 			ReThrowError(*edata);
 		*fail = current;
 		ok = false;
