@@ -1,0 +1,959 @@
+#!/usr/bin/python3
+"""feed_checker.py: attack the promise of es_pg's global feed (issue 10).
+
+The promise: a follower of the global feed that pages es_read_all(last, n),
+passing the last position it received, sees every committed event exactly
+once, in increasing position order, and never an event whose transaction
+aborted; for every mix of writers, with and without es_pg in
+shared_preload_libraries.
+
+The program creates two databases in the server it is pointed at: a main
+one, and a "twin" whose OID is the main one's modulo 16 (with es_pg
+preloaded, 0.1.0 hashed databases onto 16 feed lock slots that way), both
+with es_pg.  Until a deadline, writers of every kind write to streams of
+their own (so each knows its next version):
+
+  single     es_append of one event
+  batch      es_append_batch of 5 to 40 small events
+  toast      es_append_batch of 2 to 4 events of 100 kB to 1 MB (TOASTed)
+  insert     a direct INSERT INTO es_events of 1 to 5 rows (positions from
+             the column default), the transaction left open a few ms
+  copy       COPY es_events FROM STDIN of 1 to 20 rows
+  rollback   appends, batches and direct INSERTs that roll back
+  savepoint  appends in SAVEPOINTs, some rolled back to, some released;
+             one transaction in ten rolled back as a whole
+  twophase   PREPARE TRANSACTION of appends (one in four a direct INSERT),
+             then COMMIT PREPARED or ROLLBACK PREPARED
+  long       appends, then the transaction stays open 0.3 to 1.5 s
+  twin-insert, twin-append
+             direct INSERT / COPY, and appends, in the twin database
+
+Readers page es_read_all(last, 100) from the last position they received:
+a READ COMMITTED follower, a REPEATABLE READ follower with one transaction
+per page, a REPEATABLE READ follower that reads up to 10 pages per
+transaction, a follower of the twin database, and an async projection whose
+handler records every event it is given (applied by the background worker
+when es_pg is preloaded, else by a loop calling es_apply_projections).
+
+After the deadline the writers finish their transaction (prepared ones are
+resolved), the readers drain to the head, and the program checks:
+
+  - the table: every acknowledged commit is there exactly once, at the
+    stream and version its writer got; nothing of an aborted transaction,
+    savepoint or prepared-then-rolled-back transaction is; nothing else is;
+    every stream's versions are 1..N;
+  - every follower and the projection: saw each event of the final table
+    exactly once, in strictly increasing position order, identical (id and
+    tag), and nothing else (an aborted event, or one that does not exist).
+
+It prints the figures, writes them to --figures (appended) and a summary to
+--json, and exits 0 when every check passed, 1 when one failed, 2 when it
+could not run.  Python 3 with Debian's psycopg2 (python3-psycopg2).
+
+  /usr/bin/python3 test/feed_checker.py --host /tmp/sock --port 5432 --seconds 30
+"""
+
+import argparse
+import base64
+import io
+import json
+import os
+import random
+import sys
+import threading
+import time
+import traceback
+import uuid
+
+import psycopg2
+import psycopg2.extensions
+
+PAGE = 100
+SLOTS = 16
+PROJECTION = 'feed_checker'
+NS = uuid.UUID('6c8e0b8a-6a43-4d5e-9d0a-6f1f2bd51f10')
+
+# writer kinds of the default mix: (kind, database, how many)
+DEFAULT_MIX = [
+    ('single', 'main', 2),
+    ('batch', 'main', 1),
+    ('toast', 'main', 1),
+    ('insert', 'main', 1),
+    ('copy', 'main', 1),
+    ('rollback', 'main', 1),
+    ('savepoint', 'main', 1),
+    ('twophase', 'main', 1),
+    ('long', 'main', 1),
+    ('twin-insert', 'twin', 1),
+    ('twin-append', 'twin', 1),
+]
+
+# Pauses between transactions, in seconds, by writer kind.  A transaction
+# that is open holds the feed back (followers stop before its first
+# position) and a direct insert makes everyone wait for its commit, so a
+# writer of those kinds that never paused would keep the followers from
+# ever meeting the other writers' races; the long transaction in particular
+# is open only a quarter of the time or so.
+PAUSES = {
+    'insert': (0.05, 0.15),
+    'copy': (0.05, 0.15),
+    'rollback': (0.005, 0.03),
+    'savepoint': (0.005, 0.03),
+    'twophase': (0.005, 0.03),
+    'long': (1.5, 3.0),
+}
+
+
+class Run:
+    """What all threads share: settings, the deadline, the stop flags."""
+
+    def __init__(self, args):
+        self.args = args
+        self.dsn = {}
+        self.run_id = uuid.uuid4().hex[:8]
+        self.deadline = None
+        self.preloaded = False
+        self.lock = threading.Lock()
+        self.drain_target = {}      # database -> head position to drain to
+        self.drain_started = None
+        self.stop_readers = threading.Event()
+
+    def connect(self, db, name):
+        conn = psycopg2.connect(dbname=self.dsn[db],
+                                application_name='feed_checker/' + name,
+                                **self.args.conn)
+        conn.autocommit = True
+        return conn
+
+    def time_left(self):
+        return self.deadline - time.monotonic()
+
+
+def sqlstate(exc):
+    return getattr(exc, 'pgcode', None) or ''
+
+
+class Writer(threading.Thread):
+    """A writer loops over transactions of one kind until the deadline.
+
+    Every event gets a tag, writer/transaction/index, stored in its data
+    (in its metadata for TOASTed events, whose data is large) and turned
+    into its event id where the caller may give one.  The writer keeps what
+    it was told: committed events (tag, stream, version) and aborted tags.
+    """
+
+    def __init__(self, run, kind, db, index):
+        super().__init__(name='%s-%d' % (kind, index), daemon=True)
+        self.ctx = run
+        self.kind = kind
+        self.db = db
+        self.label = self.name
+        self.rng = random.Random('%s/%s/%s' % (run.args.seed, kind, index))
+        self.versions = {}          # stream -> committed version
+        self.streams = ['%s-%s-%d' % (run.run_id, self.label, i) for i in range(3)]
+        self.committed = []         # (tag, stream, version)
+        self.aborted = []           # tags
+        self.tx_committed = 0
+        self.tx_aborted = 0
+        self.txn = 0
+        self.error = None
+        self.conn = None
+
+    # helpers
+
+    def tag(self, i):
+        return '%s/%d/%d' % (self.label, self.txn, i)
+
+    def event_id(self, tag):
+        return str(uuid.uuid5(NS, self.ctx.run_id + '/' + tag))
+
+    def pick_stream(self):
+        s = self.rng.choice(self.streams)
+        return s, self.versions.get(s, 0)
+
+    def q(self, sql, params=None):
+        cur = self.conn.cursor()
+        cur.execute(sql, params)
+        row = cur.fetchone() if cur.description else None
+        cur.close()
+        return row
+
+    def append_one(self, stream, v, tag):
+        got = self.q('SELECT es_append(%s, %s, %s::jsonb, %s, NULL, %s::uuid)',
+                     (stream, 'Checked', json.dumps({'tag': tag}), v,
+                      self.event_id(tag)))[0]
+        if got != v + 1:
+            raise AssertionError('es_append on %s at %d returned %d' % (stream, v, got))
+        return got
+
+    def append_batch(self, stream, v, tags, sizes=None):
+        events = []
+        for k, tag in enumerate(tags):
+            if sizes:
+                payload = base64.b64encode(os.urandom(sizes[k] * 3 // 4)).decode()
+                events.append({'type': 'CheckedLarge',
+                               'data': {'blob': payload},
+                               'metadata': {'tag': tag},
+                               'id': self.event_id(tag)})
+            else:
+                events.append({'type': 'CheckedBatch', 'data': {'tag': tag},
+                               'id': self.event_id(tag)})
+        got = self.q('SELECT es_append_batch(%s, %s::jsonb, %s)',
+                     (stream, json.dumps(events), v))[0]
+        if got != v + len(tags):
+            raise AssertionError('es_append_batch on %s at %d returned %d'
+                                 % (stream, v, got))
+        return got
+
+    def direct_insert(self, stream, v, tags):
+        values = []
+        params = []
+        for k, tag in enumerate(tags):
+            values.append('(%s, %s, %s, %s::jsonb)')
+            params += [stream, v + 1 + k, 'CheckedInsert', json.dumps({'tag': tag})]
+        self.q('INSERT INTO es_events (stream_id, version, event_type, data) VALUES '
+               + ', '.join(values), params)
+        return v + len(tags)
+
+    def copy_in(self, stream, v, tags):
+        buf = io.StringIO()
+        for k, tag in enumerate(tags):
+            data = json.dumps({'tag': tag}).replace('\\', '\\\\')
+            buf.write('%s\t%d\tCheckedCopy\t%s\n' % (stream, v + 1 + k, data))
+        buf.seek(0)
+        cur = self.conn.cursor()
+        cur.copy_expert('COPY es_events (stream_id, version, event_type, data) FROM STDIN', buf)
+        cur.close()
+        return v + len(tags)
+
+    def done(self, stream, first, tags, commit):
+        """Record a finished transaction's events on one stream."""
+        if commit:
+            for k, tag in enumerate(tags):
+                self.committed.append((tag, stream, first + k))
+            self.versions[stream] = first + len(tags) - 1
+        else:
+            self.aborted.extend(tags)
+
+    def run(self):
+        try:
+            self.conn = self.ctx.connect(self.db, self.label)
+            lo, hi = PAUSES.get(self.kind, (0, 0))
+            while self.ctx.time_left() > 0:
+                self.txn += 1
+                self.step()
+                if hi:
+                    time.sleep(max(0.0, min(self.rng.uniform(lo, hi), self.ctx.time_left())))
+        except Exception as exc:
+            self.error = '%s (SQLSTATE %s) in transaction %d:\n%s' % (
+                exc.__class__.__name__, sqlstate(exc) or '-', self.txn,
+                traceback.format_exc())
+        finally:
+            if self.conn is not None:
+                try:
+                    if self.conn.get_transaction_status() != psycopg2.extensions.TRANSACTION_STATUS_IDLE:
+                        self.conn.cancel()
+                        self.q('ROLLBACK')
+                    self.conn.close()
+                except Exception:
+                    pass
+
+    # the kinds
+
+    def step(self):
+        getattr(self, 'step_' + self.kind.replace('twin-', 'twin_'))()
+
+    def step_single(self):
+        stream, v = self.pick_stream()
+        tag = self.tag(1)
+        self.append_one(stream, v, tag)
+        self.done(stream, v + 1, [tag], True)
+        self.tx_committed += 1
+
+    def step_batch(self):
+        stream, v = self.pick_stream()
+        tags = [self.tag(i) for i in range(1, self.rng.randint(5, 40) + 1)]
+        self.append_batch(stream, v, tags)
+        self.done(stream, v + 1, tags, True)
+        self.tx_committed += 1
+
+    def step_toast(self):
+        stream, v = self.pick_stream()
+        n = self.rng.randint(2, 4)
+        tags = [self.tag(i) for i in range(1, n + 1)]
+        # log-uniform between 100 kB and 1 MB
+        sizes = [int(100_000 * 10 ** self.rng.random()) for _ in tags]
+        self.append_batch(stream, v, tags, sizes)
+        self.done(stream, v + 1, tags, True)
+        self.tx_committed += 1
+
+    def step_insert(self):
+        stream, v = self.pick_stream()
+        tags = [self.tag(i) for i in range(1, self.rng.randint(1, 5) + 1)]
+        self.q('BEGIN')
+        self.direct_insert(stream, v, tags)
+        # stay open a moment, so that appenders queue up behind the insert
+        time.sleep(self.rng.uniform(0, 0.01))
+        self.q('COMMIT')
+        self.done(stream, v + 1, tags, True)
+        self.tx_committed += 1
+
+    def step_copy(self):
+        stream, v = self.pick_stream()
+        tags = [self.tag(i) for i in range(1, self.rng.randint(1, 20) + 1)]
+        self.q('BEGIN')
+        self.copy_in(stream, v, tags)
+        time.sleep(self.rng.uniform(0, 0.005))
+        self.q('COMMIT')
+        self.done(stream, v + 1, tags, True)
+        self.tx_committed += 1
+
+    def step_rollback(self):
+        stream, v = self.pick_stream()
+        self.q('BEGIN')
+        way = self.txn % 3
+        if way == 0:
+            tags = [self.tag(1)]
+            self.append_one(stream, v, tags[0])
+        elif way == 1:
+            tags = [self.tag(i) for i in range(1, self.rng.randint(2, 10) + 1)]
+            self.append_batch(stream, v, tags)
+        else:
+            tags = [self.tag(i) for i in range(1, self.rng.randint(1, 3) + 1)]
+            self.direct_insert(stream, v, tags)
+        time.sleep(self.rng.uniform(0, 0.005))
+        self.q('ROLLBACK')
+        self.done(stream, v + 1, tags, False)
+        self.tx_aborted += 1
+        # give its committing writers a stream to follow too: every tenth
+        # transaction commits, so the stream's versions keep moving
+        if self.txn % 10 == 0:
+            tag = self.tag(99)
+            self.append_one(stream, v, tag)
+            self.done(stream, v + 1, [tag], True)
+            self.tx_committed += 1
+
+    def step_savepoint(self):
+        stream, v = self.pick_stream()
+        start = v
+        kept = []
+        dropped = []
+        self.q('BEGIN')
+        for i in range(1, self.rng.randint(2, 5) + 1):
+            tag = self.tag(i)
+            self.q('SAVEPOINT s')
+            self.append_one(stream, v, tag)
+            if self.rng.random() < 0.4:
+                self.q('ROLLBACK TO SAVEPOINT s')
+                dropped.append(tag)
+            else:
+                self.q('RELEASE SAVEPOINT s')
+                kept.append(tag)
+                v += 1
+        if self.rng.random() < 0.1:
+            self.q('ROLLBACK')
+            self.aborted.extend(kept + dropped)
+            self.tx_aborted += 1
+        else:
+            self.q('COMMIT')
+            if kept:
+                self.done(stream, start + 1, kept, True)
+            self.aborted.extend(dropped)
+            self.tx_committed += 1
+
+    def step_twophase(self):
+        stream, v = self.pick_stream()
+        gid = 'feed_checker_%s_%s_%d' % (self.ctx.run_id, self.label, self.txn)
+        self.q('BEGIN')
+        if self.txn % 4 == 0:
+            tags = [self.tag(i) for i in range(1, self.rng.randint(1, 3) + 1)]
+            self.direct_insert(stream, v, tags)
+        elif self.txn % 2 == 0:
+            tags = [self.tag(i) for i in range(1, self.rng.randint(2, 6) + 1)]
+            self.append_batch(stream, v, tags)
+        else:
+            tags = [self.tag(1)]
+            self.append_one(stream, v, tags[0])
+        self.q("PREPARE TRANSACTION '%s'" % gid)
+        time.sleep(self.rng.uniform(0, 0.01))
+        if self.rng.random() < 0.5:
+            self.q("COMMIT PREPARED '%s'" % gid)
+            self.done(stream, v + 1, tags, True)
+            self.tx_committed += 1
+        else:
+            self.q("ROLLBACK PREPARED '%s'" % gid)
+            self.done(stream, v + 1, tags, False)
+            self.tx_aborted += 1
+
+    def step_long(self):
+        stream, v = self.pick_stream()
+        tags = [self.tag(1), self.tag(2)]
+        self.q('BEGIN')
+        self.append_one(stream, v, tags[0])
+        time.sleep(max(0.0, min(self.rng.uniform(0.3, 1.0), self.ctx.time_left())))
+        self.append_one(stream, v + 1, tags[1])
+        self.q('COMMIT')
+        self.done(stream, v + 1, tags, True)
+        self.tx_committed += 1
+
+    def step_twin_insert(self):
+        stream, v = self.pick_stream()
+        self.q('BEGIN')
+        if self.txn % 2:
+            tags = [self.tag(i) for i in range(1, self.rng.randint(1, 5) + 1)]
+            self.direct_insert(stream, v, tags)
+        else:
+            tags = [self.tag(i) for i in range(1, self.rng.randint(1, 20) + 1)]
+            self.copy_in(stream, v, tags)
+        time.sleep(self.rng.uniform(0, 0.005))
+        self.q('COMMIT')
+        self.done(stream, v + 1, tags, True)
+        self.tx_committed += 1
+
+    def step_twin_append(self):
+        if self.txn % 3:
+            self.step_single()
+        else:
+            self.step_batch()
+
+
+class Follower(threading.Thread):
+    """A follower pages es_read_all(last, 100) and records what it got."""
+
+    SQL = ('SELECT global_position, event_id::text, '
+           "coalesce(metadata->>'tag', data->>'tag') "
+           'FROM es_read_all(%s, %s)')
+
+    def __init__(self, run, label, db, mode):
+        super().__init__(name=label, daemon=True)
+        self.ctx = run
+        self.label = label
+        self.db = db
+        self.mode = mode            # rc, rr_page, rr_multi
+        self.rng = random.Random('%s/%s' % (run.args.seed, label))
+        self.seen = []              # (position, event_id, tag) in order
+        self.pages = 0
+        self.transactions = 0
+        self.stuck = None
+        self.error = None
+
+    def page(self, cur, last):
+        cur.execute(self.SQL, (last, PAGE))
+        rows = cur.fetchall()
+        self.pages += 1
+        self.seen.extend(rows)
+        return rows[-1][0] if rows else last, len(rows)
+
+    def run(self):
+        conn = None
+        last = 0
+        try:
+            conn = self.ctx.connect(self.db, self.label)
+            cur = conn.cursor()
+            while True:
+                if self.mode == 'rc':
+                    last, got = self.page(cur, last)
+                else:
+                    cur.execute('BEGIN ISOLATION LEVEL REPEATABLE READ')
+                    for _ in range(1 if self.mode == 'rr_page' else 10):
+                        last, got = self.page(cur, last)
+                        if got < PAGE:
+                            break
+                    cur.execute('COMMIT')
+                    self.transactions += 1
+                if got == PAGE:
+                    # behind: read on at once
+                    continue
+                target = self.ctx.drain_target.get(self.db)
+                if target is not None:
+                    if last >= target:
+                        break
+                    if time.monotonic() - self.ctx.drain_started > self.ctx.args.drain_timeout:
+                        self.stuck = last
+                        break
+                if self.ctx.stop_readers.is_set():
+                    break
+                # followers that come at random moments, not queued up behind
+                # one another, are the ones that meet an appender mid-flight
+                time.sleep(self.rng.uniform(0, 0.004))
+        except Exception as exc:
+            self.error = '%s (SQLSTATE %s):\n%s' % (
+                exc.__class__.__name__, sqlstate(exc) or '-', traceback.format_exc())
+        finally:
+            if conn is not None:
+                try:
+                    conn.close()
+                except Exception:
+                    pass
+
+
+class Applier(threading.Thread):
+    """Without es_pg preloaded no worker runs: apply the projection by hand."""
+
+    def __init__(self, run):
+        super().__init__(name='applier', daemon=True)
+        self.ctx = run
+        self.calls = 0
+        self.error = None
+
+    def run(self):
+        conn = None
+        try:
+            conn = self.ctx.connect('main', 'applier')
+            cur = conn.cursor()
+            while not self.ctx.stop_readers.is_set():
+                cur.execute('SELECT es_apply_projections(%s, 1000)', (PROJECTION,))
+                self.calls += 1
+                if cur.fetchone()[0] == 0:
+                    time.sleep(0.01)
+        except Exception as exc:
+            self.error = '%s (SQLSTATE %s):\n%s' % (
+                exc.__class__.__name__, sqlstate(exc) or '-', traceback.format_exc())
+        finally:
+            if conn is not None:
+                try:
+                    conn.close()
+                except Exception:
+                    pass
+
+
+def admin_exec(conn, sql, params=None):
+    cur = conn.cursor()
+    cur.execute(sql, params)
+    rows = cur.fetchall() if cur.description else None
+    cur.close()
+    return rows
+
+
+def setup(run):
+    """Create the main and the twin database (same lock slot), with es_pg."""
+    args = run.args
+    admin = psycopg2.connect(dbname=args.admin_db, application_name='feed_checker/setup',
+                             **args.conn)
+    admin.autocommit = True
+    libs = admin_exec(admin, 'SHOW shared_preload_libraries')[0][0]
+    run.preloaded = 'es_pg' in [s.strip().strip('"') for s in libs.split(',')]
+    mpx = int(admin_exec(admin, 'SHOW max_prepared_transactions')[0][0])
+    if mpx < 2:
+        raise RuntimeError('max_prepared_transactions must be at least 2 (it is %d)' % mpx)
+    main = args.prefix + '_main'
+    twin = args.prefix + '_twin'
+    for db in (main, twin):
+        admin_exec(admin, 'DROP DATABASE IF EXISTS "%s" WITH (FORCE)' % db)
+    admin_exec(admin, 'CREATE DATABASE "%s"' % main)
+    main_oid = admin_exec(admin, 'SELECT oid FROM pg_database WHERE datname = %s', (main,))[0][0]
+    tries = 0
+    while True:
+        tries += 1
+        admin_exec(admin, 'CREATE DATABASE "%s"' % twin)
+        twin_oid = admin_exec(admin, 'SELECT oid FROM pg_database WHERE datname = %s',
+                              (twin,))[0][0]
+        if twin_oid % SLOTS == main_oid % SLOTS:
+            break
+        admin_exec(admin, 'DROP DATABASE "%s"' % twin)
+        if tries > 4 * SLOTS:
+            raise RuntimeError('no database landed in the slot of OID %d' % main_oid)
+    run.dsn = {'main': main, 'twin': twin}
+    run.oids = {'main': main_oid, 'twin': twin_oid, 'tries': tries}
+    admin.close()
+
+    for db in ('main', 'twin'):
+        conn = run.connect(db, 'setup')
+        admin_exec(conn, 'CREATE EXTENSION es_pg')
+        if db == 'main':
+            admin_exec(conn, '''
+                CREATE TABLE checker_projection_seen (
+                    seq bigserial PRIMARY KEY,
+                    global_position bigint NOT NULL,
+                    event_id uuid NOT NULL,
+                    tag text);
+                CREATE FUNCTION checker_projection_apply(e es_events) RETURNS void
+                LANGUAGE sql AS $$
+                    INSERT INTO checker_projection_seen (global_position, event_id, tag)
+                    VALUES (e.global_position, e.event_id,
+                            coalesce(e.metadata->>'tag', e.data->>'tag'))
+                $$;''')
+            admin_exec(conn, "SELECT es_create_projection(%s, "
+                       "'checker_projection_apply(es_events)', NULL, 'async')",
+                       (PROJECTION,))
+        run.es_version = admin_exec(
+            conn, "SELECT extversion FROM pg_extension WHERE extname = 'es_pg'")[0][0]
+        conn.close()
+
+
+def teardown(run):
+    args = run.args
+    admin = psycopg2.connect(dbname=args.admin_db, application_name='feed_checker/teardown',
+                             **args.conn)
+    admin.autocommit = True
+    leftover = admin_exec(admin, "SELECT gid FROM pg_prepared_xacts WHERE gid LIKE %s",
+                          ('feed_checker_%s_%%' % run.run_id,))
+    for (gid,) in leftover:
+        admin_exec(admin, "ROLLBACK PREPARED '%s'" % gid)
+    if not args.keep:
+        for db in run.dsn.values():
+            admin_exec(admin, 'DROP DATABASE IF EXISTS "%s" WITH (FORCE)' % db)
+    admin.close()
+    return [g for (g,) in leftover]
+
+
+def wait_projection(run, head, applier):
+    """Wait until the async projection has applied everything up to head."""
+    conn = run.connect('main', 'projection-wait')
+    cur = conn.cursor()
+    t0 = time.monotonic()
+    status = None
+    while True:
+        cur.execute('SELECT position, state, last_error FROM es_projection_status '
+                    'WHERE name = %s', (PROJECTION,))
+        status = cur.fetchone()
+        if status[0] is not None and status[0] >= head:
+            break
+        if status[1] == 'parked' or time.monotonic() - t0 > run.args.drain_timeout:
+            break
+        if applier is not None and not applier.is_alive():
+            break
+        time.sleep(0.05)
+    cur.execute('SELECT seq, global_position, event_id::text, tag '
+                'FROM checker_projection_seen ORDER BY seq')
+    rows = [(r[1], r[2], r[3]) for r in cur.fetchall()]
+    conn.close()
+    return rows, status
+
+
+def final_table(run, db):
+    conn = run.connect(db, 'final')
+    cur = conn.cursor()
+    cur.execute('SELECT global_position, stream_id, version, event_id::text, '
+                "coalesce(metadata->>'tag', data->>'tag') "
+                'FROM es_events ORDER BY global_position')
+    rows = cur.fetchall()
+    cur.execute('SELECT es_head_position()')
+    head = cur.fetchone()[0]
+    conn.close()
+    return rows, head
+
+
+def check_table(rows, writers):
+    """The final table against what the writers were told."""
+    problems = []
+    by_tag = {}
+    dup_tags = 0
+    for pos, stream, version, eid, tag in rows:
+        if tag in by_tag:
+            dup_tags += 1
+        by_tag[tag] = (pos, stream, version, eid)
+    if dup_tags:
+        problems.append('%d tags appear more than once in es_events' % dup_tags)
+    committed = {}
+    aborted = set()
+    for w in writers:
+        for tag, stream, version in w.committed:
+            committed[tag] = (stream, version, w)
+        aborted.update(w.aborted)
+    lost = [t for t in committed if t not in by_tag]
+    moved = [t for t, (s, v, _) in committed.items()
+             if t in by_tag and by_tag[t][1:3] != (s, v)]
+    resurrected = [t for t in aborted if t in by_tag]
+    unknown = [t for t in by_tag if t not in committed and t not in aborted]
+    if lost:
+        problems.append('%d acknowledged events are missing from es_events, e.g. %s'
+                        % (len(lost), ', '.join(sorted(lost)[:5])))
+    if moved:
+        problems.append('%d events are not at the stream and version their writer got, e.g. %s'
+                        % (len(moved), ', '.join(sorted(moved)[:5])))
+    if resurrected:
+        problems.append('%d events of rolled-back transactions are in es_events, e.g. %s'
+                        % (len(resurrected), ', '.join(sorted(resurrected)[:5])))
+    if unknown:
+        problems.append('%d events in es_events that no writer wrote, e.g. %s'
+                        % (len(unknown), ', '.join(str(t) for t in sorted(unknown, key=str)[:5])))
+    streams = {}
+    for pos, stream, version, eid, tag in rows:
+        streams.setdefault(stream, []).append(version)
+    gappy = [s for s, vs in streams.items() if sorted(vs) != list(range(1, len(vs) + 1))]
+    if gappy:
+        problems.append('%d streams whose versions are not 1..N, e.g. %s'
+                        % (len(gappy), ', '.join(sorted(gappy)[:3])))
+    return problems, aborted
+
+
+def kind_of(tag):
+    if not tag:
+        return '?'
+    return tag.split('/')[0].rsplit('-', 1)[0]
+
+
+def check_seen(name, seen, rows, aborted):
+    """One reader's record against the final table."""
+    table = {r[0]: (r[3], r[4]) for r in rows}
+    positions = [s[0] for s in seen]
+    seen_set = set(positions)
+    out_of_order = sum(1 for a, b in zip(positions, positions[1:]) if b <= a)
+    duplicates = len(positions) - len(seen_set)
+    missed = sorted(p for p in table if p not in seen_set)
+    not_in_table = [s for s in seen if s[0] not in table]
+    aborted_seen = [s for s in not_in_table if s[2] in aborted]
+    mismatched = [s for s in seen if s[0] in table and table[s[0]] != (s[1], s[2])]
+    missed_kinds = {}
+    for p in missed:
+        k = kind_of(table[p][1])
+        missed_kinds[k] = missed_kinds.get(k, 0) + 1
+    fig = {
+        'reader': name,
+        'seen': len(positions),
+        'expected': len(table),
+        'missed': len(missed),
+        'duplicates': duplicates,
+        'out_of_order': out_of_order,
+        'aborted_seen': len(aborted_seen),
+        'not_in_table': len(not_in_table),
+        'mismatched': len(mismatched),
+        'missed_by_kind': missed_kinds,
+        'first_missed': [[p, table[p][1]] for p in missed[:10]],
+    }
+    problems = []
+    if missed:
+        problems.append('%s missed %d of %d committed events (by writer kind: %s), first: %s'
+                        % (name, len(missed), len(table),
+                           ', '.join('%s %d' % kv for kv in sorted(missed_kinds.items())),
+                           ', '.join('%d (%s)' % (p, table[p][1]) for p in missed[:5])))
+    if duplicates:
+        problems.append('%s saw %d events more than once' % (name, duplicates))
+    if out_of_order:
+        problems.append('%s saw positions out of order %d times' % (name, out_of_order))
+    if aborted_seen:
+        problems.append('%s saw %d events of aborted transactions, first: %s'
+                        % (name, len(aborted_seen),
+                           ', '.join('%d (%s)' % (s[0], s[2]) for s in aborted_seen[:5])))
+    if len(not_in_table) > len(aborted_seen):
+        problems.append('%s saw %d events that are not in es_events and belong to no '
+                        'aborted transaction' % (name, len(not_in_table) - len(aborted_seen)))
+    if mismatched:
+        problems.append('%s saw %d events whose id or tag differ from the table\'s'
+                        % (name, len(mismatched)))
+    return fig, problems
+
+
+def main():
+    ap = argparse.ArgumentParser(description=__doc__.split('\n')[0])
+    ap.add_argument('--host', default=os.environ.get('PGHOST'))
+    ap.add_argument('--port', default=os.environ.get('PGPORT'))
+    ap.add_argument('--user', default=os.environ.get('PGUSER'))
+    ap.add_argument('--admin-db', default='postgres',
+                    help='database to connect to for CREATE DATABASE (postgres)')
+    ap.add_argument('--prefix', default='feed_checker',
+                    help='name prefix of the two databases (feed_checker)')
+    soak = os.environ.get('ES_SOAK', '') not in ('', '0')
+    ap.add_argument('--seconds', type=float,
+                    default=float(os.environ.get('ES_FEED_SECONDS') or (300 if soak else 30)))
+    ap.add_argument('--drain-timeout', type=float, default=120.0)
+    ap.add_argument('--mix', default=None,
+                    help='writers, e.g. single=2,insert=1,twin-insert=1 (default: the full mix)')
+    ap.add_argument('--rc-followers', type=int, default=2,
+                    help='READ COMMITTED followers of the main database (2)')
+    ap.add_argument('--seed', default=None)
+    ap.add_argument('--label', default='')
+    ap.add_argument('--figures', default=None, help='append the figures to this file')
+    ap.add_argument('--json', default=None, help='write a summary to this file')
+    ap.add_argument('--keep', action='store_true', help='keep the databases')
+    args = ap.parse_args()
+    args.conn = {k: v for k, v in (('host', args.host), ('port', args.port),
+                                   ('user', args.user)) if v}
+    args.seed = args.seed or str(random.randrange(1 << 30))
+
+    mix = DEFAULT_MIX
+    if args.mix:
+        want = dict((kv.split('=')[0], int(kv.split('=')[1])) for kv in args.mix.split(','))
+        mix = [(k, 'twin' if k.startswith('twin-') else 'main', n)
+               for k, n in want.items() if n > 0]
+        for k, _, _ in mix:
+            if not hasattr(Writer, 'step_' + k.replace('twin-', 'twin_')):
+                ap.error('unknown writer kind %s' % k)
+
+    run = Run(args)
+    t_start = time.monotonic()
+    try:
+        setup(run)
+    except Exception as exc:
+        print('feed checker: setup failed: %s' % exc, file=sys.stderr)
+        return 2
+
+    writers = []
+    for kind, db, n in mix:
+        for i in range(1, n + 1):
+            writers.append(Writer(run, kind, db, i))
+    followers = [Follower(run, 'follower-rc-%d' % i, 'main', 'rc')
+                 for i in range(1, args.rc_followers + 1)]
+    followers += [
+                 Follower(run, 'follower-rr-page', 'main', 'rr_page'),
+                 Follower(run, 'follower-rr-multi', 'main', 'rr_multi'),
+                 Follower(run, 'twin-follower-rc', 'twin', 'rc')]
+    applier = None if run.preloaded else Applier(run)
+
+    print('feed checker %s: es_pg %s, %s, %.0f s, %d writers, seed %s; databases %s '
+          '(OID %d) and %s (OID %d, slot %d, %d tries)'
+          % (args.label, run.es_version,
+             'preloaded' if run.preloaded else 'not preloaded', args.seconds,
+             len(writers), args.seed, run.dsn['main'], run.oids['main'], run.dsn['twin'],
+             run.oids['twin'], run.oids['main'] % SLOTS, run.oids['tries']), flush=True)
+
+    run.deadline = time.monotonic() + args.seconds
+    for t in followers + writers + ([applier] if applier else []):
+        t.start()
+
+    problems = []
+    hung = []
+    for w in writers:
+        w.join(max(1.0, run.time_left() + 120))
+        if w.is_alive():
+            hung.append(w.label)
+    t_writers = time.monotonic()
+    if hung:
+        problems.append('writers did not finish within 120 s of the deadline: %s'
+                        % ', '.join(hung))
+
+    heads = {}
+    tables = {}
+    for db in ('main', 'twin'):
+        tables[db], heads[db] = final_table(run, db)
+    run.drain_started = time.monotonic()
+    for db in ('main', 'twin'):
+        run.drain_target[db] = max([r[0] for r in tables[db]] + [0])
+    for f in followers:
+        f.join(args.drain_timeout + 30)
+    projection_seen, projection_status = wait_projection(run, run.drain_target['main'], applier)
+    run.stop_readers.set()
+    for f in followers:
+        f.join(10)
+    if applier:
+        applier.join(30)
+    t_drained = time.monotonic()
+
+    # what the writers did
+    kinds = {}
+    for w in writers:
+        k = kinds.setdefault(w.kind, {'writers': 0, 'tx_committed': 0, 'tx_aborted': 0,
+                                      'events_committed': 0, 'events_aborted': 0})
+        k['writers'] += 1
+        k['tx_committed'] += w.tx_committed
+        k['tx_aborted'] += w.tx_aborted
+        k['events_committed'] += len(w.committed)
+        k['events_aborted'] += len(w.aborted)
+        if w.error:
+            problems.append('writer %s failed: %s' % (w.label, w.error))
+
+    readers = []
+    for db in ('main', 'twin'):
+        dbw = [w for w in writers if w.db == db]
+        p, aborted = check_table(tables[db], dbw)
+        problems += ['%s database: %s' % (db, x) for x in p]
+        if heads[db] != max([r[0] for r in tables[db]] + [0]):
+            problems.append('%s database: es_head_position() is %d, the highest position %d'
+                            % (db, heads[db], max([r[0] for r in tables[db]] + [0])))
+        for f in followers:
+            if f.db != db:
+                continue
+            if f.error:
+                problems.append('%s failed: %s' % (f.label, f.error))
+            if f.is_alive() or f.stuck is not None:
+                problems.append('%s did not reach the head %d within %.0f s (stuck at %s)'
+                                % (f.label, run.drain_target[db], args.drain_timeout, f.stuck))
+            fig, p = check_seen(f.label, f.seen, tables[db], aborted)
+            fig['pages'] = f.pages
+            fig['transactions'] = f.transactions
+            readers.append(fig)
+            problems += p
+        if db == 'main':
+            name = 'projection-%s' % ('worker' if run.preloaded else 'apply')
+            if applier is not None and applier.error:
+                problems.append('the projection applier failed: %s' % applier.error)
+            pos, state, err = projection_status
+            if pos is None or pos < run.drain_target['main']:
+                problems.append('the async projection did not reach the head %d '
+                                '(position %s, state %s, error %s)'
+                                % (run.drain_target['main'], pos, state, err))
+            fig, p = check_seen(name, projection_seen, tables[db], aborted)
+            readers.append(fig)
+            problems += p
+
+    leftover = []
+    try:
+        leftover = teardown(run)
+    except Exception as exc:
+        problems.append('teardown failed: %s' % exc)
+    if leftover:
+        problems.append('prepared transactions left behind (rolled back now): %s'
+                        % ', '.join(leftover))
+
+    t_end = time.monotonic()
+    events_main = len(tables['main'])
+    events_twin = len(tables['twin'])
+    summary = {
+        'label': args.label,
+        'es_pg': run.es_version,
+        'preloaded': run.preloaded,
+        'seconds': args.seconds,
+        'seed': args.seed,
+        'oids': run.oids,
+        'kinds': kinds,
+        'events': {'main': events_main, 'twin': events_twin},
+        'committed_events': sum(len(w.committed) for w in writers),
+        'aborted_events': sum(len(w.aborted) for w in writers),
+        'committed_tx': sum(w.tx_committed for w in writers),
+        'aborted_tx': sum(w.tx_aborted for w in writers),
+        'readers': readers,
+        'problems': problems,
+        'ok': not problems,
+        'elapsed': {'total': round(t_end - t_start, 1),
+                    'writers': round(t_writers - t_start, 1),
+                    'drain': round(t_drained - t_writers, 1)},
+    }
+    text = report(summary)
+    print(text, flush=True)
+    if args.figures:
+        with open(args.figures, 'a') as fh:
+            fh.write(text + '\n')
+    if args.json:
+        with open(args.json, 'w') as fh:
+            json.dump(summary, fh, indent=1)
+    return 0 if not problems else 1
+
+
+def report(s):
+    lines = []
+    lines.append('# feed checker%s: es_pg %s, %s, writers for %.0f s, seed %s; '
+                 '%.1f s in all (drain %.1f s)'
+                 % (' ' + s['label'] if s['label'] else '', s['es_pg'],
+                    'preloaded' if s['preloaded'] else 'not preloaded', s['seconds'],
+                    s['seed'], s['elapsed']['total'], s['elapsed']['drain']))
+    lines.append('%-12s %7s %9s %9s %9s %9s' % ('writer kind', 'writers', 'tx ok', 'tx abort',
+                                                'ev ok', 'ev abort'))
+    for kind, k in s['kinds'].items():
+        lines.append('%-12s %7d %9d %9d %9d %9d' % (kind, k['writers'], k['tx_committed'],
+                                                    k['tx_aborted'], k['events_committed'],
+                                                    k['events_aborted']))
+    lines.append('%-12s %7s %9d %9d %9d %9d' % ('all', '', s['committed_tx'], s['aborted_tx'],
+                                                s['committed_events'], s['aborted_events']))
+    lines.append('events at the end: %d in the main database, %d in the twin'
+                 % (s['events']['main'], s['events']['twin']))
+    lines.append('%-18s %8s %8s %8s %6s %6s %8s %8s %8s'
+                 % ('reader', 'expected', 'seen', 'missed', 'dup', 'order', 'aborted',
+                    'unknown', 'mismatch'))
+    for r in s['readers']:
+        lines.append('%-18s %8d %8d %8d %6d %6d %8d %8d %8d'
+                     % (r['reader'], r['expected'], r['seen'], r['missed'], r['duplicates'],
+                        r['out_of_order'], r['aborted_seen'],
+                        r['not_in_table'] - r['aborted_seen'], r['mismatched']))
+    if s['problems']:
+        lines.append('FAILED, %d problem(s):' % len(s['problems']))
+        lines += ['  - ' + p.replace('\n', '\n    ') for p in s['problems']]
+    else:
+        lines.append('ok: every reader saw every committed event once, in order, '
+                     'and nothing else; every acknowledged commit is stored, nothing '
+                     'rolled back is')
+    return '\n'.join(lines)
+
+
+if __name__ == '__main__':
+    sys.exit(main())
