@@ -54,6 +54,7 @@ could not run.  Python 3 with Debian's psycopg2 (python3-psycopg2).
 """
 
 import argparse
+import array
 import base64
 import io
 import json
@@ -431,7 +432,7 @@ class Follower(threading.Thread):
         self.db = db
         self.mode = mode            # rc, rr_page, rr_multi
         self.rng = random.Random('%s/%s' % (run.args.seed, label))
-        self.seen = []              # (position, event_id, tag) in order
+        self.seen = Seen()
         self.pages = 0
         self.transactions = 0
         self.stuck = None
@@ -441,7 +442,7 @@ class Follower(threading.Thread):
         cur.execute(self.SQL, (last, PAGE))
         rows = cur.fetchall()
         self.pages += 1
-        self.seen.extend(rows)
+        self.seen.add(rows)
         return rows[-1][0] if rows else last, len(rows)
 
     def run(self):
@@ -616,7 +617,7 @@ def wait_projection(run, head, applier):
         time.sleep(0.05)
     cur.execute('SELECT seq, global_position, event_id::text, tag '
                 'FROM checker_projection_seen ORDER BY seq')
-    rows = [(r[1], r[2], r[3]) for r in cur.fetchall()]
+    rows = Seen((r[1], r[2], r[3]) for r in cur.fetchall())
     conn.close()
     return rows, status
 
@@ -684,20 +685,41 @@ def kind_of(tag):
     return tag.split('/')[0].rsplit('-', 1)[0]
 
 
+class Seen:
+    """What one reader got, in order, kept compact (a soak run reads
+    millions of events): the positions, and hashes of (event id, tag) and of
+    the tag."""
+
+    def __init__(self, rows=()):
+        self.pos = array.array('q')
+        self.sig = array.array('q')
+        self.tag = array.array('q')
+        self.add(rows)
+
+    def add(self, rows):
+        for pos, eid, tag in rows:
+            self.pos.append(pos)
+            self.sig.append(hash((eid, tag)))
+            self.tag.append(hash(tag))
+
+
 def check_seen(name, seen, rows, aborted):
     """One reader's record against the final table."""
-    table = {r[0]: (r[3], r[4]) for r in rows}
-    positions = [s[0] for s in seen]
+    table = {r[0]: hash((r[3], r[4])) for r in rows}
+    tags = {r[0]: r[4] for r in rows}
+    aborted_by_hash = {hash(t): t for t in aborted}
+    positions = seen.pos
     seen_set = set(positions)
     out_of_order = sum(1 for a, b in zip(positions, positions[1:]) if b <= a)
     duplicates = len(positions) - len(seen_set)
     missed = sorted(p for p in table if p not in seen_set)
-    not_in_table = [s for s in seen if s[0] not in table]
-    aborted_seen = [s for s in not_in_table if s[2] in aborted]
-    mismatched = [s for s in seen if s[0] in table and table[s[0]] != (s[1], s[2])]
+    not_in_table = [i for i, p in enumerate(positions) if p not in table]
+    aborted_seen = [(positions[i], aborted_by_hash[seen.tag[i]]) for i in not_in_table
+                    if seen.tag[i] in aborted_by_hash]
+    mismatched = [p for p, h in zip(positions, seen.sig) if p in table and table[p] != h]
     missed_kinds = {}
     for p in missed:
-        k = kind_of(table[p][1])
+        k = kind_of(tags[p])
         missed_kinds[k] = missed_kinds.get(k, 0) + 1
     fig = {
         'reader': name,
@@ -710,14 +732,14 @@ def check_seen(name, seen, rows, aborted):
         'not_in_table': len(not_in_table),
         'mismatched': len(mismatched),
         'missed_by_kind': missed_kinds,
-        'first_missed': [[p, table[p][1]] for p in missed[:10]],
+        'first_missed': [[p, tags[p]] for p in missed[:10]],
     }
     problems = []
     if missed:
         problems.append('%s missed %d of %d committed events (by writer kind: %s), first: %s'
                         % (name, len(missed), len(table),
                            ', '.join('%s %d' % kv for kv in sorted(missed_kinds.items())),
-                           ', '.join('%d (%s)' % (p, table[p][1]) for p in missed[:5])))
+                           ', '.join('%d (%s)' % (p, tags[p]) for p in missed[:5])))
     if duplicates:
         problems.append('%s saw %d events more than once' % (name, duplicates))
     if out_of_order:
@@ -725,7 +747,7 @@ def check_seen(name, seen, rows, aborted):
     if aborted_seen:
         problems.append('%s saw %d events of aborted transactions, first: %s'
                         % (name, len(aborted_seen),
-                           ', '.join('%d (%s)' % (s[0], s[2]) for s in aborted_seen[:5])))
+                           ', '.join('%d (%s)' % a for a in aborted_seen[:5])))
     if len(not_in_table) > len(aborted_seen):
         problems.append('%s saw %d events that are not in es_events and belong to no '
                         'aborted transaction' % (name, len(not_in_table) - len(aborted_seen)))
@@ -733,6 +755,55 @@ def check_seen(name, seen, rows, aborted):
         problems.append('%s saw %d events whose id or tag differ from the table\'s'
                         % (name, len(mismatched)))
     return fig, problems
+
+
+def self_test():
+    """Show that each check fires: feed the checks records that are wrong
+    in one way each, and a table that is wrong in one way each."""
+    class W:
+        def __init__(self, committed, aborted):
+            self.committed, self.aborted = committed, aborted
+    rows = [(p, 's', p, 'id%d' % p, 'single-1/%d/1' % p) for p in range(1, 11)]
+    good = [(r[0], r[3], r[4]) for r in rows]
+    aborted_ev = (11, 'id11', 'rollback-1/1/1')
+    aborted = {'rollback-1/1/1'}
+    cases = [
+        ('a faithful follower', good, {}),
+        ('one skipped', good[:4] + good[5:], {'missed': 1}),
+        ('one twice', good[:5] + good[4:], {'duplicates': 1, 'out_of_order': 1}),
+        ('two swapped', good[:3] + [good[4], good[3]] + good[5:], {'out_of_order': 1}),
+        ('an aborted event', good + [aborted_ev], {'aborted_seen': 1, 'not_in_table': 1}),
+        ('an invented event', good + [(12, 'id12', 'nobody')], {'not_in_table': 1}),
+        ('another id', good[:2] + [(3, 'other', good[2][2])] + good[3:], {'mismatched': 1}),
+    ]
+    failures = 0
+    for name, seen, want in cases:
+        fig, problems = check_seen(name, Seen(seen), rows, aborted)
+        got = {k: fig[k] for k in ('missed', 'duplicates', 'out_of_order', 'aborted_seen',
+                                   'not_in_table', 'mismatched') if fig[k]}
+        if got != want or bool(problems) != bool(want):
+            failures += 1
+            print('self-test: %s: got %s, want %s' % (name, got, want))
+    committed = [(r[4], 's', r[2]) for r in rows]
+    table_cases = [
+        ('a faithful table', rows, []),
+        ('a lost commit', rows[:-1], ['missing from es_events']),
+        ('a rolled-back event stored', rows + [(11, 's', 11, 'id11', 'rollback-1/1/1')],
+         ['rolled-back transactions are in es_events']),
+        ('an event nobody wrote', rows + [(11, 's', 11, 'id11', 'nobody/1/1')],
+         ['no writer wrote']),
+        ('a version gap', rows[:4] + [(5, 's', 6, 'id5', 'single-1/5/1')] + rows[5:],
+         ['not at the stream and version', 'versions are not 1..N']),
+    ]
+    for name, table, want in table_cases:
+        problems, _ = check_table(table, [W(committed, ['rollback-1/1/1'])])
+        if len(problems) != len(want) or not all(
+                any(w in p for p in problems) for w in want):
+            failures += 1
+            print('self-test: %s: got %s, want %s' % (name, problems, want))
+    print('self-test: %d of %d cases as expected'
+          % (len(cases) + len(table_cases) - failures, len(cases) + len(table_cases)))
+    return 1 if failures else 0
 
 
 def main():
@@ -757,7 +828,11 @@ def main():
     ap.add_argument('--figures', default=None, help='append the figures to this file')
     ap.add_argument('--json', default=None, help='write a summary to this file')
     ap.add_argument('--keep', action='store_true', help='keep the databases')
+    ap.add_argument('--self-test', action='store_true',
+                    help='check the checks on made-up records, without a server')
     args = ap.parse_args()
+    if args.self_test:
+        return self_test()
     args.conn = {k: v for k, v in (('host', args.host), ('port', args.port),
                                    ('user', args.user)) if v}
     args.seed = args.seed or str(random.randrange(1 << 30))
@@ -908,6 +983,7 @@ def main():
         'elapsed': {'total': round(t_end - t_start, 1),
                     'writers': round(t_writers - t_start, 1),
                     'drain': round(t_drained - t_writers, 1)},
+        'peak_rss_mb': peak_rss_mb(),
     }
     text = report(summary)
     print(text, flush=True)
@@ -920,13 +996,25 @@ def main():
     return 0 if not problems else 1
 
 
+def peak_rss_mb():
+    try:
+        with open('/proc/self/status') as fh:
+            for line in fh:
+                if line.startswith('VmHWM:'):
+                    return int(line.split()[1]) // 1024
+    except OSError:
+        pass
+    return None
+
+
 def report(s):
     lines = []
     lines.append('# feed checker%s: es_pg %s, %s, writers for %.0f s, seed %s; '
-                 '%.1f s in all (drain %.1f s)'
+                 '%.1f s in all (drain %.1f s), %s MB'
                  % (' ' + s['label'] if s['label'] else '', s['es_pg'],
                     'preloaded' if s['preloaded'] else 'not preloaded', s['seconds'],
-                    s['seed'], s['elapsed']['total'], s['elapsed']['drain']))
+                    s['seed'], s['elapsed']['total'], s['elapsed']['drain'],
+                    s['peak_rss_mb']))
     lines.append('%-12s %7s %9s %9s %9s %9s' % ('writer kind', 'writers', 'tx ok', 'tx abort',
                                                 'ev ok', 'ev abort'))
     for kind, k in s['kinds'].items():
