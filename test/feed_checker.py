@@ -703,11 +703,21 @@ class Seen:
             self.tag.append(hash(tag))
 
 
-def check_seen(name, seen, rows, aborted):
+class Expected:
+    """The final table as the readers should have seen it: position ->
+    hash of (event id, tag), position -> tag; and the aborted tags."""
+
+    def __init__(self, rows, aborted):
+        self.sig = {r[0]: hash((r[3], r[4])) for r in rows}
+        self.tags = {r[0]: r[4] for r in rows}
+        self.aborted_by_hash = {hash(t): t for t in aborted}
+
+
+def check_seen(name, seen, expected):
     """One reader's record against the final table."""
-    table = {r[0]: hash((r[3], r[4])) for r in rows}
-    tags = {r[0]: r[4] for r in rows}
-    aborted_by_hash = {hash(t): t for t in aborted}
+    table = expected.sig
+    tags = expected.tags
+    aborted_by_hash = expected.aborted_by_hash
     positions = seen.pos
     seen_set = set(positions)
     out_of_order = sum(1 for a, b in zip(positions, positions[1:]) if b <= a)
@@ -778,7 +788,7 @@ def self_test():
     ]
     failures = 0
     for name, seen, want in cases:
-        fig, problems = check_seen(name, Seen(seen), rows, aborted)
+        fig, problems = check_seen(name, Seen(seen), Expected(rows, aborted))
         got = {k: fig[k] for k in ('missed', 'duplicates', 'out_of_order', 'aborted_seen',
                                    'not_in_table', 'mismatched') if fig[k]}
         if got != want or bool(problems) != bool(want):
@@ -922,6 +932,7 @@ def main():
     for db in ('main', 'twin'):
         dbw = [w for w in writers if w.db == db]
         p, aborted = check_table(tables[db], dbw)
+        expected = Expected(tables[db], aborted)
         problems += ['%s database: %s' % (db, x) for x in p]
         if heads[db] != max([r[0] for r in tables[db]] + [0]):
             problems.append('%s database: es_head_position() is %d, the highest position %d'
@@ -934,7 +945,7 @@ def main():
             if f.is_alive() or f.stuck is not None:
                 problems.append('%s did not reach the head %d within %.0f s (stuck at %s)'
                                 % (f.label, run.drain_target[db], args.drain_timeout, f.stuck))
-            fig, p = check_seen(f.label, f.seen, tables[db], aborted)
+            fig, p = check_seen(f.label, f.seen, expected)
             fig['pages'] = f.pages
             fig['transactions'] = f.transactions
             readers.append(fig)
@@ -948,7 +959,7 @@ def main():
                 problems.append('the async projection did not reach the head %d '
                                 '(position %s, state %s, error %s)'
                                 % (run.drain_target['main'], pos, state, err))
-            fig, p = check_seen(name, projection_seen, tables[db], aborted)
+            fig, p = check_seen(name, projection_seen, expected)
             readers.append(fig)
             problems += p
 
