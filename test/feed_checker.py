@@ -24,12 +24,13 @@ their own (so each knows its next version):
              one transaction in ten rolled back as a whole
   twophase   PREPARE TRANSACTION of appends (one in four a direct INSERT),
              then COMMIT PREPARED or ROLLBACK PREPARED
-  long       appends, then the transaction stays open 0.3 to 1.5 s
+  long       an append, then the transaction stays open 0.3 to 1 s before
+             a second append and COMMIT (and a pause of 1.5 to 3 s)
   twin-insert, twin-append
              direct INSERT / COPY, and appends, in the twin database
 
 Readers page es_read_all(last, 100) from the last position they received:
-a READ COMMITTED follower, a REPEATABLE READ follower with one transaction
+two READ COMMITTED followers, a REPEATABLE READ follower with one transaction
 per page, a REPEATABLE READ follower that reads up to 10 pages per
 transaction, a follower of the twin database, and an async projection whose
 handler records every event it is given (applied by the background worker
@@ -114,7 +115,6 @@ class Run:
         self.run_id = uuid.uuid4().hex[:8]
         self.deadline = None
         self.preloaded = False
-        self.lock = threading.Lock()
         self.drain_target = {}      # database -> head position to drain to
         self.drain_started = None
         self.stop_readers = threading.Event()
@@ -140,7 +140,9 @@ class Writer(threading.Thread):
     Every event gets a tag, writer/transaction/index, stored in its data
     (in its metadata for TOASTed events, whose data is large) and turned
     into its event id where the caller may give one.  The writer keeps what
-    it was told: committed events (tag, stream, version) and aborted tags.
+    it was told, compactly (a soak run writes millions of events): per
+    transaction the stream, first version and event indexes of what was
+    committed, and the indexes of what was rolled back.
     """
 
     def __init__(self, run, kind, db, index):
@@ -152,8 +154,10 @@ class Writer(threading.Thread):
         self.rng = random.Random('%s/%s/%s' % (run.args.seed, kind, index))
         self.versions = {}          # stream -> committed version
         self.streams = ['%s-%s-%d' % (run.run_id, self.label, i) for i in range(3)]
-        self.committed = []         # (tag, stream, version)
-        self.aborted = []           # tags
+        self.committed = []         # (txn, stream, first version, indexes)
+        self.aborted = []           # (txn, indexes)
+        self.events_committed = 0
+        self.events_aborted = 0
         self.tx_committed = 0
         self.tx_aborted = 0
         self.txn = 0
@@ -227,14 +231,36 @@ class Writer(threading.Thread):
         cur.close()
         return v + len(tags)
 
+    @staticmethod
+    def indexes(tags):
+        return tuple(int(t[t.rindex('/') + 1:]) for t in tags)
+
     def done(self, stream, first, tags, commit):
         """Record a finished transaction's events on one stream."""
         if commit:
-            for k, tag in enumerate(tags):
-                self.committed.append((tag, stream, first + k))
+            self.committed.append((self.txn, stream, first, self.indexes(tags)))
             self.versions[stream] = first + len(tags) - 1
+            self.events_committed += len(tags)
         else:
-            self.aborted.extend(tags)
+            self.abort(tags)
+
+    def abort(self, tags):
+        if tags:
+            self.aborted.append((self.txn, self.indexes(tags)))
+            self.events_aborted += len(tags)
+
+    def acks(self):
+        """(tag, stream, version, committed) of every event it wrote."""
+        for txn, stream, first, idx in self.committed:
+            for k, i in enumerate(idx):
+                yield '%s/%d/%d' % (self.label, txn, i), stream, first + k, True
+        for tag in self.aborted_tags():
+            yield tag, None, None, False
+
+    def aborted_tags(self):
+        for txn, idx in self.aborted:
+            for i in idx:
+                yield '%s/%d/%d' % (self.label, txn, i)
 
     def run(self):
         try:
@@ -326,8 +352,8 @@ class Writer(threading.Thread):
         self.q('ROLLBACK')
         self.done(stream, v + 1, tags, False)
         self.tx_aborted += 1
-        # give its committing writers a stream to follow too: every tenth
-        # transaction commits, so the stream's versions keep moving
+        # every tenth time, commit an append too, so that later rolled-back
+        # appends take versions that committed events hold
         if self.txn % 10 == 0:
             tag = self.tag(99)
             self.append_one(stream, v, tag)
@@ -353,13 +379,13 @@ class Writer(threading.Thread):
                 v += 1
         if self.rng.random() < 0.1:
             self.q('ROLLBACK')
-            self.aborted.extend(kept + dropped)
+            self.abort(kept + dropped)
             self.tx_aborted += 1
         else:
             self.q('COMMIT')
             if kept:
                 self.done(stream, start + 1, kept, True)
-            self.aborted.extend(dropped)
+            self.abort(dropped)
             self.tx_committed += 1
 
     def step_twophase(self):
@@ -599,7 +625,8 @@ def teardown(run):
 
 
 def wait_projection(run, head, applier):
-    """Wait until the async projection has applied everything up to head."""
+    """Wait until the async projection has applied everything up to head,
+    then read what its handler recorded."""
     conn = run.connect('main', 'projection-wait')
     cur = conn.cursor()
     t0 = time.monotonic()
@@ -615,68 +642,41 @@ def wait_projection(run, head, applier):
         if applier is not None and not applier.is_alive():
             break
         time.sleep(0.05)
-    cur.execute('SELECT seq, global_position, event_id::text, tag '
+    conn.autocommit = False
+    cur = conn.cursor(name='projection_seen')
+    cur.itersize = 20000
+    cur.execute('SELECT global_position, event_id::text, tag '
                 'FROM checker_projection_seen ORDER BY seq')
-    rows = Seen((r[1], r[2], r[3]) for r in cur.fetchall())
+    seen = Seen(cur)
+    conn.rollback()
     conn.close()
-    return rows, status
+    return seen, status
 
 
-def final_table(run, db):
-    conn = run.connect(db, 'final')
-    cur = conn.cursor()
-    cur.execute('SELECT global_position, stream_id, version, event_id::text, '
-                "coalesce(metadata->>'tag', data->>'tag') "
-                'FROM es_events ORDER BY global_position')
-    rows = cur.fetchall()
-    cur.execute('SELECT es_head_position()')
-    head = cur.fetchone()[0]
-    conn.close()
-    return rows, head
+def sig32(event_id, tag):
+    return hash((event_id, tag)) & 0xffffffff
 
 
-def check_table(rows, writers):
-    """The final table against what the writers were told."""
-    problems = []
-    by_tag = {}
-    dup_tags = 0
-    for pos, stream, version, eid, tag in rows:
-        if tag in by_tag:
-            dup_tags += 1
-        by_tag[tag] = (pos, stream, version, eid)
-    if dup_tags:
-        problems.append('%d tags appear more than once in es_events' % dup_tags)
-    committed = {}
-    aborted = set()
-    for w in writers:
-        for tag, stream, version in w.committed:
-            committed[tag] = (stream, version, w)
-        aborted.update(w.aborted)
-    lost = [t for t in committed if t not in by_tag]
-    moved = [t for t, (s, v, _) in committed.items()
-             if t in by_tag and by_tag[t][1:3] != (s, v)]
-    resurrected = [t for t in aborted if t in by_tag]
-    unknown = [t for t in by_tag if t not in committed and t not in aborted]
-    if lost:
-        problems.append('%d acknowledged events are missing from es_events, e.g. %s'
-                        % (len(lost), ', '.join(sorted(lost)[:5])))
-    if moved:
-        problems.append('%d events are not at the stream and version their writer got, e.g. %s'
-                        % (len(moved), ', '.join(sorted(moved)[:5])))
-    if resurrected:
-        problems.append('%d events of rolled-back transactions are in es_events, e.g. %s'
-                        % (len(resurrected), ', '.join(sorted(resurrected)[:5])))
-    if unknown:
-        problems.append('%d events in es_events that no writer wrote, e.g. %s'
-                        % (len(unknown), ', '.join(str(t) for t in sorted(unknown, key=str)[:5])))
-    streams = {}
-    for pos, stream, version, eid, tag in rows:
-        streams.setdefault(stream, []).append(version)
-    gappy = [s for s, vs in streams.items() if sorted(vs) != list(range(1, len(vs) + 1))]
-    if gappy:
-        problems.append('%d streams whose versions are not 1..N, e.g. %s'
-                        % (len(gappy), ', '.join(sorted(gappy)[:3])))
-    return problems, aborted
+def tag32(tag):
+    return hash(tag) & 0xffffffff
+
+
+class Seen:
+    """What one reader got, in order, kept compact (a soak run reads
+    millions of events): positions, and 32-bit hashes of (event id, tag) and
+    of the tag."""
+
+    def __init__(self, rows=()):
+        self.pos = array.array('q')
+        self.sig = array.array('I')
+        self.tag = array.array('I')
+        self.add(rows)
+
+    def add(self, rows):
+        for pos, eid, tag in rows:
+            self.pos.append(pos)
+            self.sig.append(sig32(eid, tag))
+            self.tag.append(tag32(tag))
 
 
 def kind_of(tag):
@@ -685,134 +685,288 @@ def kind_of(tag):
     return tag.split('/')[0].rsplit('-', 1)[0]
 
 
-class Seen:
-    """What one reader got, in order, kept compact (a soak run reads
-    millions of events): the positions, and hashes of (event id, tag) and of
-    the tag."""
-
-    def __init__(self, rows=()):
-        self.pos = array.array('q')
-        self.sig = array.array('q')
-        self.tag = array.array('q')
-        self.add(rows)
-
-    def add(self, rows):
-        for pos, eid, tag in rows:
-            self.pos.append(pos)
-            self.sig.append(hash((eid, tag)))
-            self.tag.append(hash(tag))
-
-
 class Expected:
-    """The final table as the readers should have seen it: position ->
-    hash of (event id, tag), position -> tag; and the aborted tags."""
+    """The final table as every reader should have seen it, in position
+    order, and the hashes of the tags of everything rolled back."""
 
-    def __init__(self, rows, aborted):
-        self.sig = {r[0]: hash((r[3], r[4])) for r in rows}
-        self.tags = {r[0]: r[4] for r in rows}
-        self.aborted_by_hash = {hash(t): t for t in aborted}
+    def __init__(self, rows, aborted_tags, tag_lookup):
+        self.pos = array.array('q')
+        self.sig = array.array('I')
+        self.kind = array.array('B')
+        self.kinds = []
+        index = {}
+        for pos, eid, tag in rows:
+            k = kind_of(tag)
+            if k not in index:
+                index[k] = len(self.kinds)
+                self.kinds.append(k)
+            self.pos.append(pos)
+            self.sig.append(sig32(eid, tag))
+            self.kind.append(index[k])
+        self.aborted = {tag32(t) for t in aborted_tags}
+        self.tag_lookup = tag_lookup    # positions -> {position: tag}
+
+
+class GenReader:
+    """A file-like reader of the lines of a generator, for COPY FROM STDIN."""
+
+    def __init__(self, lines):
+        self.it = iter(lines)
+        self.buf = ''
+
+    def read(self, size=-1):
+        while size < 0 or len(self.buf) < size:
+            try:
+                self.buf += next(self.it)
+            except StopIteration:
+                break
+        if size < 0:
+            size = len(self.buf)
+        out, self.buf = self.buf[:size], self.buf[size:]
+        return out
+
+    readline = read
+
+
+def copy_field(v):
+    if v is None:
+        return '\\N'
+    if v is True or v is False:
+        return 't' if v else 'f'
+    return str(v).replace('\\', '\\\\').replace('\t', '\\t').replace('\n', '\\n')
+
+
+TABLE_CHECKS = [
+    ('tags stand more than once in es_events',
+     'SELECT tag FROM checker_ev GROUP BY tag HAVING count(*) > 1'),
+    ('acknowledged events are missing from es_events',
+     'SELECT a.tag FROM checker_acks a WHERE a.committed '
+     'AND NOT EXISTS (SELECT FROM checker_ev e WHERE e.tag = a.tag)'),
+    ('events are not at the stream and version their writer got',
+     'SELECT a.tag FROM checker_acks a JOIN checker_ev e USING (tag) WHERE a.committed '
+     'AND (e.stream_id, e.version) IS DISTINCT FROM (a.stream_id, a.version)'),
+    ('events of rolled-back transactions are in es_events',
+     'SELECT a.tag FROM checker_acks a JOIN checker_ev e USING (tag) WHERE NOT a.committed'),
+    ('events in es_events that no writer wrote',
+     "SELECT coalesce(e.tag, 'untagged at ' || e.global_position) FROM checker_ev e "
+     'WHERE NOT EXISTS (SELECT FROM checker_acks a WHERE a.tag = e.tag)'),
+    ('streams whose versions are not 1..N',
+     'SELECT stream_id FROM checker_ev GROUP BY stream_id HAVING min(version) <> 1 '
+     'OR max(version) <> count(*) OR count(DISTINCT version) <> count(*)'),
+]
+
+
+def check_table(conn, writers, source='es_events'):
+    """The final table against what the writers were told, in SQL (in the
+    caller's transaction, with temporary tables dropped at its end).
+    Returns the problems, the number of events and the highest position."""
+    cur = conn.cursor()
+    cur.execute('CREATE TEMP TABLE checker_acks (tag text, stream_id text, version bigint, '
+                'committed boolean) ON COMMIT DROP')
+    lines = ('\t'.join(copy_field(f) for f in ack) + '\n'
+             for w in writers for ack in w.acks())
+    cur.copy_expert('COPY checker_acks FROM STDIN', GenReader(lines))
+    cur.execute('CREATE TEMP TABLE checker_ev ON COMMIT DROP AS '
+                'SELECT global_position, stream_id, version, event_id::text AS event_id, '
+                "coalesce(metadata->>'tag', data->>'tag') AS tag FROM " + source)
+    cur.execute('CREATE INDEX ON checker_acks (tag); CREATE INDEX ON checker_ev (tag); '
+                'CREATE UNIQUE INDEX ON checker_ev (global_position); '
+                'ANALYZE checker_acks; ANALYZE checker_ev')
+    problems = []
+    for what, query in TABLE_CHECKS:
+        cur.execute('SELECT count(*), (array_agg(x ORDER BY x))[1:5] FROM (%s) s(x)' % query)
+        n, examples = cur.fetchone()
+        if n:
+            problems.append('%d %s, e.g. %s' % (n, what, ', '.join(examples)))
+    cur.execute('SELECT count(*), coalesce(max(global_position), 0) FROM checker_ev')
+    count, high = cur.fetchone()
+    cur.close()
+    return problems, count, high
+
+
+def load_expected(conn, writers):
+    """Read checker_ev (see check_table) in position order."""
+    def lookup(positions):
+        c = conn.cursor()
+        c.execute('SELECT global_position, tag FROM checker_ev '
+                  'WHERE global_position = ANY(%s)', (list(positions),))
+        found = dict(c.fetchall())
+        c.close()
+        return found
+    cur = conn.cursor(name='checker_ev')
+    cur.itersize = 20000
+    cur.execute('SELECT global_position, event_id, tag FROM checker_ev ORDER BY global_position')
+    expected = Expected(cur, (t for w in writers for t in w.aborted_tags()), lookup)
+    cur.close()
+    return expected
 
 
 def check_seen(name, seen, expected):
-    """One reader's record against the final table."""
-    table = expected.sig
-    tags = expected.tags
-    aborted_by_hash = expected.aborted_by_hash
+    """One reader's record against the final table: a merge of two lists
+    in position order."""
     positions = seen.pos
-    seen_set = set(positions)
-    out_of_order = sum(1 for a, b in zip(positions, positions[1:]) if b <= a)
-    duplicates = len(positions) - len(seen_set)
-    missed = sorted(p for p in table if p not in seen_set)
-    not_in_table = [i for i, p in enumerate(positions) if p not in table]
-    aborted_seen = [(positions[i], aborted_by_hash[seen.tag[i]]) for i in not_in_table
-                    if seen.tag[i] in aborted_by_hash]
-    mismatched = [p for p, h in zip(positions, seen.sig) if p in table and table[p] != h]
+    out_of_order = sum(1 for i in range(1, len(positions))
+                       if positions[i] <= positions[i - 1])
+    order = range(len(positions))
+    if out_of_order:
+        order = sorted(order, key=positions.__getitem__)
+    table = expected.pos
+    n = len(table)
+    i = 0
+    prev = None
+    duplicates = mismatched = missed = 0
+    first_missed = []
     missed_kinds = {}
-    for p in missed:
-        k = kind_of(tags[p])
+    not_in_table = []
+    aborted_seen = []
+
+    def miss(i):
+        nonlocal missed
+        missed += 1
+        k = expected.kinds[expected.kind[i]]
         missed_kinds[k] = missed_kinds.get(k, 0) + 1
+        if len(first_missed) < 10:
+            first_missed.append(table[i])
+
+    for j in order:
+        p = positions[j]
+        if p == prev:
+            duplicates += 1
+            continue
+        prev = p
+        while i < n and table[i] < p:
+            miss(i)
+            i += 1
+        if i < n and table[i] == p:
+            if expected.sig[i] != seen.sig[j]:
+                mismatched += 1
+            i += 1
+        else:
+            not_in_table.append(p)
+            if seen.tag[j] in expected.aborted:
+                aborted_seen.append(p)
+    while i < n:
+        miss(i)
+        i += 1
+
+    tags = expected.tag_lookup(first_missed) if first_missed else {}
     fig = {
         'reader': name,
         'seen': len(positions),
-        'expected': len(table),
-        'missed': len(missed),
+        'expected': n,
+        'missed': missed,
         'duplicates': duplicates,
         'out_of_order': out_of_order,
         'aborted_seen': len(aborted_seen),
         'not_in_table': len(not_in_table),
-        'mismatched': len(mismatched),
+        'mismatched': mismatched,
         'missed_by_kind': missed_kinds,
-        'first_missed': [[p, tags[p]] for p in missed[:10]],
+        'first_missed': [[p, tags.get(p)] for p in first_missed],
     }
     problems = []
     if missed:
         problems.append('%s missed %d of %d committed events (by writer kind: %s), first: %s'
-                        % (name, len(missed), len(table),
+                        % (name, missed, n,
                            ', '.join('%s %d' % kv for kv in sorted(missed_kinds.items())),
-                           ', '.join('%d (%s)' % (p, tags[p]) for p in missed[:5])))
+                           ', '.join('%d (%s)' % (p, tags.get(p)) for p in first_missed[:5])))
     if duplicates:
         problems.append('%s saw %d events more than once' % (name, duplicates))
     if out_of_order:
         problems.append('%s saw positions out of order %d times' % (name, out_of_order))
     if aborted_seen:
-        problems.append('%s saw %d events of aborted transactions, first: %s'
-                        % (name, len(aborted_seen),
-                           ', '.join('%d (%s)' % a for a in aborted_seen[:5])))
+        problems.append('%s saw %d events of aborted transactions, at positions %s'
+                        % (name, len(aborted_seen), ', '.join(map(str, aborted_seen[:5]))))
     if len(not_in_table) > len(aborted_seen):
         problems.append('%s saw %d events that are not in es_events and belong to no '
-                        'aborted transaction' % (name, len(not_in_table) - len(aborted_seen)))
+                        'aborted transaction, at positions %s'
+                        % (name, len(not_in_table) - len(aborted_seen),
+                           ', '.join(str(p) for p in not_in_table[:5]
+                                     if p not in aborted_seen)))
     if mismatched:
         problems.append('%s saw %d events whose id or tag differ from the table\'s'
-                        % (name, len(mismatched)))
+                        % (name, mismatched))
     return fig, problems
 
 
-def self_test():
+def self_test(args):
     """Show that each check fires: feed the checks records that are wrong
-    in one way each, and a table that is wrong in one way each."""
+    in one way each, and tables that are wrong in one way each (in
+    temporary tables of the server, which need not have es_pg)."""
     class W:
-        def __init__(self, committed, aborted):
-            self.committed, self.aborted = committed, aborted
-    rows = [(p, 's', p, 'id%d' % p, 'single-1/%d/1' % p) for p in range(1, 11)]
+        def __init__(self, acks):
+            self._acks = acks
+
+        def acks(self):
+            return iter(self._acks)
+
+        def aborted_tags(self):
+            return (a[0] for a in self._acks if not a[3])
+
+    # positions 2, 4, ... 20: the odd ones are those of rolled-back appends
+    rows = [(2 * v, 's', v, 'id%d' % v, 'single-1/%d/1' % v) for v in range(1, 11)]
+    aborted_tag = 'rollback-1/1/1'
+    writer = W([(r[4], 's', r[2], True) for r in rows] + [(aborted_tag, None, None, False)])
     good = [(r[0], r[3], r[4]) for r in rows]
-    aborted_ev = (11, 'id11', 'rollback-1/1/1')
-    aborted = {'rollback-1/1/1'}
+    tags = {r[0]: r[4] for r in rows}
+    expected = Expected(good, writer.aborted_tags(),
+                        lambda ps: {p: tags[p] for p in ps if p in tags})
+    failures = 0
     cases = [
         ('a faithful follower', good, {}),
         ('one skipped', good[:4] + good[5:], {'missed': 1}),
+        ('the last skipped', good[:-1], {'missed': 1}),
         ('one twice', good[:5] + good[4:], {'duplicates': 1, 'out_of_order': 1}),
         ('two swapped', good[:3] + [good[4], good[3]] + good[5:], {'out_of_order': 1}),
-        ('an aborted event', good + [aborted_ev], {'aborted_seen': 1, 'not_in_table': 1}),
-        ('an invented event', good + [(12, 'id12', 'nobody')], {'not_in_table': 1}),
-        ('another id', good[:2] + [(3, 'other', good[2][2])] + good[3:], {'mismatched': 1}),
+        ('an aborted event', good[:3] + [(7, 'id', aborted_tag)] + good[3:],
+         {'aborted_seen': 1, 'not_in_table': 1}),
+        ('an aborted event past the end', good + [(21, 'id', aborted_tag)],
+         {'aborted_seen': 1, 'not_in_table': 1}),
+        ('an invented event', good[:3] + [(7, 'id', 'nobody/1/1')] + good[3:],
+         {'not_in_table': 1}),
+        ('another event at a position', good[:2] + [(6, 'id3', 'single-1/99/1')] + good[3:],
+         {'mismatched': 1}),
+        ('another id', good[:2] + [(6, 'other', good[2][2])] + good[3:], {'mismatched': 1}),
     ]
-    failures = 0
     for name, seen, want in cases:
-        fig, problems = check_seen(name, Seen(seen), Expected(rows, aborted))
+        fig, problems = check_seen(name, Seen(seen), expected)
         got = {k: fig[k] for k in ('missed', 'duplicates', 'out_of_order', 'aborted_seen',
                                    'not_in_table', 'mismatched') if fig[k]}
+        want = {k: v for k, v in want.items() if v}
         if got != want or bool(problems) != bool(want):
             failures += 1
             print('self-test: %s: got %s, want %s' % (name, got, want))
-    committed = [(r[4], 's', r[2]) for r in rows]
+
+    conn = psycopg2.connect(dbname=args.admin_db, application_name='feed_checker/self-test',
+                            **args.conn)
     table_cases = [
         ('a faithful table', rows, []),
         ('a lost commit', rows[:-1], ['missing from es_events']),
-        ('a rolled-back event stored', rows + [(11, 's', 11, 'id11', 'rollback-1/1/1')],
+        ('a rolled-back event stored', rows + [(21, 's', 11, 'id11', aborted_tag)],
          ['rolled-back transactions are in es_events']),
-        ('an event nobody wrote', rows + [(11, 's', 11, 'id11', 'nobody/1/1')],
+        ('an event nobody wrote', rows + [(21, 's', 11, 'id11', 'nobody/1/1')],
          ['no writer wrote']),
-        ('a version gap', rows[:4] + [(5, 's', 6, 'id5', 'single-1/5/1')] + rows[5:],
+        ('an event stored twice', rows + [(21, 's', 11, 'id11', rows[0][4])],
+         ['more than once', 'not at the stream and version']),
+        ('a version gap', rows[:4] + [(10, 's', 6, 'id5', rows[4][4])] + rows[5:],
          ['not at the stream and version', 'versions are not 1..N']),
     ]
     for name, table, want in table_cases:
-        problems, _ = check_table(table, [W(committed, ['rollback-1/1/1'])])
+        cur = conn.cursor()
+        cur.execute('CREATE TEMP TABLE checker_fake_events (global_position bigint, '
+                    'stream_id text, version bigint, event_id text, data jsonb, '
+                    'metadata jsonb) ON COMMIT DROP')
+        for pos, stream, version, eid, tag in table:
+            cur.execute('INSERT INTO checker_fake_events VALUES (%s, %s, %s, %s, %s, NULL)',
+                        (pos, stream, version, eid, json.dumps({'tag': tag})))
+        problems, _, _ = check_table(conn, [writer], 'checker_fake_events')
+        conn.rollback()
         if len(problems) != len(want) or not all(
                 any(w in p for p in problems) for w in want):
             failures += 1
             print('self-test: %s: got %s, want %s' % (name, problems, want))
-    print('self-test: %d of %d cases as expected'
-          % (len(cases) + len(table_cases) - failures, len(cases) + len(table_cases)))
+    conn.close()
+    total = len(cases) + len(table_cases)
+    print('self-test: %d of %d cases as expected' % (total - failures, total))
     return 1 if failures else 0
 
 
@@ -842,7 +996,9 @@ def main():
                     help='check the checks on made-up records, without a server')
     args = ap.parse_args()
     if args.self_test:
-        return self_test()
+        args.conn = {k: v for k, v in (('host', args.host), ('port', args.port),
+                                       ('user', args.user)) if v}
+        return self_test(args)
     args.conn = {k: v for k, v in (('host', args.host), ('port', args.port),
                                    ('user', args.user)) if v}
     args.seed = args.seed or str(random.randrange(1 << 30))
@@ -898,13 +1054,26 @@ def main():
         problems.append('writers did not finish within 120 s of the deadline: %s'
                         % ', '.join(hung))
 
-    heads = {}
-    tables = {}
+    # the final tables, against what the writers were told; their
+    # temporary copies stay, in an open transaction, for the readers' checks
+    finals = {}
     for db in ('main', 'twin'):
-        tables[db], heads[db] = final_table(run, db)
+        conn = run.connect(db, 'final')
+        conn.autocommit = False
+        dbw = [w for w in writers if w.db == db]
+        p, count, high = check_table(conn, dbw)
+        problems += ['%s database: %s' % (db, x) for x in p]
+        cur = conn.cursor()
+        cur.execute('SELECT es_head_position()')
+        head = cur.fetchone()[0]
+        cur.close()
+        if head != high:
+            problems.append('%s database: es_head_position() is %d, the highest position %d'
+                            % (db, head, high))
+        finals[db] = (conn, dbw, count, high)
     run.drain_started = time.monotonic()
     for db in ('main', 'twin'):
-        run.drain_target[db] = max([r[0] for r in tables[db]] + [0])
+        run.drain_target[db] = finals[db][3]
     for f in followers:
         f.join(args.drain_timeout + 30)
     projection_seen, projection_status = wait_projection(run, run.drain_target['main'], applier)
@@ -923,20 +1092,16 @@ def main():
         k['writers'] += 1
         k['tx_committed'] += w.tx_committed
         k['tx_aborted'] += w.tx_aborted
-        k['events_committed'] += len(w.committed)
-        k['events_aborted'] += len(w.aborted)
+        k['events_committed'] += w.events_committed
+        k['events_aborted'] += w.events_aborted
         if w.error:
             problems.append('writer %s failed: %s' % (w.label, w.error))
 
+    # what the readers saw, against the final tables
     readers = []
     for db in ('main', 'twin'):
-        dbw = [w for w in writers if w.db == db]
-        p, aborted = check_table(tables[db], dbw)
-        expected = Expected(tables[db], aborted)
-        problems += ['%s database: %s' % (db, x) for x in p]
-        if heads[db] != max([r[0] for r in tables[db]] + [0]):
-            problems.append('%s database: es_head_position() is %d, the highest position %d'
-                            % (db, heads[db], max([r[0] for r in tables[db]] + [0])))
+        conn, dbw, count, high = finals[db]
+        expected = load_expected(conn, dbw)
         for f in followers:
             if f.db != db:
                 continue
@@ -944,7 +1109,7 @@ def main():
                 problems.append('%s failed: %s' % (f.label, f.error))
             if f.is_alive() or f.stuck is not None:
                 problems.append('%s did not reach the head %d within %.0f s (stuck at %s)'
-                                % (f.label, run.drain_target[db], args.drain_timeout, f.stuck))
+                                % (f.label, high, args.drain_timeout, f.stuck))
             fig, p = check_seen(f.label, f.seen, expected)
             fig['pages'] = f.pages
             fig['transactions'] = f.transactions
@@ -955,13 +1120,15 @@ def main():
             if applier is not None and applier.error:
                 problems.append('the projection applier failed: %s' % applier.error)
             pos, state, err = projection_status
-            if pos is None or pos < run.drain_target['main']:
+            if pos is None or pos < high:
                 problems.append('the async projection did not reach the head %d '
-                                '(position %s, state %s, error %s)'
-                                % (run.drain_target['main'], pos, state, err))
+                                '(position %s, state %s, error %s)' % (high, pos, state, err))
             fig, p = check_seen(name, projection_seen, expected)
             readers.append(fig)
             problems += p
+        del expected
+        conn.rollback()
+        conn.close()
 
     leftover = []
     try:
@@ -973,8 +1140,8 @@ def main():
                         % ', '.join(leftover))
 
     t_end = time.monotonic()
-    events_main = len(tables['main'])
-    events_twin = len(tables['twin'])
+    events_main = finals['main'][2]
+    events_twin = finals['twin'][2]
     summary = {
         'label': args.label,
         'es_pg': run.es_version,
@@ -984,8 +1151,8 @@ def main():
         'oids': run.oids,
         'kinds': kinds,
         'events': {'main': events_main, 'twin': events_twin},
-        'committed_events': sum(len(w.committed) for w in writers),
-        'aborted_events': sum(len(w.aborted) for w in writers),
+        'committed_events': sum(w.events_committed for w in writers),
+        'aborted_events': sum(w.events_aborted for w in writers),
         'committed_tx': sum(w.tx_committed for w in writers),
         'aborted_tx': sum(w.tx_aborted for w in writers),
         'readers': readers,
