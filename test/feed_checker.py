@@ -1160,7 +1160,7 @@ def main():
         'ok': not problems,
         'elapsed': {'total': round(t_end - t_start, 1),
                     'writers': round(t_writers - t_start, 1),
-                    'drain': round(t_drained - t_writers, 1)},
+                    'after_writers': round(t_drained - t_writers, 1)},
         'peak_rss_mb': peak_rss_mb(),
     }
     text = report(summary)
@@ -1188,10 +1188,10 @@ def peak_rss_mb():
 def report(s):
     lines = []
     lines.append('# feed checker%s: es_pg %s, %s, writers for %.0f s, seed %s; '
-                 '%.1f s in all (drain %.1f s), %s MB'
+                 '%.1f s in all, %.1f s of them after the writers, %s MB'
                  % (' ' + s['label'] if s['label'] else '', s['es_pg'],
                     'preloaded' if s['preloaded'] else 'not preloaded', s['seconds'],
-                    s['seed'], s['elapsed']['total'], s['elapsed']['drain'],
+                    s['seed'], s['elapsed']['total'], s['elapsed']['after_writers'],
                     s['peak_rss_mb']))
     lines.append('%-12s %7s %9s %9s %9s %9s' % ('writer kind', 'writers', 'tx ok', 'tx abort',
                                                 'ev ok', 'ev abort'))

@@ -78,16 +78,18 @@ max_prepared_transactions = 10
 
 	my $json = "$dir/feed_$tag.json";
 	my ($out, $err) = ('', '');
-	my $t0 = time;
-	IPC::Run::run(
-		[
-			$python, $checker, '--host', $node->host, '--port', $node->port,
-			'--seconds', $seconds, '--label', "060_feed_checker.pl",
-			'--figures', $figfile, '--json', $json
-		],
-		'>', \$out, '2>', \$err,
-		IPC::Run::timeout($seconds + 900));
-	my $rc = $? >> 8;
+	my $rc = eval {
+		IPC::Run::run(
+			[
+				$python, $checker, '--host', $node->host, '--port', $node->port,
+				'--seconds', $seconds, '--label', '060_feed_checker.pl',
+				'--figures', $figfile, '--json', $json
+			],
+			'>', \$out, '2>', \$err,
+			IPC::Run::timeout($seconds + 900));
+		$? >> 8;
+	};
+	$rc = "none: $@" unless defined $rc;
 	note("$mode:\n$out");
 
 	if (!-s $json)
