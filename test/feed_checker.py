@@ -715,14 +715,19 @@ class GenReader:
         self.buf = ''
 
     def read(self, size=-1):
-        while size < 0 or len(self.buf) < size:
+        parts = [self.buf]
+        have = len(self.buf)
+        while size < 0 or have < size:
             try:
-                self.buf += next(self.it)
+                line = next(self.it)
             except StopIteration:
                 break
+            parts.append(line)
+            have += len(line)
+        buf = ''.join(parts)
         if size < 0:
-            size = len(self.buf)
-        out, self.buf = self.buf[:size], self.buf[size:]
+            size = len(buf)
+        out, self.buf = buf[:size], buf[size:]
         return out
 
     readline = read
@@ -769,8 +774,7 @@ def check_table(conn, writers, source='es_events'):
     cur.execute('CREATE TEMP TABLE checker_ev ON COMMIT DROP AS '
                 'SELECT global_position, stream_id, version, event_id::text AS event_id, '
                 "coalesce(metadata->>'tag', data->>'tag') AS tag FROM " + source)
-    cur.execute('CREATE INDEX ON checker_acks (tag); CREATE INDEX ON checker_ev (tag); '
-                'CREATE UNIQUE INDEX ON checker_ev (global_position); '
+    cur.execute('CREATE UNIQUE INDEX ON checker_ev (global_position); '
                 'ANALYZE checker_acks; ANALYZE checker_ev')
     problems = []
     for what, query in TABLE_CHECKS:
@@ -1160,7 +1164,10 @@ def main():
         'ok': not problems,
         'elapsed': {'total': round(t_end - t_start, 1),
                     'writers': round(t_writers - t_start, 1),
-                    'after_writers': round(t_drained - t_writers, 1)},
+                    'after_writers': round(t_end - t_writers, 1),
+                    'table_checks': round(run.drain_started - t_writers, 1),
+                    'drain': round(t_drained - run.drain_started, 1),
+                    'reader_checks': round(t_end - t_drained, 1)},
         'peak_rss_mb': peak_rss_mb(),
     }
     text = report(summary)
@@ -1188,10 +1195,13 @@ def peak_rss_mb():
 def report(s):
     lines = []
     lines.append('# feed checker%s: es_pg %s, %s, writers for %.0f s, seed %s; '
-                 '%.1f s in all, %.1f s of them after the writers, %s MB'
+                 '%.1f s in all, %.1f s of them after the writers (table %.1f, '
+                 'drain %.1f, readers %.1f), %s MB'
                  % (' ' + s['label'] if s['label'] else '', s['es_pg'],
                     'preloaded' if s['preloaded'] else 'not preloaded', s['seconds'],
                     s['seed'], s['elapsed']['total'], s['elapsed']['after_writers'],
+                    s['elapsed']['table_checks'], s['elapsed']['drain'],
+                    s['elapsed']['reader_checks'],
                     s['peak_rss_mb']))
     lines.append('%-12s %7s %9s %9s %9s %9s' % ('writer kind', 'writers', 'tx ok', 'tx abort',
                                                 'ev ok', 'ev abort'))
