@@ -315,7 +315,8 @@ es_chroot_kill() {
 		[ "$(readlink "$p/root" 2>/dev/null)" = "$dir" ] && pids+=("${p#/proc/}")
 	done
 	[ ${#pids[@]} -gt 0 ] || return 0
-	echo "stopping processes left in $dir: ${pids[*]}" >&2
+	echo "stopping what was left running in $dir:" >&2
+	ps -o pid=,args= -p "$(IFS=,; echo "${pids[*]}")" >&2 || true
 	kill -TERM "${pids[@]}" 2>/dev/null || true
 	for ((i = 0; i < 50; i++)); do
 		kill -0 "${pids[@]}" 2>/dev/null || return 0
@@ -444,6 +445,9 @@ es_chroot_run() {
 	cp -L /etc/resolv.conf "$dir/etc/resolv.conf" 2>/dev/null || true
 	mkdir -p "$dir/usr/local/share/ca-certificates"
 	rsync -rL --delete /usr/local/share/ca-certificates/ "$dir/usr/local/share/ca-certificates/" 2>/dev/null || true
+	# what killed runs left in the chroot's /tmp (TAP tests' directories),
+	# but the clusters that ES_KEEP=1 kept
+	find "$dir/tmp" -mindepth 1 -maxdepth 1 ! -name 'es_pg.*' -exec rm -rf --one-file-system {} +
 	# a fresh copy: --delete-excluded also drops the previous run's build
 	# products and logs
 	mkdir -p "$dir$ES_CHROOT_TREE"
