@@ -458,7 +458,8 @@ def main():
     if os.environ.get("BENCH_NOTE"):
         parts += ["> " + os.environ["BENCH_NOTE"], ""]
     if quick:
-        parts += ["> **Quick run**: one short round per figure. Publish the figures of a full run",
+        parts += [f"> **Quick run**: {meta.get('rounds')} short round(s) of {meta.get('seconds')} s "
+                  "per figure. Publish the figures of a full run",
                   "> (`bench/run.sh`) on a quiet machine.", ""]
     parts += [
         "## This run",
