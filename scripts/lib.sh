@@ -43,7 +43,12 @@ if [ -n "${PG_CONFIG:-}" ]; then
 			es_die "PG_MAJOR=$PG_MAJOR, but PG_CONFIG=$PG_CONFIG is PostgreSQL $es_major"
 		fi
 		PG_MAJOR=$es_major
+	else
+		# not installed yet: the major of Debian's path, or the default
+		es_major=$(echo "$PG_CONFIG" | sed -n 's|^/usr/lib/postgresql/\([0-9]*\)/bin/pg_config$|\1|p')
+		PG_MAJOR=${PG_MAJOR:-${es_major:-$ES_DEFAULT_MAJOR}}
 	fi
+	unset es_major
 else
 	ES_PG_CONFIG_GIVEN=""
 	PG_MAJOR=${PG_MAJOR:-$ES_DEFAULT_MAJOR}
@@ -109,7 +114,8 @@ es_spawn() {
 	trap 'es_signal INT 130' INT
 	trap 'es_signal TERM 143' TERM
 	trap 'es_signal HUP 129' HUP
-	setsid "$@" &
+	# (--wait: should setsid have to fork, its status is still the command's)
+	setsid --wait "$@" &
 	ES_CHILD=$!
 	wait "$ES_CHILD" || rc=$?
 	ES_CHILD=""
