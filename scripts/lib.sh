@@ -312,15 +312,27 @@ es_umount_under() {
 	done
 }
 
-# es_chroot_kill DIR: stop the processes still running in the chroot DIR
-# (a cluster whose owner was killed), found by their root directory.
-es_chroot_kill() {
-	local dir p pids=() i
-	dir=$(realpath -m "$1")
+# es_chroot_pids DIR: the processes whose root directory is DIR
+es_chroot_pids() {
+	local p
 	for p in /proc/[0-9]*; do
-		[ "$(readlink "$p/root" 2>/dev/null)" = "$dir" ] && pids+=("${p#/proc/}")
+		[ "$(readlink "$p/root" 2>/dev/null)" = "$1" ] && echo "${p#/proc/}"
 	done
-	[ ${#pids[@]} -gt 0 ] || return 0
+	return 0
+}
+
+# es_chroot_kill DIR: stop the processes still running in the chroot DIR
+# (a cluster whose owner was killed), found by their root directory, after
+# a grace period for those that are ending already (runuser takes a
+# moment after a SIGTERM).
+es_chroot_kill() {
+	local dir pids=() i
+	dir=$(realpath -m "$1")
+	for ((i = 0; i < 30; i++)); do
+		mapfile -t pids < <(es_chroot_pids "$dir")
+		[ ${#pids[@]} -gt 0 ] || return 0
+		sleep 0.1
+	done
 	echo "stopping what was left running in $dir:" >&2
 	ps -o pid=,args= -p "$(IFS=,; echo "${pids[*]}")" >&2 || true
 	kill -TERM "${pids[@]}" 2>/dev/null || true
