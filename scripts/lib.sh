@@ -337,7 +337,8 @@ es_chroot_kill() {
 	ps -o pid=,args= -p "$(IFS=,; echo "${pids[*]}")" >&2 || true
 	kill -TERM "${pids[@]}" 2>/dev/null || true
 	for ((i = 0; i < 50; i++)); do
-		kill -0 "${pids[@]}" 2>/dev/null || return 0
+		mapfile -t pids < <(es_chroot_pids "$dir")
+		[ ${#pids[@]} -gt 0 ] || return 0
 		sleep 0.1
 	done
 	kill -KILL "${pids[@]}" 2>/dev/null || true
