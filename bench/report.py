@@ -1,17 +1,27 @@
 #!/usr/bin/env python3
-"""bench/report.py OUTDIR DOC: turn bench/run.sh's raw results into a table
-on stdout and the report DOC (docs/benchmarks.md).
+"""bench/report.py [--ratios FILE --main DOC] OUTDIR REPORT: turn
+bench/run.sh's raw results into a table on stdout and the report REPORT
+(docs/benchmarks.md on PostgreSQL 15, docs/benchmarks-pgNN.md on another
+major).
+
+With --ratios, the run's ratios also go to FILE (bench/ratios-pgNN.tsv),
+and the "Across PostgreSQL majors" section of the main report DOC
+(docs/benchmarks.md) is rewritten from every bench/ratios-pg*.tsv beside
+FILE: in REPORT itself when it is DOC, between its markers otherwise, so a
+run on one major leaves the other majors' figures alone.
 
 OUTDIR holds results.tsv (one row per measurement) and meta.tsv (machine,
 settings, date).  Every figure is a ratio to the plain-PostgreSQL reference
 measured in the same run: per round, es_pg's events/s divided by the
 reference's, and the median over the rounds."""
 
+import argparse
 import csv
+import glob
 import math
 import os
+import re
 import statistics
-import sys
 
 # workload: (title, es_pg variant and what it calls, [(reference variant,
 # what it runs, target ratio by durability or None)])
@@ -280,20 +290,140 @@ def targets_summary(table):
     return "\n".join(out)
 
 
+MAJORS_BEGIN = "<!-- majors:begin (bench/report.py, from bench/ratios-pg*.tsv) -->"
+MAJORS_END = "<!-- majors:end -->"
+RATIO_FIELDS = ["workload", "ref_v", "sync", "clients", "ratio", "ratio_min", "ratio_max",
+                "es", "ref"]
+
+
+def write_ratios(path, table, meta, report):
+    """The run's median ratios, one row per table row, after '#key value'
+    lines saying where they come from."""
+    with open(path, "w") as f:
+        for key in ("pg_major", "postgres", "mode", "rounds", "seconds", "date", "commit", "es_pg"):
+            f.write(f"#{key}\t{meta.get(key, '')}\n")
+        f.write(f"#report\t{os.path.basename(report)}\n")
+        f.write("\t".join(RATIO_FIELDS) + "\n")
+        for t in table:
+            if t["ratio"] is None:
+                continue
+            f.write("\t".join(str(x) for x in (
+                t["workload"], t["ref_v"], t["sync"], t["clients"],
+                f"{t['ratio']:.4f}", f"{min(t['ratios']):.4f}", f"{max(t['ratios']):.4f}",
+                f"{t['es']:.1f}" if t["es"] is not None else "",
+                f"{t['ref']:.1f}" if t["ref"] is not None else "")) + "\n")
+
+
+def read_ratios(path):
+    meta, rows = {}, []
+    with open(path) as f:
+        lines = f.read().splitlines()
+    body = []
+    for line in lines:
+        if line.startswith("#"):
+            k, _, v = line[1:].partition("\t")
+            meta[k] = v
+        elif line:
+            body.append(line)
+    for r in csv.DictReader(body, delimiter="\t"):
+        rows.append(r)
+    return meta, rows
+
+
+def majors_section(ratio_files):
+    """The section of docs/benchmarks.md that puts the majors side by side."""
+    runs = {}
+    for path in ratio_files:
+        meta, rows = read_ratios(path)
+        m = re.search(r"pg(\d+)\.tsv$", path)
+        runs[int(meta.get("pg_major") or m.group(1))] = (meta, rows)
+    majors = sorted(runs)
+    out = [MAJORS_BEGIN, "## Across PostgreSQL majors", "",
+           "The same workloads on each supported major, each figure the median ratio of es_pg",
+           "to plain PostgreSQL on the same major, measured in the same run on the same",
+           "throwaway cluster (`PG_MAJOR=NN bench/run.sh` runs 17 and 18 in Debian chroots).",
+           "Compare the ratios, not the events/s: runs on different days see different",
+           "machines. A quick run is one round of 1 s per figure, noisier than a full run.",
+           "", "| PostgreSQL | run | date | commit | full report |",
+           "|---|---|---|---|---|"]
+    for mj in majors:
+        meta = runs[mj][0]
+        version = re.sub(r"^PostgreSQL (\S+).*", r"\1", meta.get("postgres", "")) or str(mj)
+        report = meta.get("report", "")
+        link = "this file" if report == "benchmarks.md" else f"[{report}]({report})"
+        out.append(f"| {version} | {meta.get('mode')} ({meta.get('rounds')} round(s) of "
+                   f"{meta.get('seconds')} s) | {meta.get('date')} | {meta.get('commit')} | {link} |")
+    out += ["", "| workload | reference | durability | clients | "
+            + " | ".join(f"PostgreSQL {mj}" for mj in majors) + " |",
+            "|---|---|---|---:|" + "---:|" * len(majors)]
+    keys = []
+    ratio = {}
+    for mj in majors:
+        for r in runs[mj][1]:
+            k = (r["workload"], r["ref_v"], r["sync"], r["clients"])
+            if k not in keys:
+                keys.append(k)
+            ratio[(mj,) + k] = float(r["ratio"])
+    order = {w[0]: i for i, w in enumerate(WORKLOADS)}
+    refs = {w[0]: {v: what for v, what, _ in w[3]} for w in WORKLOADS}
+    keys.sort(key=lambda k: (order.get(k[0], 99), k[1],
+                             {"on": 0, "off": 1, "any": 2}.get(k[2], 3), int(k[3])))
+    for k in keys:
+        what = refs.get(k[0], {}).get(k[1], k[1])
+        cells = [k[0], f"`{what}`", sync_label(k[0], k[2]), k[3]]
+        cells += [fmt_ratio([ratio[(mj,) + k]]) if (mj,) + k in ratio else "-" for mj in majors]
+        out.append("| " + " | ".join(cells) + " |")
+    out += ["", MAJORS_END]
+    return "\n".join(out)
+
+
+def replace_majors_section(main_doc, section):
+    """Puts the section into the main report in place of the old one, or
+    before "How it is measured" when it has none yet."""
+    with open(main_doc) as f:
+        text = f.read()
+    if MAJORS_BEGIN in text and MAJORS_END in text:
+        head, rest = text.split(MAJORS_BEGIN, 1)
+        tail = rest.split(MAJORS_END, 1)[1]
+        text = head + section + tail
+    elif "\n## How it is measured\n" in text:
+        head, tail = text.split("\n## How it is measured\n", 1)
+        text = head + "\n" + section + "\n\n## How it is measured\n" + tail
+    else:
+        text = text.rstrip() + "\n\n" + section + "\n"
+    with open(main_doc, "w") as f:
+        f.write(text)
+
+
 def main():
-    outdir, doc = sys.argv[1], sys.argv[2]
+    ap = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
+    ap.add_argument("--ratios", help="write the run's ratios to this file")
+    ap.add_argument("--main", help="the main report, whose majors section is rewritten")
+    ap.add_argument("outdir")
+    ap.add_argument("doc")
+    args = ap.parse_args()
+    outdir, doc = args.outdir, args.doc
     rows, meta = load(outdir)
     table, skipped = analyse(rows)
     print(text_table(table, skipped))
     print()
     print(targets_summary(table))
 
+    section = None
+    if args.ratios:
+        write_ratios(args.ratios, table, meta, doc)
+        section = majors_section(sorted(glob.glob(
+            os.path.join(os.path.dirname(os.path.abspath(args.ratios)), "ratios-pg*.tsv"))))
+    is_main = bool(args.main) and os.path.abspath(args.main) == os.path.abspath(doc)
+
     here = os.path.dirname(os.path.abspath(__file__))
     with open(os.path.join(here, "notes.md")) as f:
         notes = f.read()
     quick = meta.get("mode") == "quick"
+    major = meta.get("pg_major", "")
     parts = [
-        "# Benchmarks: es_pg beside plain PostgreSQL",
+        "# Benchmarks: es_pg beside plain PostgreSQL"
+        + ("" if is_main or not major else f" {major}"),
         "",
         "<!-- written by bench/run.sh (bench/report.py + bench/notes.md): edit those, not this file -->",
         "",
@@ -306,14 +436,20 @@ def main():
         "```sh",
         "bench/run.sh            # every workload, 3 rounds of 2 s per figure: 8-10 minutes on 2 cores",
         "bench/run.sh --quick    # one round of 1 s per figure: under 2 minutes",
+        "PG_MAJOR=17 bench/run.sh --quick    # the same on PostgreSQL 17 (or 18)",
         "```",
         "",
-        "As root or with sudo, like `scripts/test.sh`: it installs what is missing (PostgreSQL 15",
-        "from Debian, python3 for the report), builds and installs es_pg and the bank example,",
-        "starts a throwaway cluster, prints the table, writes this file (or `$BENCH_DOC`), and",
-        "removes the cluster (`ES_KEEP=1` keeps it). `PG_CONFIG` picks the PostgreSQL;",
+        "As root or with sudo, like `scripts/test.sh`: it installs what is missing (PostgreSQL",
+        "from Debian, in a Debian chroot for a major the host's Debian lacks; python3 for the",
+        "report), builds and installs es_pg and the bank example, starts a throwaway cluster,",
+        "prints the table, writes the report, and removes the cluster (`ES_KEEP=1` keeps it).",
+        "The report of PostgreSQL 15 is `docs/benchmarks.md`, that of another major",
+        "`docs/benchmarks-pgNN.md`; each run's ratios go to `bench/ratios-pgNN.tsv`, and",
+        "the section [Across PostgreSQL majors](benchmarks.md#across-postgresql-majors) puts",
+        "them side by side (`$BENCH_DOC` writes the report there instead, and nothing else).",
+        "`PG_MAJOR` or `PG_CONFIG` picks the PostgreSQL;",
         "`BENCH_ROUNDS` and `BENCH_SECONDS` override the rounds and the seconds (whole) per",
-        "figure; `BENCH_NOTE` puts a note at the top of this file. Raw pgbench output, the generated scripts and `results.tsv` (one row per",
+        "figure; `BENCH_NOTE` puts a note at the top of the report. Raw pgbench output, the generated scripts and `results.tsv` (one row per",
         "measurement) stay in `bench/out/<date>/`, which git ignores. A workload whose",
         "functions are not installed is skipped with a note, so the command works on any",
         "build of es_pg.",
@@ -322,7 +458,8 @@ def main():
     if os.environ.get("BENCH_NOTE"):
         parts += ["> " + os.environ["BENCH_NOTE"], ""]
     if quick:
-        parts += ["> **Quick run**: one short round per figure. Publish the figures of a full run",
+        parts += [f"> **Quick run**: {meta.get('rounds')} short round(s) of {meta.get('seconds')} s "
+                  "per figure. Publish the figures of a full run",
                   "> (`bench/run.sh`) on a quiet machine.", ""]
     parts += [
         "## This run",
@@ -358,9 +495,17 @@ def main():
               "extension's own cost even on a busy machine. The ratio is the reference's CPU",
               "per event over es_pg's (above 1: es_pg uses less CPU). With synchronous_commit",
               "on, the wait for the WAL flush is not CPU time and does not show here.", "",
-              cpu_table(table), "", notes]
+              cpu_table(table), ""]
+    if section and is_main:
+        parts += [section, ""]
+    elif args.main:
+        parts += [f"This run beside the other majors: [Across PostgreSQL majors]"
+                  f"({os.path.basename(args.main)}#across-postgresql-majors).", ""]
+    parts += [notes]
     with open(doc, "w") as f:
         f.write("\n".join(parts).rstrip() + "\n")
+    if section and args.main and not is_main and os.path.exists(args.main):
+        replace_majors_section(args.main, section)
 
 
 if __name__ == "__main__":

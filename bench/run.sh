@@ -13,10 +13,16 @@
 # goes to bench/out/ (not committed).  See docs/benchmarks.md for what each
 # workload does and why its reference is fair.
 #
-# Settings (environment): PG_CONFIG, ES_KEEP as for scripts/test.sh;
-# BENCH_ROUNDS, BENCH_SECONDS override the mode's rounds and seconds per
-# measurement; BENCH_DOC names the report to write (default
-# docs/benchmarks.md); BENCH_NOTE adds a note at its top.
+# Settings (environment): PG_MAJOR, PG_CONFIG, ES_KEEP as for
+# scripts/test.sh; BENCH_ROUNDS, BENCH_SECONDS override the mode's rounds
+# and seconds per measurement; BENCH_NOTE adds a note at the report's top.
+#
+# The report of PostgreSQL 15 (the default major) is docs/benchmarks.md; a
+# run on another major (PG_MAJOR=17) writes docs/benchmarks-pg17.md instead,
+# and each run keeps its ratios in bench/ratios-pgNN.tsv, from which the
+# "Across PostgreSQL majors" section of docs/benchmarks.md is rewritten: a
+# run on one major never overwrites another's figures.  BENCH_DOC names
+# another file to write the report to, and then nothing else is written.
 source "$(dirname "${BASH_SOURCE[0]}")/../scripts/lib.sh"
 
 mode=full
@@ -28,7 +34,26 @@ esac
 if [ "$mode" = quick ]; then rounds=1 secs=1; else rounds=3 secs=2; fi
 rounds=${BENCH_ROUNDS:-$rounds}
 secs=${BENCH_SECONDS:-$secs}
-doc=${BENCH_DOC:-$ES_ROOT/docs/benchmarks.md}
+report_args=()
+if [ -n "${BENCH_DOC:-}" ]; then
+	doc=$(realpath -m "$BENCH_DOC")
+	# in a chroot, the report is written inside and copied out to BENCH_DOC
+	es_chroot_export log/bench-report.md "$doc"
+	ES_CHROOT_ENV+=("BENCH_DOC=$ES_CHROOT_TREE/log/bench-report.md")
+else
+	if [ "$PG_MAJOR" = "$ES_DEFAULT_MAJOR" ]; then
+		doc=$ES_ROOT/docs/benchmarks.md
+	else
+		doc=$ES_ROOT/docs/benchmarks-pg$PG_MAJOR.md
+		es_chroot_export "docs/benchmarks-pg$PG_MAJOR.md"
+	fi
+	report_args=(--ratios "$ES_ROOT/bench/ratios-pg$PG_MAJOR.tsv"
+		--main "$ES_ROOT/docs/benchmarks.md")
+	es_chroot_export "bench/ratios-pg$PG_MAJOR.tsv"
+	es_chroot_export docs/benchmarks.md
+fi
+es_chroot_export bench/out
+es_chroot_if_needed "$@"
 
 # the data every workload starts from (bench/sql/setup.sql)
 streams=10000		# streams of the append workloads
@@ -45,7 +70,8 @@ RESULTS=$OUT/results.tsv
 started=$(date +%s)
 
 es_need_server
-es_need_packages python3
+# pgrep (procps) counts the postmaster's children
+es_need_packages python3 procps
 es_build_install
 es_cluster_start \
 	"shared_buffers = 512MB" \
@@ -339,7 +365,9 @@ meta kernel "$(uname -sr)"
 meta loadavg_start "$(cut -d' ' -f1-3 /proc/loadavg)"
 meta postgres "$(sql -c 'SELECT version()')"
 meta es_pg "$(sql -c "SELECT extversion FROM pg_extension WHERE extname = 'es_pg'")"
-meta commit "$(git -C "$ES_ROOT" rev-parse --short HEAD 2>/dev/null || echo unknown)"
+meta pg_major "$PG_MAJOR"
+# a copy of the tree in a chroot has no .git: the commit comes with the run
+meta commit "${ES_GIT_COMMIT:-$(git -C "$ES_ROOT" rev-parse --short HEAD 2>/dev/null || echo unknown)}"
 meta settings "$(sql -F '=' -R ', ' -c "SELECT name, current_setting(name) FROM pg_settings WHERE name IN ('shared_buffers', 'fsync', 'wal_sync_method', 'full_page_writes', 'max_wal_size', 'checkpoint_timeout', 'autovacuum', 'wal_level', 'jit') ORDER BY name")"
 meta data "$(sql -c "SELECT count(*) || ' events, ' || pg_size_pretty(pg_total_relation_size('es_events')) FROM es_events")"
 meta dsync "$(cd "$ES_TMP" && dd if=/dev/zero of=dsync.test bs=8k count=500 oflag=dsync 2>&1 |
@@ -521,5 +549,5 @@ meta phases "$phases"
 meta loadavg_end "$(cut -d' ' -f1-3 /proc/loadavg)"
 meta duration "$(($(date +%s) - started)) s"
 es_log "report"
-python3 "$BENCH/report.py" "$OUT" "$doc"
+python3 "$BENCH/report.py" "${report_args[@]}" "$OUT" "$doc"
 echo "raw output in $OUT; report written to $doc"

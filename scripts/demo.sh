@@ -4,9 +4,11 @@
 #
 # Installs what is missing, builds and installs es_pg and the bank example
 # (es_pg_bank), starts a private cluster, runs the story in psql, then stops
-# the cluster and removes it.  ES_KEEP=1 keeps it (see scripts/lib.sh).
+# the cluster and removes it.  ES_KEEP=1 keeps it; PG_MAJOR=17 tells it on
+# PostgreSQL 17 (see scripts/lib.sh).
 source "$(dirname "${BASH_SOURCE[0]}")/lib.sh"
 
+es_chroot_if_needed "$@"
 es_need_server
 es_build_install
 es_cluster_start

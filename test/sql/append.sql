@@ -62,8 +62,10 @@ SELECT es_stream_version('APPEND-ÜNÏCØDÉ-流-🚀') AS other_case;
 SELECT attname, format_type(atttypid, atttypmod), attnotnull
   FROM pg_attribute
  WHERE attrelid = 'es_events'::regclass AND attnum > 0 ORDER BY attnum;
+-- (NOT NULL constraints, listed here since PostgreSQL 18, are the
+-- attnotnull column above)
 SELECT conname, contype FROM pg_constraint
- WHERE conrelid = 'es_events'::regclass ORDER BY conname;
+ WHERE conrelid = 'es_events'::regclass AND contype <> 'n' ORDER BY conname;
 
 -- a constraint an administrator adds to es_events applies to appends too
 BEGIN;

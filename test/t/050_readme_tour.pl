@@ -8,8 +8,11 @@ use warnings;
 use PostgreSQL::Test::Cluster;
 use PostgreSQL::Test::Utils;
 use Test::More;
+use FindBin;
 
-my $readme = slurp_file("$ENV{TESTDIR}/README.md");
+# the README two levels above this file: PGXS sets TESTDIR only before
+# PostgreSQL 17 (17 sets TESTLOGDIR and TESTDATADIR instead)
+my $readme = slurp_file("$FindBin::RealBin/../../README.md");
 my ($tour) = $readme =~ /^## A five-minute tour in psql\n(.*?)^## /ms;
 ok(defined $tour, 'the README has a tour section');
 my @blocks = $tour =~ /^```sql\n(.*?)^```/msg;
