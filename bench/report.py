@@ -69,6 +69,12 @@ WORKLOADS = [
     ("rebuild_projection", "rebuild of the projections from all events (handler calls/s)",
      ("rebuild", "es_rebuild_projection"),
      [("handlers", "reset, then the handler called on every event from one SQL statement", None)]),
+    ("large_event", "single-event appends to other streams while one 100 MB event is appended (appends/s; latency: the slowest)",
+     ("beside", "es_append, 1 client, beside a 100 MB es_append"),
+     [("alone", "the same es_append, nothing beside it", None)]),
+    ("large_event_read", "feed pages while one 100 MB event is appended (pages/s; latency: the slowest)",
+     ("beside", "es_read_all(x, 1000), 1 client, beside a 100 MB es_append"),
+     [("alone", "the same es_read_all, nothing beside it", None)]),
 ]
 
 SYNC_LABEL = {"on": "sync on", "off": "sync off", "any": "n/a (read)"}
@@ -188,7 +194,8 @@ def markdown_tables(table):
         rows = [t for t in table if t["workload"] == name]
         if not rows:
             continue
-        unit = {"snapshot": "loads/s", "rebuild_projection": "calls/s"}.get(name, "events/s")
+        unit = {"snapshot": "loads/s", "rebuild_projection": "calls/s",
+                "large_event": "appends/s", "large_event_read": "pages/s"}.get(name, "events/s")
         out += [f"### {title}", "",
                 f"es_pg: `{es_what}`. " + "; ".join(
                     f"Reference {i + 1}: `{what}`" for i, (_, what, _) in enumerate(refs)) + ".",
@@ -223,6 +230,37 @@ def markdown_tables(table):
             out.append("| " + " | ".join(str(c) for c in cells) + " |")
         out.append("")
     return "\n".join(out)
+
+
+def large_event_section(rows, meta):
+    """The slowest small append and feed page beside the large event, and
+    alone, as medians over the rounds of each run's maximum latency."""
+    lat = {}
+    for r in rows:
+        if r["workload"] in ("large_event", "large_event_read") and r["status"] == "ok":
+            lat.setdefault((r["workload"], r["variant"]), []).append(float(r["latency_ms"]))
+    if not lat:
+        return []
+    secs = [float(v) for k, v in meta.items() if k.startswith("large_event_seconds_")]
+
+    def med(key):
+        xs = lat.get(key)
+        return f"{statistics.median(xs):.1f} ms" if xs else "-"
+    out = ["## A large event beside small appends", "",
+           f"One session appends an event of {meta.get('large_event_mb', '?')} MB (random hex: "
+           "it compresses badly and goes to TOAST nearly whole) while another appends single",
+           "events to other streams, or reads pages of 1,000 events of the feed, one client, "
+           "synchronous_commit on. The slowest call of each run, median over the rounds:", "",
+           "| calls | slowest beside the large append | slowest alone |", "|---|---:|---:|",
+           f"| `es_append` to another stream | {med(('large_event', 'beside'))} | {med(('large_event', 'alone'))} |",
+           f"| `es_read_all(x, 1000)` | {med(('large_event_read', 'beside'))} | {med(('large_event_read', 'alone'))} |",
+           ""]
+    if secs:
+        out += [f"The large append itself took {statistics.median(secs):.2f} s (median). "
+                "Its TOAST work runs in flight, outside the feed lock (src/lock.c): the other",
+                "appends wait for nothing of it, and the feed reads (preloaded) only stop below",
+                "its position until it is in the index.", ""]
+    return out
 
 
 def cpu_table(table):
@@ -487,6 +525,7 @@ def main():
         parts += ["Not measured in this run:", ""]
         parts += [f"- {name}: {note}" for name, note in skipped.items()]
         parts += [""]
+    parts += large_event_section(rows, meta)
     parts += ["## Targets", "", targets_summary(table), "",
               "## Backend CPU per event", "",
               "CPU time the server's backends used per event (per load for the snapshot",

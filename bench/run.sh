@@ -63,6 +63,8 @@ read_count=10		# how many such streams
 snap_len=10000		# events of the snapshot workload's streams
 snap_tail=100		# events after the snapshot
 backlog=$([ "$mode" = quick ] && echo 5000 || echo 20000)	# async catch-up
+large_mb=100		# the large event, MB
+large_secs=$([ "$mode" = quick ] && echo 6 || echo 8)	# pgbench beside it, s
 
 BENCH=$ES_ROOT/bench
 OUT=$BENCH/out/$(date -u +%Y%m%dT%H%M%SZ)
@@ -543,6 +545,53 @@ for sync in on off; do
 	done
 done
 
+# ---- a large event beside small appends and feed reads: a session appends
+# one event of $large_mb MB (random hex, which compresses badly, so that it
+# goes to TOAST nearly whole) while pgbench appends single events to other
+# streams, or reads pages of the feed; the same pgbench run without the large
+# append is the reference.  The figure that matters is the slowest small
+# append (latency column: the maximum, from pgbench's per-transaction log):
+# the large event's TOAST work must not hold the feed lock.
+phase large_event
+es_log "a $large_mb MB event beside small appends and feed reads"
+sql -c "CREATE TABLE bench.blob AS SELECT string_agg(md5(random()::text) || md5(random()::text), '') AS b
+		  FROM generate_series(1, $large_mb * 16384)" >/dev/null
+# bench_large VARIANT WORKLOAD ROUND SCRIPT: pgbench for $large_secs s, with
+# the large append started a second in (VARIANT beside) or not (alone)
+bench_large() {
+	local v=$1 w=$2 r=$3 script=$4
+	local log=$OUT/raw/large.$w.$v.r$r pid t0 t1 tps max status=ok
+	runid=$((runid + 1))
+	rm -f "$log".*
+	PGOPTIONS="-c synchronous_commit=on" "$PGBENCH" -n -M prepared -c 1 -j 1 -T "$large_secs" \
+		-f "$script" -l --log-prefix="$log" -D nclients=1 -D run="$runid" \
+		-D streams="$streams" -D feed_len="$feed_len" -D 'data={"amount": 10}' \
+		>"$log.out" 2>&1 &
+	pid=$!
+	if [ "$v" = beside ]; then
+		sleep 1
+		t0=$(date +%s.%N)
+		sql -c "SET es_pg.max_event_bytes = '1GB'" \
+			-c "SELECT es_append('large-$runid', 'Large', jsonb_build_object('blob', b)) FROM bench.blob" \
+			>/dev/null 2>"$log.large.err" || status=failed
+		t1=$(date +%s.%N)
+		meta "large_event_seconds_$w.r$r" "$(awk -v a="$t0" -v b="$t1" 'BEGIN { printf "%.2f", b - a }')"
+	fi
+	wait "$pid" || status=failed
+	tps=$(sed -n 's/^tps = \([0-9.]*\) .*/\1/p' "$log.out")
+	max=$(cat "$log".[0-9]* 2>/dev/null | awk '$3 > m { m = $3 } END { printf "%.1f", m / 1000 }')
+	[ -n "$tps" ] || { tps=0; status=failed; }
+	[ "$status" = ok ] || { echo "  large_event/$w/$v failed, see $log.*"; }
+	record "$w" "$v" on 1 "$r" "$tps" "$tps" "$max" "$status"
+}
+for r in $(seq 1 "$rounds"); do
+	for v in $(rotate "$r" beside alone); do
+		bench_large "$v" large_event "$r" "$S/append_es.sql"
+		bench_large "$v" large_event_read "$r" "$S/read_all_es.sql"
+	done
+done
+meta large_event_mb "$large_mb"
+sql -c "DROP TABLE bench.blob" >/dev/null
 
 phase end
 meta phases "$phases"

@@ -238,8 +238,15 @@ state() {
 		-c "SELECT 'head ' || es_head_position()" >"$dir/sequence"
 	q "$c" -c "SELECT s::text FROM es_streams s ORDER BY stream_id" >"$dir/streams"
 	q "$c" -c "SELECT s::text FROM es_snapshots s ORDER BY stream_id, reducer, version" >"$dir/snapshots"
-	q "$c" -c "SELECT p::text FROM es_snapshot_policies p ORDER BY reducer" >"$dir/snapshot_policies"
-	q "$c" -c "SELECT p::text FROM es_projections p ORDER BY name" >"$dir/projections"
+	# rows an extension's install script made are made again by the
+	# restore's CREATE EXTENSION, with the time of the restore: all but
+	# that time must be the same
+	q "$c" -c "SELECT concat_ws(' ', reducer, every_n_events, search_path, extension,
+	                    CASE WHEN extension IS NULL THEN updated_at::text END)
+	             FROM es_snapshot_policies ORDER BY reducer" >"$dir/snapshot_policies"
+	q "$c" -c "SELECT concat_ws(' ', name, mode, handler, reset, event_types, owner, search_path,
+	                    handler_timeout_ms, extension, CASE WHEN extension IS NULL THEN created_at::text END)
+	             FROM es_projections ORDER BY name" >"$dir/projections"
 	q "$c" -c "SELECT c::text FROM es_projection_checkpoints c ORDER BY name" >"$dir/checkpoints"
 	q "$c" -c "SELECT concat_ws(' ', name, mode, state, position, head_position, lag_events, last_error)
 	             FROM es_projection_status ORDER BY name" >"$dir/projection_status"
@@ -364,8 +371,11 @@ upgrade=(env -C "$ES_TMP" "$NEW_BIN/pg_upgrade" -b "$OLD_BIN" -B "$NEW_BIN"
 why() {
 	local f
 	grep -v -e '^ *ok$' -e '^Performing' -e '^---' -e '^$' "$1" | grep -v ' ok$' | head -n 20
-	for f in $(grep -o '/[^ ]*\.txt' "$1" | sort -u); do
+	for f in $(grep -o '/[^ "]*\.txt' "$1" | sort -u); do
 		[ -f "$f" ] && { echo "$f:"; head -n 10 "$f"; }
+	done
+	for f in $(grep -o '/[^ "]*\.log' "$1" | sort -u); do
+		[ -f "$f" ] && { echo "$f:"; tail -n 12 "$f"; }
 	done
 	return 0
 }
