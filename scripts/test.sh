@@ -6,8 +6,9 @@
 #   PG_MAJOR=17 scripts/test.sh        on PostgreSQL 17 (a Debian chroot
 #                                      when the host has no postgresql-17)
 #
-# Parts: regress (pg_regress, test/sql), isolation (test/specs), tap
-# (test/t, clusters of their own), clients (examples/*/test.sh).
+# Parts: regress (pg_regress, test/sql and examples/bank/test/sql),
+# isolation (test/specs and examples/bank/test/specs), tap (test/t,
+# clusters of their own), clients (examples/*/test.sh).
 # ES_SOAK=1 runs the longer reliability workloads (see docs/reliability.md).
 # The logs of a part that fails are kept in log/test-pgNN/.
 source "$(dirname "${BASH_SOURCE[0]}")/lib.sh"
@@ -60,20 +61,26 @@ run_part() {
 	passed+=("$name ($((SECONDS - t0)) s)")
 }
 
-if want regress; then
-	run_part regress es_as_pg "${pgenv[@]}" make -C "$ES_TMP/src" -s \
-		PG_CONFIG="$PG_CONFIG" installcheck-regress || {
-		head -n 300 "$ES_TMP/src/regression.diffs" 2>/dev/null || true
-		keep "$ES_TMP/src/regression.diffs" "$ES_TMP/src/regression.out" "$ES_TMP/src/results"
-	}
-fi
-if want isolation; then
-	run_part isolation es_as_pg "${pgenv[@]}" make -C "$ES_TMP/src" -s \
-		PG_CONFIG="$PG_CONFIG" installcheck-isolation || {
-		head -n 300 "$ES_TMP/src/output_iso/regression.diffs" 2>/dev/null || true
-		keep "$ES_TMP/src/output_iso"
-	}
-fi
+# the regression and isolation tests of es_pg (test/) and of the bank
+# example extension (examples/bank/test/), each in its own database
+for dir in "" examples/bank; do
+	src=$ES_TMP/src${dir:+/$dir}
+	label=${dir:+ (bank)}
+	if want regress; then
+		run_part "regress$label" es_as_pg "${pgenv[@]}" make -C "$src" -s \
+			PG_CONFIG="$PG_CONFIG" installcheck-regress || {
+			head -n 300 "$src/regression.diffs" 2>/dev/null || true
+			keep "$src/regression.diffs" "$src/regression.out" "$src/results"
+		}
+	fi
+	if want isolation; then
+		run_part "isolation$label" es_as_pg "${pgenv[@]}" make -C "$src" -s \
+			PG_CONFIG="$PG_CONFIG" installcheck-isolation || {
+			head -n 300 "$src/output_iso/regression.diffs" 2>/dev/null || true
+			keep "$src/output_iso"
+		}
+	fi
+done
 if want tap; then
 	run_part tap es_as_pg "${pgenv[@]}" make -C "$ES_TMP/src" -s \
 		PG_CONFIG="$PG_CONFIG" installcheck-tap || {
