@@ -44,6 +44,7 @@
 #include "utils/snapmgr.h"
 
 #include "es_pg.h"
+#include "common.h"
 
 /* the open window of this transaction */
 static struct

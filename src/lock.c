@@ -123,6 +123,7 @@
 #include "utils/wait_event.h"
 
 #include "es_pg.h"
+#include "common.h"
 
 /* feed lock slots in shared memory; databases hash onto them */
 #define ES_FEED_SLOTS	16
