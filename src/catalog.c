@@ -78,12 +78,12 @@ static const EsColumn es_snapshots_columns[Natts_es_snapshots] =
 };
 
 /*
- * EsRelcacheCallback forgets the cached OIDs of the tables that changed,
+ * RelcacheCallback forgets the cached OIDs of the tables that changed,
  * or all of them when the whole relcache is reset.  es_projections_changed
  * sends a relcache invalidation for every write to es_projections.
  */
 static void
-EsRelcacheCallback(Datum arg, Oid relid)
+RelcacheCallback(Datum arg, Oid relid)
 {
 	bool		all = !OidIsValid(relid);
 
@@ -102,11 +102,11 @@ EsRelcacheCallback(Datum arg, Oid relid)
 }
 
 /*
- * EsSyscacheCallback counts a change of a function or a role: a handler
+ * SyscacheCallback counts a change of a function or a role: a handler
  * replaced, EXECUTE revoked, an owner dropped.
  */
 static void
-EsSyscacheCallback(Datum arg, int cacheid, uint32 hashvalue)
+SyscacheCallback(Datum arg, int cacheid, uint32 hashvalue)
 {
 	es_projections_generation++;
 }
@@ -118,9 +118,9 @@ EsSyscacheCallback(Datum arg, int cacheid, uint32 hashvalue)
 void
 EsInitCatalogCache(void)
 {
-	CacheRegisterRelcacheCallback(EsRelcacheCallback, (Datum) 0);
-	CacheRegisterSyscacheCallback(PROCOID, EsSyscacheCallback, (Datum) 0);
-	CacheRegisterSyscacheCallback(AUTHOID, EsSyscacheCallback, (Datum) 0);
+	CacheRegisterRelcacheCallback(RelcacheCallback, (Datum) 0);
+	CacheRegisterSyscacheCallback(PROCOID, SyscacheCallback, (Datum) 0);
+	CacheRegisterSyscacheCallback(AUTHOID, SyscacheCallback, (Datum) 0);
 }
 
 /*

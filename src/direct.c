@@ -228,8 +228,7 @@ DirectXactCallback(XactEvent event, void *arg)
 		CommandCounterIncrement();
 		cat = EsGetCatalog(es_direct.namespace_oid);
 		PushActiveSnapshot(GetTransactionSnapshot());
-		if (SPI_connect() != SPI_OK_CONNECT)
-			elog(ERROR, "SPI_connect failed");
+		EsSpiConnect();
 		CheckStreams(cat);
 		if (es_direct.highest > 0)
 			AdvanceSequence(cat);

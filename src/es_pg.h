@@ -3,6 +3,11 @@
  * es_pg.h
  *	  Declarations shared by the C files of the es_pg extension.
  *
+ * Each section names the file that defines what it declares.  The helpers
+ * every file may use are in common.h; the projection files share
+ * projection.h, the snapshot files snapshot.h.  docs/developing.md shows
+ * which file may call which.
+ *
  * IDENTIFICATION
  *	  src/es_pg.h
  *
@@ -254,6 +259,5 @@ extern int64 EsStreamVersion(const EsCatalog *cat, Relation rel,
 extern int64 EsReadFeed(const EsCatalog *cat, int64 from_position,
 						int64 max_count, EsFeedCallback callback, void *arg);
 extern int64 EsHeadPosition(const EsCatalog *cat, Snapshot snapshot);
-
 
 #endif							/* ES_PG_H */

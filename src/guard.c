@@ -520,8 +520,7 @@ CheckChangedObjects(Oid ext_oid)
 	Datum		values[1];
 
 	values[0] = ObjectIdGetDatum(ext_oid);
-	if (SPI_connect() != SPI_OK_CONNECT)
-		elog(ERROR, "SPI_connect failed");
+	EsSpiConnect();
 	EsExecuteAs(GetUserId(),
 				"SELECT c.command_tag, c.object_identity"
 				" FROM pg_catalog.pg_event_trigger_ddl_commands() c"

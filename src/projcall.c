@@ -424,8 +424,8 @@ EsCollectEvent(HeapTuple tuple, TupleDesc tupdesc, void *arg)
 	oldcxt = MemoryContextSwitchTo(b->cxt);
 	if (b->proj->ntypes == 0 ||
 		EsProjectionWants(b->proj,
-					DatumGetTextPP(heap_getattr(tuple, Anum_es_events_event_type,
-												tupdesc, &isnull))))
+						  DatumGetTextPP(heap_getattr(tuple, Anum_es_events_event_type,
+													  tupdesc, &isnull))))
 	{
 		if (b->nevents >= b->maxevents)
 		{

@@ -109,16 +109,17 @@ PositionState(const EsCatalog *cat, int64 position, TransactionId *xwait)
 	return settled;
 }
 
-/*
- * WaitBody is the body of WaitForXact's subtransaction: a lock wait for
- * the transaction, bounded by a local lock_timeout.
- */
+/* what WaitForXact hands to its subtransaction */
 typedef struct XactWait
 {
 	TransactionId xid;
 	long		timeout_ms;
 } XactWait;
 
+/*
+ * WaitBody is the body of WaitForXact's subtransaction: a lock wait for
+ * the transaction, bounded by a local lock_timeout.
+ */
 static void
 WaitBody(void *arg)
 {

@@ -150,7 +150,7 @@ es_stream_version(PG_FUNCTION_ARGS)
  */
 static void
 ReadStreamEvents(FunctionCallInfo fcinfo, text *stream_id, bool has_bound,
-		   int64 bound, int64 max_count, ScanDirection dir)
+				 int64 bound, int64 max_count, ScanDirection dir)
 {
 	ReturnSetInfo *rsinfo = (ReturnSetInfo *) fcinfo->resultinfo;
 	const EsCatalog *cat = EsGetCatalogForFunction(fcinfo);
@@ -199,7 +199,7 @@ es_read_stream(PG_FUNCTION_ARGS)
 	int64		max_count = GetCount(fcinfo, 2, "max_count");
 
 	ReadStreamEvents(fcinfo, stream_id, true, from_version, max_count,
-			   ForwardScanDirection);
+					 ForwardScanDirection);
 	return (Datum) 0;
 }
 
@@ -217,7 +217,7 @@ es_read_stream_backward(PG_FUNCTION_ARGS)
 	int64		max_count = GetCount(fcinfo, 2, "max_count");
 
 	ReadStreamEvents(fcinfo, stream_id, has_bound, before_version, max_count,
-			   BackwardScanDirection);
+					 BackwardScanDirection);
 	return (Datum) 0;
 }
 

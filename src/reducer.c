@@ -59,6 +59,9 @@ DigestUpdate(pg_cryptohash_ctx *ctx, const char *data, size_t len)
 			 pg_cryptohash_error(ctx));
 }
 
+/*
+ * DigestBegin starts a SHA-256 digest.
+ */
 static pg_cryptohash_ctx *
 DigestBegin(void)
 {
@@ -70,6 +73,9 @@ DigestBegin(void)
 	return ctx;
 }
 
+/*
+ * DigestEnd finishes it into dest.
+ */
 static void
 DigestEnd(pg_cryptohash_ctx *ctx, uint8 *dest)
 {

@@ -272,7 +272,7 @@ es_aggregate(PG_FUNCTION_ARGS)
 	Jsonb	   *initial;
 	const EsCatalog *cat;
 	const EsSnapshotCatalog *sc;
-	EsReducer reducer;
+	EsReducer	reducer;
 	AggregateCallCache *cache;
 	char		digest[ES_DIGEST_LEN];
 	Snapshot	snapshot;
@@ -284,7 +284,7 @@ es_aggregate(PG_FUNCTION_ARGS)
 	bool		have_snapshot = false;
 	Datum		state;
 	char	   *outcome = NULL;
-	EsSnapshotPolicy		policy;
+	EsSnapshotPolicy policy;
 	EsIdentity	id;
 	StringInfoData report;
 
@@ -344,8 +344,8 @@ es_aggregate(PG_FUNCTION_ARGS)
 	state = JsonbPGetDatum(initial);
 	if (bound > 0)
 		have_snapshot = EsFindReducerSnapshot(sc, snapshot, stream_id,
-											reducer.name, bound, digest,
-											&found, &stale);
+											  reducer.name, bound, digest,
+											  &found, &stale);
 	if (have_snapshot)
 		state = JsonbPGetDatum(found.state);
 
@@ -359,7 +359,7 @@ es_aggregate(PG_FUNCTION_ARGS)
 
 	if (replayed > 0 && policy.every > 0 && replayed > policy.every)
 		outcome = EsStorePolicySnapshot(sc, stream_id, reducer.name, bound,
-									  state, digest);
+										state, digest);
 	UnregisterSnapshot(snapshot);
 
 	if (!es_log_replay && !message_level_is_interesting(DEBUG1))

@@ -475,7 +475,7 @@ es_save_snapshot(PG_FUNCTION_ARGS)
 	int64		version;
 	const EsCatalog *cat;
 	const EsSnapshotCatalog *sc;
-	EsReducer info;
+	EsReducer	info;
 	const char *reducer;
 	int64		current;
 
@@ -570,7 +570,7 @@ es_load_snapshot_reducer(PG_FUNCTION_ARGS)
 {
 	const EsCatalog *cat;
 	const EsSnapshotCatalog *sc;
-	EsReducer info;
+	EsReducer	info;
 	const char *reducer;
 	EsFoundSnapshot found;
 	int64		stale = 0;
@@ -583,7 +583,7 @@ es_load_snapshot_reducer(PG_FUNCTION_ARGS)
 	reducer = EsReducerArgument(fcinfo, 1, sc, &info);
 	InitMaterializedSRF(fcinfo, 0);
 	have = EsFindReducerSnapshot(sc, GetActiveSnapshot(), PG_GETARG_TEXT_PP(0),
-							   reducer, PG_INT64_MAX, NULL, &found, &stale);
+								 reducer, PG_INT64_MAX, NULL, &found, &stale);
 	ReturnSnapshot(fcinfo, have, &found);
 	return (Datum) 0;
 }

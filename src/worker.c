@@ -135,9 +135,9 @@ DatabaseToLeave(Node *parsetree)
  */
 static void
 WorkerProcessUtility(PlannedStmt *pstmt, const char *queryString,
-				 bool readOnlyTree, ProcessUtilityContext context,
-				 ParamListInfo params, QueryEnvironment *queryEnv,
-				 DestReceiver *dest, QueryCompletion *qc)
+					 bool readOnlyTree, ProcessUtilityContext context,
+					 ParamListInfo params, QueryEnvironment *queryEnv,
+					 DestReceiver *dest, QueryCompletion *qc)
 {
 	Oid			dboid = DatabaseToLeave(pstmt->utilityStmt);
 
