@@ -113,7 +113,6 @@ EsTriggerMisfired(const char *name, const char *how)
 	ereport(ERROR,
 			(errcode(ERRCODE_E_R_I_E_TRIGGER_PROTOCOL_VIOLATED),
 			 errmsg("function %s must be fired %s", name, how)));
-	pg_unreachable();
 }
 
 /*

@@ -41,8 +41,7 @@ extern int64 EsIntervalMicroseconds(const Interval *interval);
 /* trigger functions called the wrong way */
 extern struct TriggerData *EsCheckTriggerCall(FunctionCallInfo fcinfo,
 											  const char *name);
-extern void EsTriggerMisfired(const char *name, const char *how)
-			pg_attribute_noreturn();
+extern void EsTriggerMisfired(const char *name, const char *how);
 extern struct EventTriggerData *EsCheckEventTriggerCall(FunctionCallInfo fcinfo,
 														const char *name);
 

@@ -310,7 +310,6 @@ EsUnknownProjection(const char *name)
 	ereport(ERROR,
 			(errcode(ERRCODE_UNDEFINED_OBJECT),
 			 errmsg("projection \"%s\" does not exist", name)));
-	pg_unreachable();
 }
 
 /*

@@ -154,7 +154,7 @@ extern EsProjectionList *EsGetProjectionList(const EsProjectionCatalog *pc);
 extern bool EsProjectionIsAsync(const EsProjectionCatalog *pc,
 								const char *name, Snapshot snapshot);
 extern char *EsProjectionNameArgument(FunctionCallInfo fcinfo, int argno);
-extern void EsUnknownProjection(const char *name) pg_attribute_noreturn();
+extern void EsUnknownProjection(const char *name);
 
 /* projcall.c */
 typedef Datum (*EsEventFetch) (void *arg, int i, int64 *position);
