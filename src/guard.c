@@ -11,7 +11,7 @@
  * inheritance parent or by logical replication's apply worker, row
  * triggers do.
  *
- * es_events_dispatch_inline runs the inline projections (projection.c);
+ * es_events_dispatch_inline runs the inline projections (projinline.c);
  * without it they would silently stop following the events.
  *
  * es_events_insert_guard lets es_append's inserts through and opens a
