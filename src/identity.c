@@ -237,11 +237,15 @@ EsRunAsOwner(Oid relid, const char *sql, int nargs, Oid *argtypes,
 static char *
 StatementText(const EsStatement *stmt, Oid namespace_oid)
 {
-	const char *schema = quote_identifier(get_namespace_name(namespace_oid));
+	char	   *nspname = get_namespace_name(namespace_oid);
+	const char *schema;
 	const char *rest = stmt->sql;
 	const char *token;
 	StringInfoData buf;
 
+	if (nspname == NULL)
+		elog(ERROR, "cache lookup failed for namespace %u", namespace_oid);
+	schema = quote_identifier(nspname);
 	initStringInfo(&buf);
 	while ((token = strstr(rest, ES_SCHEMA_TOKEN)) != NULL)
 	{
