@@ -50,6 +50,7 @@
 #include "utils/timestamp.h"
 
 #include "es_pg.h"
+#include "common.h"
 
 /* rows handed to table_multi_insert at once, as in COPY */
 #define ES_MULTI_INSERT_CHUNK	1000
@@ -64,6 +65,16 @@ typedef struct NewEvent
 	bool		has_id;			/* the caller supplied event_id */
 	pg_uuid_t	event_id;
 } NewEvent;
+
+/* es_pg.max_append_events: events one es_append_batch call may carry */
+int			es_max_append_events = 100000;
+
+/* es_pg.max_append_events_ceiling: the most a role may raise it to */
+int			es_max_append_events_ceiling = 100000;
+
+/* es_pg.max_event_bytes, es_pg.max_batch_bytes: size caps of appends */
+int			es_max_event_bytes = 64 * 1024 * 1024;
+int			es_max_batch_bytes = 256 * 1024 * 1024;
 
 EsAppendedEvents *EsCurrentAppend = NULL;
 
@@ -101,19 +112,6 @@ ParseExpectedVersion(FunctionCallInfo fcinfo, int argno, int64 *expected)
 				 errhint("Pass NULL or -1 for no check, 0 for a stream that must not exist yet, -2 for a stream that must exist, or the stream's current version.")));
 	*expected = value;
 	return true;
-}
-
-/*
- * TextEqual compares two text values byte for byte (stream ids use the "C"
- * collation, where equality is byte equality).
- */
-static bool
-TextEqual(text *a, text *b)
-{
-	int			len = VARSIZE_ANY_EXHDR(a);
-
-	return len == VARSIZE_ANY_EXHDR(b) &&
-		memcmp(VARDATA_ANY(a), VARDATA_ANY(b), len) == 0;
 }
 
 /*
@@ -247,7 +245,7 @@ CheckEventIds(const EsCatalog *cat, Relation rel, text *stream_id,
 		 * The first id exists.  This is a retry if and only if it stands in
 		 * this stream and every following id stands right after it.
 		 */
-		if (!TextEqual(found_stream, stream_id))
+		if (!EsTextEqual(found_stream, stream_id))
 			DuplicateEventId(rel, &events[0].event_id, found_stream,
 							 found_version);
 		for (i = 1; i < nevents; i++)
@@ -256,7 +254,7 @@ CheckEventIds(const EsCatalog *cat, Relation rel, text *stream_id,
 							   &found_stream, &found_version))
 				DuplicateEventId(rel, &events[0].event_id, stream_id,
 								 first_version);
-			if (!TextEqual(found_stream, stream_id) ||
+			if (!EsTextEqual(found_stream, stream_id) ||
 				found_version != first_version + i)
 				DuplicateEventId(rel, &events[i].event_id, found_stream,
 								 found_version);
@@ -459,7 +457,7 @@ CheckTriggerKeptKeys(TupleTableSlot *slot, int64 position, text *stream_id,
 
 	if (n1 || n2 || n3 || n4 || n5 ||
 		DatumGetInt64(p) != position ||
-		!TextEqual(DatumGetTextPP(s), stream_id) ||
+		!EsTextEqual(DatumGetTextPP(s), stream_id) ||
 		DatumGetInt64(v) != version ||
 		memcmp(DatumGetUUIDP(id), event_id, UUID_LEN) != 0 ||
 		DatumGetTimestampTz(t) != recorded_at)
@@ -761,19 +759,6 @@ AppendEvents(FunctionCallInfo fcinfo, text *stream_id, NewEvent *events,
 }
 
 /*
- * RequireArgument raises the 22004 error for a NULL where a value is
- * needed.
- */
-static void
-RequireArgument(FunctionCallInfo fcinfo, int argno, const char *what)
-{
-	if (PG_ARGISNULL(argno))
-		ereport(ERROR,
-				(errcode(ERRCODE_NULL_VALUE_NOT_ALLOWED),
-				 errmsg("%s must not be null", what)));
-}
-
-/*
  * CheckEventSize raises the 54000 error for an event larger than
  * es_pg.max_event_bytes.
  */
@@ -791,7 +776,7 @@ CheckEventSize(const NewEvent *event, int batch_index)
 				 errdetail("Its data and metadata take %zu bytes; es_pg.max_event_bytes is %d.",
 						   size, es_max_event_bytes),
 				 errhint("Keep large payloads outside the event and store a reference to them."),
-				 batch_index >= 0 ? errcontext("event %d of the batch", batch_index + 1) : 0));
+				 EsBatchContext(batch_index)));
 }
 
 /*
@@ -810,9 +795,9 @@ es_append(PG_FUNCTION_ARGS)
 	bool		check_version;
 	int64		expected = 0;
 
-	RequireArgument(fcinfo, 0, "stream id");
-	RequireArgument(fcinfo, 1, "event type");
-	RequireArgument(fcinfo, 2, "event data");
+	EsRequireArgument(fcinfo, 0, "stream id");
+	EsRequireArgument(fcinfo, 1, "event type");
+	EsRequireArgument(fcinfo, 2, "event data");
 
 	stream_id = PG_GETARG_TEXT_PP(0);
 	EsValidateStreamId(stream_id);
@@ -849,31 +834,7 @@ BadBatchEvent(int index, const char *message, const char *detail)
 			(errcode(ERRCODE_INVALID_PARAMETER_VALUE),
 			 errmsg("%s", message),
 			 detail ? errdetail("%s", detail) : 0,
-			 errcontext("event %d of the batch", index + 1)));
-}
-
-/*
- * JsonbValueKind names the type of a JSON value for error details.
- */
-static const char *
-JsonbValueKind(JsonbValue *v)
-{
-	switch (v->type)
-	{
-		case jbvNull:
-			return "null";
-		case jbvString:
-			return "a string";
-		case jbvNumeric:
-			return "a number";
-		case jbvBool:
-			return "a boolean";
-		case jbvBinary:
-			return JsonContainerIsObject(v->val.binary.data) ?
-				"an object" : "an array";
-		default:
-			return "a value";
-	}
+			 EsBatchContext(index)));
 }
 
 /*
@@ -913,7 +874,7 @@ ParseBatchEvent(JsonbValue *elem, int index, NewEvent *event)
 
 	if (elem->type != jbvBinary || !JsonContainerIsObject(elem->val.binary.data))
 		BadBatchEvent(index, "each event of a batch must be a JSON object",
-					  psprintf("Got %s.", JsonbValueKind(elem)));
+					  psprintf("Got %s.", EsJsonbValueKind(elem, true)));
 	obj = elem->val.binary.data;
 
 	if (!getKeyJsonValueFromContainer(obj, "type", 4, &v))
@@ -921,7 +882,7 @@ ParseBatchEvent(JsonbValue *elem, int index, NewEvent *event)
 	known++;
 	if (v.type != jbvString)
 		BadBatchEvent(index, "event \"type\" must be a JSON string",
-					  psprintf("Got %s.", JsonbValueKind(&v)));
+					  psprintf("Got %s.", EsJsonbValueKind(&v, true)));
 	event->event_type = PointerGetDatum(cstring_to_text_with_len(v.val.string.val,
 																 v.val.string.len));
 	EsValidateEventType(DatumGetTextPP(event->event_type), index);
@@ -931,7 +892,7 @@ ParseBatchEvent(JsonbValue *elem, int index, NewEvent *event)
 	known++;
 	if (v.type != jbvBinary || !JsonContainerIsObject(v.val.binary.data))
 		BadBatchEvent(index, "event data must be a JSON object",
-					  psprintf("Got %s.", JsonbValueKind(&v)));
+					  psprintf("Got %s.", EsJsonbValueKind(&v, true)));
 	event->data = PointerGetDatum(JsonbValueToJsonb(&v));
 
 	event->metadata_null = true;
@@ -946,7 +907,7 @@ ParseBatchEvent(JsonbValue *elem, int index, NewEvent *event)
 		}
 		else if (v.type != jbvNull)
 			BadBatchEvent(index, "event metadata must be a JSON object",
-						  psprintf("Got %s.", JsonbValueKind(&v)));
+						  psprintf("Got %s.", EsJsonbValueKind(&v, true)));
 	}
 
 	event->has_id = false;
@@ -967,7 +928,7 @@ ParseBatchEvent(JsonbValue *elem, int index, NewEvent *event)
 		}
 		else if (v.type != jbvNull)
 			BadBatchEvent(index, "event \"id\" must be a uuid string",
-						  psprintf("Got %s.", JsonbValueKind(&v)));
+						  psprintf("Got %s.", EsJsonbValueKind(&v, true)));
 	}
 
 	if (JsonContainerSize(obj) != known)
@@ -994,8 +955,8 @@ es_append_batch(PG_FUNCTION_ARGS)
 	int64		expected = 0;
 	int			i;
 
-	RequireArgument(fcinfo, 0, "stream id");
-	RequireArgument(fcinfo, 1, "events");
+	EsRequireArgument(fcinfo, 0, "stream id");
+	EsRequireArgument(fcinfo, 1, "events");
 
 	stream_id = PG_GETARG_TEXT_PP(0);
 	EsValidateStreamId(stream_id);
@@ -1040,4 +1001,41 @@ es_append_batch(PG_FUNCTION_ARGS)
 
 	PG_RETURN_INT64(AppendEvents(fcinfo, stream_id, events, nevents,
 								 check_version, expected));
+}
+
+/*
+ * EsInitAppend defines the settings that limit appends; called from
+ * _PG_init.
+ */
+void
+EsInitAppend(void)
+{
+	DefineCustomIntVariable("es_pg.max_append_events",
+							"Largest number of events one es_append_batch call may append.",
+							NULL,
+							&es_max_append_events,
+							100000, 1, 10000000,
+							PGC_USERSET, 0,
+							NULL, NULL, NULL);
+	DefineCustomIntVariable("es_pg.max_append_events_ceiling",
+							"Largest value es_pg.max_append_events takes effect with; only superusers change it.",
+							"A batch uses about 2 kB of backend memory per event while it is appended.",
+							&es_max_append_events_ceiling,
+							100000, 1, 10000000,
+							PGC_SUSET, 0,
+							NULL, NULL, NULL);
+	DefineCustomIntVariable("es_pg.max_event_bytes",
+							"Largest size of one event's data and metadata together.",
+							NULL,
+							&es_max_event_bytes,
+							64 * 1024 * 1024, 1024, INT_MAX,
+							PGC_SUSET, GUC_UNIT_BYTE,
+							NULL, NULL, NULL);
+	DefineCustomIntVariable("es_pg.max_batch_bytes",
+							"Largest size of the events argument of one es_append_batch call.",
+							NULL,
+							&es_max_batch_bytes,
+							256 * 1024 * 1024, 1024, INT_MAX,
+							PGC_SUSET, GUC_UNIT_BYTE,
+							NULL, NULL, NULL);
 }

@@ -4,9 +4,15 @@
  *	  Find the extension's tables, indexes and sequence, once per backend.
  *
  * Every SQL-callable function of es_pg lives in the extension's schema, so
- * the schema of the function being called names the install.  The OIDs are
- * kept in a static cache that a relcache callback resets when es_events is
- * dropped or rebuilt, which covers DROP EXTENSION followed by CREATE.
+ * the schema of the function being called names the install.  Three caches
+ * keep the OIDs, each for one install at a time: EsCatalog (es_events, its
+ * indexes and sequence), EsSnapshotCatalog (the snapshot tables) and
+ * EsProjectionCatalog (the projection tables).  One relcache callback
+ * resets each when one of its tables is dropped or rebuilt, which covers
+ * DROP EXTENSION followed by CREATE, and counts the changes of
+ * es_projections (es_projections_generation, see projcache.c); syscache
+ * callbacks count the changes of functions and roles there too, which the
+ * cached projection definitions depend on.
  *
  * IDENTIFICATION
  *	  src/catalog.c
@@ -31,11 +37,21 @@
 #include "utils/lsyscache.h"
 #include "utils/rel.h"
 #include "utils/rls.h"
+#include "utils/syscache.h"
 
 #include "es_pg.h"
 
 static EsCatalog es_catalog;
 static bool es_catalog_valid = false;
+
+static EsSnapshotCatalog es_snapshot_catalog;
+static bool es_snapshot_catalog_valid = false;
+
+static EsProjectionCatalog es_projection_catalog;
+static bool es_projection_catalog_valid = false;
+
+/* changes of es_projections, functions and roles seen by this backend */
+uint64		es_projections_generation = 0;
 
 /* the columns es_events must have, in this order */
 static const EsColumn es_events_columns[Natts_es_events] =
@@ -50,25 +66,61 @@ static const EsColumn es_events_columns[Natts_es_events] =
 	{"recorded_at", TIMESTAMPTZOID},
 };
 
+/* the columns es_snapshots must have, in this order */
+static const EsColumn es_snapshots_columns[Natts_es_snapshots] =
+{
+	{"stream_id", TEXTOID},
+	{"reducer", TEXTOID},
+	{"version", INT8OID},
+	{"state", JSONBOID},
+	{"created_at", TIMESTAMPTZOID},
+	{"reducer_digest", TEXTOID},
+};
+
 /*
- * EsRelcacheCallback forgets the cached OIDs when es_events changes or when
- * the whole relcache is reset.
+ * RelcacheCallback forgets the cached OIDs of the tables that changed,
+ * or all of them when the whole relcache is reset.  es_projections_changed
+ * sends a relcache invalidation for every write to es_projections.
  */
 static void
-EsRelcacheCallback(Datum arg, Oid relid)
+RelcacheCallback(Datum arg, Oid relid)
 {
-	if (!OidIsValid(relid) || relid == es_catalog.events_relid)
+	bool		all = !OidIsValid(relid);
+
+	if (all || relid == es_catalog.events_relid)
 		es_catalog_valid = false;
+	if (all || relid == es_snapshot_catalog.snapshots_relid ||
+		relid == es_snapshot_catalog.policies_relid)
+		es_snapshot_catalog_valid = false;
+	if (all || relid == es_projection_catalog.projections_relid)
+	{
+		es_projection_catalog_valid = false;
+		es_projections_generation++;
+	}
+	else if (relid == es_projection_catalog.checkpoints_relid)
+		es_projection_catalog_valid = false;
 }
 
 /*
- * EsInitCatalogCache registers the invalidation callback; called from
+ * SyscacheCallback counts a change of a function or a role: a handler
+ * replaced, EXECUTE revoked, an owner dropped.
+ */
+static void
+SyscacheCallback(Datum arg, int cacheid, uint32 hashvalue)
+{
+	es_projections_generation++;
+}
+
+/*
+ * EsInitCatalogCache registers the invalidation callbacks; called from
  * _PG_init.
  */
 void
 EsInitCatalogCache(void)
 {
-	CacheRegisterRelcacheCallback(EsRelcacheCallback, (Datum) 0);
+	CacheRegisterRelcacheCallback(RelcacheCallback, (Datum) 0);
+	CacheRegisterSyscacheCallback(PROCOID, SyscacheCallback, (Datum) 0);
+	CacheRegisterSyscacheCallback(AUTHOID, SyscacheCallback, (Datum) 0);
 }
 
 /*
@@ -182,6 +234,71 @@ EsGetCatalog(Oid namespace_oid)
 					  Natts_es_events);
 	es_catalog_valid = true;
 	return &es_catalog;
+}
+
+/*
+ * EsGetSnapshotCatalog returns the OIDs of the snapshot tables of the
+ * install that cat describes.
+ */
+const EsSnapshotCatalog *
+EsGetSnapshotCatalog(const EsCatalog *cat)
+{
+	EsSnapshotCatalog *sc = &es_snapshot_catalog;
+
+	if (es_snapshot_catalog_valid && sc->namespace_oid == cat->namespace_oid)
+		return sc;
+
+	es_snapshot_catalog_valid = false;
+	sc->namespace_oid = cat->namespace_oid;
+	sc->snapshots_relid =
+		EsLookupRelation("es_snapshots", cat->namespace_oid, false);
+	sc->snapshots_pkey =
+		EsLookupRelation("es_snapshots_pkey", cat->namespace_oid, false);
+	sc->snapshots_stream_index =
+		EsLookupRelation("es_snapshots_stream_id_version_idx",
+						 cat->namespace_oid, false);
+	sc->policies_relid =
+		EsLookupRelation("es_snapshot_policies", cat->namespace_oid, false);
+	sc->policies_pkey =
+		EsLookupRelation("es_snapshot_policies_pkey", cat->namespace_oid,
+						 false);
+	sc->events_type = get_rel_type_id(cat->events_relid);
+	sc->version = cat->version;
+	EsCheckTableShape(sc->snapshots_relid, es_snapshots_columns,
+					  Natts_es_snapshots);
+	es_snapshot_catalog_valid = true;
+	return sc;
+}
+
+/*
+ * EsGetProjectionCatalog returns the projection tables of the install that
+ * cat describes.  With missing_ok, NULL means they do not exist (yet).
+ */
+const EsProjectionCatalog *
+EsGetProjectionCatalog(const EsCatalog *cat, bool missing_ok)
+{
+	EsProjectionCatalog *pc = &es_projection_catalog;
+	Oid			relid;
+
+	if (es_projection_catalog_valid && pc->namespace_oid == cat->namespace_oid)
+		return pc;
+
+	es_projection_catalog_valid = false;
+	relid = EsLookupRelation("es_projections", cat->namespace_oid, missing_ok);
+	if (!OidIsValid(relid))
+		return NULL;
+	pc->projections_relid = relid;
+	pc->checkpoints_relid =
+		EsLookupRelation("es_projection_checkpoints", cat->namespace_oid,
+						 missing_ok);
+	if (!OidIsValid(pc->checkpoints_relid))
+		return NULL;
+	pc->namespace_oid = cat->namespace_oid;
+	pc->owner = EsRelationOwner(relid);
+	pc->events_type = get_rel_type_id(cat->events_relid);
+	pc->version = cat->version;
+	es_projection_catalog_valid = true;
+	return pc;
 }
 
 /*

@@ -44,6 +44,7 @@
 #include "utils/snapmgr.h"
 
 #include "es_pg.h"
+#include "common.h"
 
 /* the open window of this transaction */
 static struct
@@ -227,8 +228,7 @@ DirectXactCallback(XactEvent event, void *arg)
 		CommandCounterIncrement();
 		cat = EsGetCatalog(es_direct.namespace_oid);
 		PushActiveSnapshot(GetTransactionSnapshot());
-		if (SPI_connect() != SPI_OK_CONNECT)
-			elog(ERROR, "SPI_connect failed");
+		EsSpiConnect();
 		CheckStreams(cat);
 		if (es_direct.highest > 0)
 			AdvanceSequence(cat);

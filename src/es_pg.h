@@ -3,6 +3,11 @@
  * es_pg.h
  *	  Declarations shared by the C files of the es_pg extension.
  *
+ * Each section names the file that defines what it declares.  The helpers
+ * every file may use are in common.h; the projection files share
+ * projection.h, the snapshot files snapshot.h.  docs/developing.md shows
+ * which file may call which.
+ *
  * IDENTIFICATION
  *	  src/es_pg.h
  *
@@ -37,6 +42,20 @@
 #define Anum_es_events_metadata			7
 #define Anum_es_events_recorded_at		8
 #define Natts_es_events					8
+
+/* attribute numbers of es_snapshots; checked against the catalog too */
+#define Anum_es_snapshots_stream_id		1
+#define Anum_es_snapshots_reducer		2
+#define Anum_es_snapshots_version		3
+#define Anum_es_snapshots_state			4
+#define Anum_es_snapshots_created_at	5
+#define Anum_es_snapshots_reducer_digest 6
+#define Natts_es_snapshots				6
+
+/* attribute numbers of es_snapshot_policies */
+#define Anum_es_snapshot_policies_reducer	1
+#define Anum_es_snapshot_policies_every_n	2
+#define Anum_es_snapshot_policies_search_path	4
 
 /*
  * Lock tags.  They live in the advisory lock space (pg_locks shows them as
@@ -74,20 +93,42 @@ typedef struct EsCatalog
 /* versions whose SQL the C code tells apart */
 #define ES_VERSION_0_2	200
 
+/*
+ * EsSnapshotCatalog holds the OIDs of the snapshot tables of one install,
+ * looked up once per backend like EsCatalog.
+ */
+typedef struct EsSnapshotCatalog
+{
+	Oid			namespace_oid;
+	Oid			snapshots_relid;
+	Oid			snapshots_pkey;		/* (stream_id, reducer, version) */
+	Oid			snapshots_stream_index; /* (stream_id, version) */
+	Oid			policies_relid;
+	Oid			policies_pkey;		/* (reducer) */
+	Oid			events_type;	/* row type of es_events */
+	int			version;		/* of the install's SQL (EsCatalog) */
+} EsSnapshotCatalog;
+
+/*
+ * EsProjectionCatalog holds the OIDs of the projection tables of one
+ * install, looked up once per backend like EsCatalog.
+ */
+typedef struct EsProjectionCatalog
+{
+	Oid			namespace_oid;
+	Oid			projections_relid;
+	Oid			checkpoints_relid;
+	Oid			owner;			/* owner of es_projections */
+	Oid			events_type;	/* row type of es_events */
+	int			version;		/* of the install's SQL (EsCatalog) */
+} EsProjectionCatalog;
+
 /* a column a table of the extension must have, for EsCheckTableShape */
 typedef struct EsColumn
 {
 	const char *name;
 	Oid			type;
 } EsColumn;
-
-/* settings defined in es_pg.c and snapshot.c */
-extern int	es_max_append_events;
-extern int	es_max_append_events_ceiling;
-extern int	es_max_event_bytes;
-extern int	es_max_batch_bytes;
-extern bool es_allow_drop_history;
-extern bool es_log_replay;
 
 /* catalog.c */
 extern Oid	EsLookupRelation(const char *name, Oid namespace_oid,
@@ -101,6 +142,10 @@ extern Oid	EsExtensionNamespace(bool missing_ok);
 extern void EsCheckReadPrivilege(const EsCatalog *cat);
 extern Datum EsCreatingExtensionName(void);
 extern int	EsInstalledVersion(Oid namespace_oid);
+extern const EsSnapshotCatalog *EsGetSnapshotCatalog(const EsCatalog *cat);
+extern const EsProjectionCatalog *EsGetProjectionCatalog(const EsCatalog *cat,
+														 bool missing_ok);
+extern uint64 es_projections_generation;
 extern void EsInitCatalogCache(void);
 
 /* identity.c */
@@ -123,14 +168,37 @@ extern int	EsRunAsOwner(Oid relid, const char *sql, int nargs, Oid *argtypes,
 						 Datum *values, const char *nulls, bool read_only,
 						 long tcount);
 
+/*
+ * EsStatement is one of es_pg's own statements on its tables, written
+ * beside the code that runs it.  "@extschema@" in the text stands for the
+ * install's schema.  A kept statement is prepared once per backend and
+ * install schema (SPI_keepplan), for the paths that run it per batch or per
+ * append; the others are prepared for each call.
+ */
+#define ES_STATEMENT_MAX_ARGS	8
+
+typedef struct EsStatement
+{
+	const char *sql;
+	int			nargs;
+	Oid			argtypes[ES_STATEMENT_MAX_ARGS];
+	bool		keep;
+} EsStatement;
+
+extern void EsSpiConnect(void);
+extern int	EsExecute(const EsStatement *stmt, Oid namespace_oid, Oid role,
+					  Datum *values, const char *nulls, Snapshot snapshot);
+extern uint64 EsRunStatement(const EsStatement *stmt, Oid namespace_oid,
+							 Oid role, Datum *values, const char *nulls,
+							 int expected);
+
 /* direct.c */
 extern void EsInitDirect(void);
 extern void EsDirectInsertBegin(Relation events_rel);
 
 /* guard.c */
-struct TriggerData;
-extern struct TriggerData *EsCheckTriggerCall(FunctionCallInfo fcinfo,
-											  const char *name);
+extern bool es_allow_drop_history;
+extern void EsInitGuard(void);
 
 /* validate.c */
 extern void EsValidateStreamId(text *stream_id);
@@ -174,7 +242,12 @@ typedef struct EsAppendedEvents
 	struct EsAppendedEvents *outer;
 } EsAppendedEvents;
 
+extern int	es_max_append_events;
+extern int	es_max_append_events_ceiling;
+extern int	es_max_event_bytes;
+extern int	es_max_batch_bytes;
 extern EsAppendedEvents *EsCurrentAppend;
+extern void EsInitAppend(void);
 extern bool EsInsideAppend(void);
 extern bool EsOwnRowBeingChecked(int64 position);
 
@@ -186,41 +259,5 @@ extern int64 EsStreamVersion(const EsCatalog *cat, Relation rel,
 extern int64 EsReadFeed(const EsCatalog *cat, int64 from_position,
 						int64 max_count, EsFeedCallback callback, void *arg);
 extern int64 EsHeadPosition(const EsCatalog *cat, Snapshot snapshot);
-extern int64 EsMaxIndexedPosition(Relation rel, Relation index);
-
-/* snapshot.c */
-extern void EsInitSnapshots(void);
-
-/*
- * projection.c and worker.c
- *
- * EsInitProjections is called from _PG_init: settings, cache callbacks,
- * and, when es_pg is preloaded, shared memory and the launcher worker.
- */
-extern int	es_projection_retries;
-extern int	es_projection_handler_timeout;
-extern int	es_projection_batch_size;
-extern int	es_projection_naptime;
-extern bool es_projection_workers;
-
-extern void EsInitProjections(void);
-extern void EsInitWorkers(void);
-extern List *EsPendingAsyncProjections(const EsCatalog *cat);
-extern int64 EsApplyProjectionBatch(const EsCatalog *cat, const char *name,
-									bool skip_locked, int64 max_events,
-									int elevel, bool *more);
-
-/* worker.c: what needs es_pg in shared_preload_libraries */
-extern void EsWakeWorkerAtCommit(void);
-extern void EsRequestWorkerAtCommit(void);
-extern void EsCheckpointAdvanced(void);
-extern void EsWaitForCheckpoint(long timeout_ms, bool *prepared);
-extern int	EsProgressStart(const char *name, int64 total);
-extern void EsProgressUpdate(int slot, int64 done);
-extern void EsProgressEnd(int slot);
-extern int	EsProgressSnapshot(Oid dboid, char (*names)[NAMEDATALEN],
-							   int *pids, int64 *done, int64 *total,
-							   TimestampTz *started, int max);
-extern bool EsStartWorkerNow(Oid dboid, bool report);
 
 #endif							/* ES_PG_H */

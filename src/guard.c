@@ -11,7 +11,7 @@
  * inheritance parent or by logical replication's apply worker, row
  * triggers do.
  *
- * es_events_dispatch_inline runs the inline projections (projection.c);
+ * es_events_dispatch_inline runs the inline projections (projinline.c);
  * without it they would silently stop following the events.
  *
  * es_events_insert_guard lets es_append's inserts through and opens a
@@ -85,9 +85,14 @@
 #include "utils/lsyscache.h"
 #include "utils/rel.h"
 #include "utils/snapmgr.h"
+#include "utils/guc.h"
 #include "utils/syscache.h"
 
 #include "es_pg.h"
+#include "common.h"
+
+/* es_pg.allow_drop_history: let DROP EXTENSION remove a non-empty store */
+bool		es_allow_drop_history = false;
 
 /* a trigger es_events must keep: its name, function and firing */
 typedef struct RequiredTrigger
@@ -124,20 +129,6 @@ static const struct
 	{"es_events_version_check", CONSTRAINT_CHECK, 0},
 	{ES_INSERT_CHECK_CONSTRAINT, CONSTRAINT_CHECK, ES_VERSION_0_2},
 };
-
-/*
- * EsCheckTriggerCall raises the 39P01 error when a trigger function is
- * called some other way.
- */
-TriggerData *
-EsCheckTriggerCall(FunctionCallInfo fcinfo, const char *name)
-{
-	if (!CALLED_AS_TRIGGER(fcinfo))
-		ereport(ERROR,
-				(errcode(ERRCODE_E_R_I_E_TRIGGER_PROTOCOL_VIOLATED),
-				 errmsg("function %s must be called as a trigger", name)));
-	return (TriggerData *) fcinfo->context;
-}
 
 /*
  * es_events_append_only refuses to change or remove events.
@@ -529,8 +520,7 @@ CheckChangedObjects(Oid ext_oid)
 	Datum		values[1];
 
 	values[0] = ObjectIdGetDatum(ext_oid);
-	if (SPI_connect() != SPI_OK_CONNECT)
-		elog(ERROR, "SPI_connect failed");
+	EsSpiConnect();
 	EsExecuteAs(GetUserId(),
 				"SELECT c.command_tag, c.object_identity"
 				" FROM pg_catalog.pg_event_trigger_ddl_commands() c"
@@ -727,11 +717,7 @@ es_ddl_guard(PG_FUNCTION_ARGS)
 	Oid			ext_oid;
 	Oid			namespace_oid;
 
-	if (!CALLED_AS_EVENT_TRIGGER(fcinfo))
-		ereport(ERROR,
-				(errcode(ERRCODE_E_R_I_E_TRIGGER_PROTOCOL_VIOLATED),
-				 errmsg("function es_ddl_guard must be called as an event trigger")));
-	trigdata = (EventTriggerData *) fcinfo->context;
+	trigdata = EsCheckEventTriggerCall(fcinfo, "es_ddl_guard");
 
 	ext_oid = get_extension_oid("es_pg", true);
 	if (!OidIsValid(ext_oid))
@@ -752,4 +738,19 @@ es_ddl_guard(PG_FUNCTION_ARGS)
 		CheckSubscription(trigdata->parsetree, namespace_oid);
 	}
 	PG_RETURN_NULL();
+}
+
+/*
+ * EsInitGuard defines es_pg.allow_drop_history; called from _PG_init.
+ */
+void
+EsInitGuard(void)
+{
+	DefineCustomBoolVariable("es_pg.allow_drop_history",
+							 "Lets DROP EXTENSION es_pg delete an event store that holds events.",
+							 NULL,
+							 &es_allow_drop_history,
+							 false,
+							 PGC_SUSET, 0,
+							 NULL, NULL, NULL);
 }

@@ -123,26 +123,27 @@
 #include "utils/wait_event.h"
 
 #include "es_pg.h"
+#include "common.h"
 
 /* feed lock slots in shared memory; databases hash onto them */
 #define ES_FEED_SLOTS	16
 
 /* what one backend has in flight */
-typedef struct EsInFlight
+typedef struct InFlight
 {
 	Oid			dboid;
 	pg_atomic_uint64 first;		/* first position in flight, 0: none */
-} EsInFlight;
+} InFlight;
 
-typedef struct EsFeedShared
+typedef struct FeedShared
 {
 	pg_atomic_uint32 windows[ES_FEED_SLOTS];	/* open or opening */
 	pg_atomic_uint32 in_flight[ES_FEED_SLOTS];	/* registered appends */
 	int			nentries;
-	EsInFlight	entries[FLEXIBLE_ARRAY_MEMBER];
-} EsFeedShared;
+	InFlight	entries[FLEXIBLE_ARRAY_MEMBER];
+} FeedShared;
 
-static EsFeedShared *es_feed_shared = NULL;
+static FeedShared *es_feed_shared = NULL;
 static LWLockPadded *es_feed_lwlocks = NULL;
 static shmem_request_hook_type prev_shmem_request_hook = NULL;
 static shmem_startup_hook_type prev_shmem_startup_hook = NULL;
@@ -152,7 +153,7 @@ static shmem_startup_hook_type prev_shmem_startup_hook = NULL;
  * append nested in another one's flight (a BEFORE ROW trigger that calls
  * es_append) keeps the outer one's first position, which is lower.
  */
-static EsInFlight *my_entry = NULL;
+static InFlight *my_entry = NULL;
 static int	my_entry_depth = 0;
 
 /* appends of this backend in flight, nested ones included */
@@ -193,8 +194,8 @@ FeedSlot(void)
 static Size
 FeedShmemSize(void)
 {
-	return add_size(offsetof(EsFeedShared, entries),
-					mul_size(MaxBackends, sizeof(EsInFlight)));
+	return add_size(offsetof(FeedShared, entries),
+					mul_size(MaxBackends, sizeof(InFlight)));
 }
 
 /*
@@ -320,7 +321,7 @@ EsInitFeedLock(void)
  * MyEntry returns this backend's registry entry, setting up its exit
  * callback the first time.
  */
-static EsInFlight *
+static InFlight *
 MyEntry(void)
 {
 	int			index = EsMyProcIndex();
@@ -400,7 +401,7 @@ EsFeedBeginAppend(EsFeedHold *hold, bool user_code, bool *waited)
 void
 EsFeedRegister(EsFeedHold *hold, int64 first_position)
 {
-	EsInFlight *entry;
+	InFlight   *entry;
 
 	if (!hold->lwlock)
 		return;
@@ -467,7 +468,7 @@ RegisteredFloor(void)
 		return 0;
 	for (i = 0; i < es_feed_shared->nentries; i++)
 	{
-		EsInFlight *e = &es_feed_shared->entries[i];
+		InFlight   *e = &es_feed_shared->entries[i];
 		int64		first = (int64) pg_atomic_read_u64(&e->first);
 
 		if (first != 0 && e->dboid == MyDatabaseId &&

@@ -56,6 +56,7 @@
 #include "utils/tuplestore.h"
 
 #include "es_pg.h"
+#include "common.h"
 
 /*
  * EsStreamVersion returns the highest version of the stream visible to the
@@ -65,26 +66,23 @@ int64
 EsStreamVersion(const EsCatalog *cat, Relation rel, text *stream_id,
 				Snapshot snapshot)
 {
-	Relation	index = index_open(cat->stream_index, AccessShareLock);
-	TupleTableSlot *slot = table_slot_create(rel, NULL);
-	IndexScanDesc scan;
+	EsIndexProbe probe;
 	ScanKeyData key;
 	int64		version = 0;
 
 	ScanKeyInit(&key, 1, BTEqualStrategyNumber, F_TEXTEQ,
 				PointerGetDatum(stream_id));
-	scan = EsIndexBeginScan(rel, index, snapshot, 1, 0);
-	index_rescan(scan, &key, 1, NULL, 0);
-	if (index_getnext_slot(scan, BackwardScanDirection, slot))
+	EsProbeOpenOn(&probe, rel, cat->stream_index);
+	EsProbeStart(&probe, snapshot, &key, 1);
+	if (EsProbeNext(&probe, BackwardScanDirection))
 	{
 		bool		isnull;
 
-		version = DatumGetInt64(slot_getattr(slot, Anum_es_events_version,
+		version = DatumGetInt64(slot_getattr(probe.slot,
+											 Anum_es_events_version,
 											 &isnull));
 	}
-	index_endscan(scan);
-	ExecDropSingleTupleTableSlot(slot);
-	index_close(index, AccessShareLock);
+	EsProbeClose(&probe);
 	return version;
 }
 
@@ -126,19 +124,6 @@ GetStart(FunctionCallInfo fcinfo, int argno, const char *what, int64 dflt)
 }
 
 /*
- * GetStreamId reads the stream id argument, which is required.
- */
-static text *
-GetStreamId(FunctionCallInfo fcinfo, int argno)
-{
-	if (PG_ARGISNULL(argno))
-		ereport(ERROR,
-				(errcode(ERRCODE_NULL_VALUE_NOT_ALLOWED),
-				 errmsg("stream id must not be null")));
-	return PG_GETARG_TEXT_PP(argno);
-}
-
-/*
  * es_stream_version returns the stream's current version, 0 when it does
  * not exist.
  */
@@ -146,7 +131,7 @@ PG_FUNCTION_INFO_V1(es_stream_version);
 Datum
 es_stream_version(PG_FUNCTION_ARGS)
 {
-	text	   *stream_id = GetStreamId(fcinfo, 0);
+	text	   *stream_id = EsTextArgument(fcinfo, 0, "stream id");
 	const EsCatalog *cat = EsGetCatalogForFunction(fcinfo);
 	Relation	rel;
 	int64		version;
@@ -165,14 +150,11 @@ es_stream_version(PG_FUNCTION_ARGS)
  */
 static void
 ReadStreamEvents(FunctionCallInfo fcinfo, text *stream_id, bool has_bound,
-		   int64 bound, int64 max_count, ScanDirection dir)
+				 int64 bound, int64 max_count, ScanDirection dir)
 {
 	ReturnSetInfo *rsinfo = (ReturnSetInfo *) fcinfo->resultinfo;
 	const EsCatalog *cat = EsGetCatalogForFunction(fcinfo);
-	Relation	rel;
-	Relation	index;
-	IndexScanDesc scan;
-	TupleTableSlot *slot;
+	EsIndexProbe probe;
 	ScanKeyData keys[2];
 	int			nkeys = 1;
 	int64		count = 0;
@@ -182,10 +164,7 @@ ReadStreamEvents(FunctionCallInfo fcinfo, text *stream_id, bool has_bound,
 	if (max_count == 0)
 		return;
 
-	rel = table_open(cat->events_relid, AccessShareLock);
-	index = index_open(cat->stream_index, AccessShareLock);
-	slot = table_slot_create(rel, NULL);
-
+	EsProbeOpen(&probe, cat->events_relid, cat->stream_index);
 	ScanKeyInit(&keys[0], 1, BTEqualStrategyNumber, F_TEXTEQ,
 				PointerGetDatum(stream_id));
 	if (has_bound)
@@ -198,17 +177,13 @@ ReadStreamEvents(FunctionCallInfo fcinfo, text *stream_id, bool has_bound,
 						Int64GetDatum(bound));
 		nkeys = 2;
 	}
-	scan = EsIndexBeginScan(rel, index, GetActiveSnapshot(), nkeys, 0);
-	index_rescan(scan, keys, nkeys, NULL, 0);
-	while (count < max_count && index_getnext_slot(scan, dir, slot))
+	EsProbeStart(&probe, GetActiveSnapshot(), keys, nkeys);
+	while (count < max_count && EsProbeNext(&probe, dir))
 	{
-		tuplestore_puttupleslot(rsinfo->setResult, slot);
+		tuplestore_puttupleslot(rsinfo->setResult, probe.slot);
 		count++;
 	}
-	index_endscan(scan);
-	ExecDropSingleTupleTableSlot(slot);
-	index_close(index, AccessShareLock);
-	table_close(rel, AccessShareLock);
+	EsProbeClose(&probe);
 }
 
 /*
@@ -219,12 +194,12 @@ PG_FUNCTION_INFO_V1(es_read_stream);
 Datum
 es_read_stream(PG_FUNCTION_ARGS)
 {
-	text	   *stream_id = GetStreamId(fcinfo, 0);
+	text	   *stream_id = EsTextArgument(fcinfo, 0, "stream id");
 	int64		from_version = GetStart(fcinfo, 1, "from_version", 0);
 	int64		max_count = GetCount(fcinfo, 2, "max_count");
 
 	ReadStreamEvents(fcinfo, stream_id, true, from_version, max_count,
-			   ForwardScanDirection);
+					 ForwardScanDirection);
 	return (Datum) 0;
 }
 
@@ -236,38 +211,14 @@ PG_FUNCTION_INFO_V1(es_read_stream_backward);
 Datum
 es_read_stream_backward(PG_FUNCTION_ARGS)
 {
-	text	   *stream_id = GetStreamId(fcinfo, 0);
+	text	   *stream_id = EsTextArgument(fcinfo, 0, "stream id");
 	bool		has_bound = !PG_ARGISNULL(1);
 	int64		before_version = GetStart(fcinfo, 1, "before_version", 0);
 	int64		max_count = GetCount(fcinfo, 2, "max_count");
 
 	ReadStreamEvents(fcinfo, stream_id, has_bound, before_version, max_count,
-			   BackwardScanDirection);
+					 BackwardScanDirection);
 	return (Datum) 0;
-}
-
-/*
- * EsMaxIndexedPosition returns the highest global_position in the index,
- * whatever the state of its transaction, or 0 for an empty index.
- */
-int64
-EsMaxIndexedPosition(Relation rel, Relation index)
-{
-	IndexScanDesc scan;
-	int64		position = 0;
-
-	scan = EsIndexBeginScan(rel, index, SnapshotAny, 0, 0);
-	scan->xs_want_itup = true;
-	index_rescan(scan, NULL, 0, NULL, 0);
-	if (index_getnext_tid(scan, BackwardScanDirection) != NULL)
-	{
-		bool		isnull;
-
-		position = DatumGetInt64(index_getattr(scan->xs_itup, 1,
-											   scan->xs_itupdesc, &isnull));
-	}
-	index_endscan(scan);
-	return position;
 }
 
 /*
@@ -475,26 +426,20 @@ es_read_all(PG_FUNCTION_ARGS)
 int64
 EsHeadPosition(const EsCatalog *cat, Snapshot snapshot)
 {
-	Relation	rel = table_open(cat->events_relid, AccessShareLock);
-	Relation	index = index_open(cat->position_index, AccessShareLock);
-	TupleTableSlot *slot = table_slot_create(rel, NULL);
-	IndexScanDesc scan;
+	EsIndexProbe probe;
 	int64		position = 0;
 
-	scan = EsIndexBeginScan(rel, index, snapshot, 0, 0);
-	index_rescan(scan, NULL, 0, NULL, 0);
-	if (index_getnext_slot(scan, BackwardScanDirection, slot))
+	EsProbeOpen(&probe, cat->events_relid, cat->position_index);
+	EsProbeStart(&probe, snapshot, NULL, 0);
+	if (EsProbeNext(&probe, BackwardScanDirection))
 	{
 		bool		isnull;
 
-		position = DatumGetInt64(slot_getattr(slot,
+		position = DatumGetInt64(slot_getattr(probe.slot,
 											  Anum_es_events_global_position,
 											  &isnull));
 	}
-	index_endscan(scan);
-	ExecDropSingleTupleTableSlot(slot);
-	index_close(index, AccessShareLock);
-	table_close(rel, AccessShareLock);
+	EsProbeClose(&probe);
 	return position;
 }
 

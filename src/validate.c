@@ -19,19 +19,8 @@
 #include "utils/jsonb.h"
 
 #include "es_pg.h"
+#include "common.h"
 #include "parse.h"
-
-/*
- * BatchContext adds "event N of the batch" to errors about one element of a
- * batch; batch_index is negative outside batches.
- */
-static int
-BatchContext(int batch_index)
-{
-	if (batch_index >= 0)
-		return errcontext("event %d of the batch", batch_index + 1);
-	return 0;
-}
 
 /*
  * ValidateName checks a stream id or an event type: not empty, not longer
@@ -48,14 +37,14 @@ ValidateName(text *value, const char *what, int max_bytes, int batch_index)
 		ereport(ERROR,
 				(errcode(ERRCODE_INVALID_PARAMETER_VALUE),
 				 errmsg("%s must not be empty", what),
-				 BatchContext(batch_index)));
+				 EsBatchContext(batch_index)));
 	if (len > max_bytes)
 		ereport(ERROR,
 				(errcode(ERRCODE_INVALID_PARAMETER_VALUE),
 				 errmsg("%s is too long", what),
 				 errdetail("The limit is %d bytes; this one has %d bytes.",
 						   max_bytes, len),
-				 BatchContext(batch_index)));
+				 EsBatchContext(batch_index)));
 	offset = EsFindControlCharacter((const unsigned char *) VARDATA_ANY(value),
 									len, GetDatabaseEncoding() == PG_UTF8,
 									&code);
@@ -65,7 +54,7 @@ ValidateName(text *value, const char *what, int max_bytes, int batch_index)
 				 errmsg("%s must not contain control characters", what),
 				 errdetail("Byte %d is the control character U+%04X.",
 						   offset + 1, code),
-				 BatchContext(batch_index)));
+				 EsBatchContext(batch_index)));
 }
 
 /*
@@ -89,35 +78,6 @@ EsValidateEventType(text *event_type, int batch_index)
 }
 
 /*
- * JsonbKindName names the kind of a JSON document for error details.
- */
-static const char *
-JsonbKindName(Jsonb *jb)
-{
-	JsonbValue	v;
-
-	if (JB_ROOT_IS_OBJECT(jb))
-		return "object";
-	if (!JB_ROOT_IS_SCALAR(jb))
-		return "array";
-	if (!JsonbExtractScalar(&jb->root, &v))
-		return "value";
-	switch (v.type)
-	{
-		case jbvNull:
-			return "null";
-		case jbvString:
-			return "string";
-		case jbvNumeric:
-			return "number";
-		case jbvBool:
-			return "boolean";
-		default:
-			return "value";
-	}
-}
-
-/*
  * EsValidateJsonObject raises an error unless jb is a JSON object.  "what"
  * names the argument ("event data", "event metadata").
  */
@@ -128,8 +88,8 @@ EsValidateJsonObject(Jsonb *jb, const char *what, int batch_index)
 		ereport(ERROR,
 				(errcode(ERRCODE_INVALID_PARAMETER_VALUE),
 				 errmsg("%s must be a JSON object", what),
-				 errdetail("Got a JSON %s.", JsonbKindName(jb)),
-				 BatchContext(batch_index)));
+				 errdetail("Got a JSON %s.", EsJsonbKind(jb, false)),
+				 EsBatchContext(batch_index)));
 }
 
 /*

@@ -1,8 +1,7 @@
 /*-------------------------------------------------------------------------
  *
  * worker.c
- *	  Background workers that apply async projections, and the shared
- *	  memory behind projection waits and rebuild progress.
+ *	  Background workers that apply async projections.
  *
  * With es_pg in shared_preload_libraries, a launcher worker starts one
  * worker per database that has es_pg installed.  It learns about databases
@@ -22,10 +21,11 @@
  * starts it again a few seconds later (its connection then waits for the
  * command to finish, and fails if the database is gone).
  *
- * Without preloading there is no shared memory: es_start_projection_worker
- * starts a worker for the current database directly, projection waits
- * fall back to sleeping on the latch, and rebuild progress is not shown.
- * An advisory lock keeps it to one worker per database either way.
+ * Without preloading there is no shared memory (projshmem.c):
+ * es_start_projection_worker starts a worker for the current database
+ * directly.  An advisory lock keeps it to one worker per database either
+ * way.  The workers call the apply code (projapply.c) and nothing else of
+ * the projection subsystem; nothing calls back into this file.
  *
  * IDENTIFICATION
  *	  src/worker.c
@@ -47,13 +47,11 @@
 #include "pgstat.h"
 #include "postmaster/bgworker.h"
 #include "postmaster/interrupt.h"
-#include "storage/condition_variable.h"
 #include "storage/ipc.h"
 #include "storage/latch.h"
 #include "storage/lmgr.h"
 #include "storage/lock.h"
 #include "storage/proc.h"
-#include "storage/shmem.h"
 #include "storage/spin.h"
 #include "tcop/tcopprot.h"
 #include "tcop/utility.h"
@@ -65,7 +63,7 @@
 #include "utils/timestamp.h"
 #include "utils/wait_event.h"
 
-#include "es_pg.h"
+#include "projection.h"
 
 /* es_pg.projection_naptime, milliseconds */
 int			es_projection_naptime = 1000;
@@ -73,205 +71,25 @@ int			es_projection_naptime = 1000;
 /* es_pg.projection_workers */
 bool		es_projection_workers = true;
 
-#define ES_MAX_DATABASES	64
-#define ES_MAX_REBUILDS		32
-
 /* seconds between scans of pg_database, and before restarting a worker */
 #define ES_SCAN_INTERVAL_S	10
 #define ES_RETRY_AWAY_S		3
 #define ES_RETRY_FAILED_S	10
 #define ES_STARTING_LIMIT_S 60
 
-typedef enum EsDbState
+/* how a round of ApplyRound went */
+typedef enum RoundResult
 {
-	ES_DB_FREE = 0,				/* slot unused */
-	ES_DB_WANTED,				/* start a worker as soon as possible */
-	ES_DB_STARTING,				/* registered, not running yet */
-	ES_DB_RUNNING,
-	ES_DB_ABSENT,				/* es_pg is not installed there */
-	ES_DB_AWAY,					/* left for a database-wide command */
-	ES_DB_FAILED				/* exited with an error */
-} EsDbState;
+	ROUND_IDLE,					/* nothing more to do now */
+	ROUND_MORE,					/* some batch was full: more work now */
+	ROUND_NOT_INSTALLED,		/* es_pg is not installed here */
+	ROUND_CLAIMED				/* a command claims the database */
+} RoundResult;
 
-typedef struct EsDbSlot
-{
-	Oid			dboid;
-	EsDbState	state;
-	pid_t		pid;
-	Latch	   *latch;
-	TimestampTz retry_at;		/* for WANTED, AWAY and FAILED */
-	TimestampTz started_at;		/* for STARTING */
-} EsDbSlot;
-
-typedef struct EsProgressSlot
-{
-	Oid			dboid;
-	pid_t		pid;			/* 0: free */
-	NameData	name;
-	int64		total;
-	pg_atomic_uint64 done;
-	TimestampTz started_at;
-} EsProgressSlot;
-
-typedef struct EsShared
-{
-	slock_t		mutex;
-	Latch	   *launcher_latch;
-	pid_t		launcher_pid;
-	ConditionVariable checkpoint_cv;	/* a checkpoint moved (committed) */
-	EsDbSlot	dbs[ES_MAX_DATABASES];
-	EsProgressSlot progress[ES_MAX_REBUILDS];
-} EsShared;
-
-static EsShared *es_shared = NULL;
-
-static shmem_request_hook_type prev_shmem_request_hook = NULL;
-static shmem_startup_hook_type prev_shmem_startup_hook = NULL;
 static ProcessUtility_hook_type prev_ProcessUtility = NULL;
-
-/* things to do when the current transaction commits */
-static bool wake_worker_at_commit = false;
-static bool request_worker_at_commit = false;
-static bool broadcast_at_commit = false;
-
-static bool progress_exit_registered = false;
 
 PGDLLEXPORT void es_projection_launcher_main(Datum main_arg);
 PGDLLEXPORT void es_projection_worker_main(Datum main_arg);
-
-/*
- * EsShmemRequest reserves the shared state (preload only).
- */
-static void
-EsShmemRequest(void)
-{
-	if (prev_shmem_request_hook)
-		prev_shmem_request_hook();
-	RequestAddinShmemSpace(MAXALIGN(sizeof(EsShared)));
-}
-
-/*
- * EsShmemStartup creates or attaches to the shared state.
- */
-static void
-EsShmemStartup(void)
-{
-	bool		found;
-	int			i;
-
-	if (prev_shmem_startup_hook)
-		prev_shmem_startup_hook();
-	LWLockAcquire(AddinShmemInitLock, LW_EXCLUSIVE);
-	es_shared = ShmemInitStruct("es_pg projections", sizeof(EsShared), &found);
-	if (!found)
-	{
-		memset(es_shared, 0, sizeof(EsShared));
-		SpinLockInit(&es_shared->mutex);
-		ConditionVariableInit(&es_shared->checkpoint_cv);
-		for (i = 0; i < ES_MAX_REBUILDS; i++)
-			pg_atomic_init_u64(&es_shared->progress[i].done, 0);
-	}
-	LWLockRelease(AddinShmemInitLock);
-}
-
-/*
- * FindDbSlot returns the slot of a database, or NULL.  Caller holds the
- * mutex.
- */
-static EsDbSlot *
-FindDbSlot(Oid dboid)
-{
-	int			i;
-
-	for (i = 0; i < ES_MAX_DATABASES; i++)
-		if (es_shared->dbs[i].state != ES_DB_FREE &&
-			es_shared->dbs[i].dboid == dboid)
-			return &es_shared->dbs[i];
-	return NULL;
-}
-
-/*
- * NewDbSlot takes a free slot for a database, or returns NULL when all are
- * in use.  Caller holds the mutex.
- */
-static EsDbSlot *
-NewDbSlot(Oid dboid)
-{
-	int			i;
-
-	for (i = 0; i < ES_MAX_DATABASES; i++)
-	{
-		EsDbSlot   *s = &es_shared->dbs[i];
-
-		if (s->state == ES_DB_FREE)
-		{
-			memset(s, 0, sizeof(EsDbSlot));
-			s->dboid = dboid;
-			s->state = ES_DB_WANTED;
-			return s;
-		}
-	}
-	return NULL;
-}
-
-/*
- * WakeOrRequest sets the latch of the database's worker; when there is no
- * worker and "request" is set (or the database has never been seen), it
- * asks the launcher for one.
- */
-static void
-WakeOrRequest(Oid dboid, bool request)
-{
-	Latch	   *latch = NULL;
-	Latch	   *launcher = NULL;
-	EsDbSlot   *s;
-
-	SpinLockAcquire(&es_shared->mutex);
-	s = FindDbSlot(dboid);
-	if (s == NULL)
-	{
-		s = NewDbSlot(dboid);
-		if (s != NULL)
-			launcher = es_shared->launcher_latch;
-	}
-	else if (s->state == ES_DB_RUNNING)
-		latch = s->latch;
-	else if (s->state == ES_DB_ABSENT ||
-			 (request && (s->state == ES_DB_AWAY || s->state == ES_DB_FAILED)))
-	{
-		s->state = ES_DB_WANTED;
-		s->retry_at = 0;
-		launcher = es_shared->launcher_latch;
-	}
-	SpinLockRelease(&es_shared->mutex);
-	if (latch != NULL)
-		SetLatch(latch);
-	if (launcher != NULL)
-		SetLatch(launcher);
-}
-
-/*
- * WorkerXactCallback runs what the transaction asked for once it has
- * committed: its changes are visible by then.
- */
-static void
-WorkerXactCallback(XactEvent event, void *arg)
-{
-	if (event == XACT_EVENT_COMMIT && es_shared != NULL)
-	{
-		if (request_worker_at_commit || wake_worker_at_commit)
-			WakeOrRequest(MyDatabaseId, request_worker_at_commit);
-		if (broadcast_at_commit)
-			ConditionVariableBroadcast(&es_shared->checkpoint_cv);
-	}
-	if (event == XACT_EVENT_COMMIT || event == XACT_EVENT_ABORT ||
-		event == XACT_EVENT_PREPARE)
-	{
-		wake_worker_at_commit = false;
-		request_worker_at_commit = false;
-		broadcast_at_commit = false;
-	}
-}
 
 /*
  * DatabaseToLeave returns the database a utility command needs to itself,
@@ -309,27 +127,27 @@ DatabaseToLeave(Node *parsetree)
 }
 
 /*
- * EsProcessUtility makes the worker of a database leave before a command
+ * WorkerProcessUtility makes the worker of a database leave before a command
  * that needs the database to itself waits for its users to go (five
  * seconds, then it fails): a worker in the middle of a long handler call
  * would not notice in time.  The launcher starts it again a few seconds
  * later.  Preloaded only.
  */
 static void
-EsProcessUtility(PlannedStmt *pstmt, const char *queryString,
-				 bool readOnlyTree, ProcessUtilityContext context,
-				 ParamListInfo params, QueryEnvironment *queryEnv,
-				 DestReceiver *dest, QueryCompletion *qc)
+WorkerProcessUtility(PlannedStmt *pstmt, const char *queryString,
+					 bool readOnlyTree, ProcessUtilityContext context,
+					 ParamListInfo params, QueryEnvironment *queryEnv,
+					 DestReceiver *dest, QueryCompletion *qc)
 {
 	Oid			dboid = DatabaseToLeave(pstmt->utilityStmt);
 
-	if (OidIsValid(dboid) && es_shared != NULL)
+	if (OidIsValid(dboid) && es_projection_shared != NULL)
 	{
 		EsDbSlot   *s;
 		pid_t		pid = 0;
 
-		SpinLockAcquire(&es_shared->mutex);
-		s = FindDbSlot(dboid);
+		SpinLockAcquire(&es_projection_shared->mutex);
+		s = EsFindDbSlot(dboid);
 		if (s != NULL && s->state == ES_DB_RUNNING)
 		{
 			pid = s->pid;
@@ -338,7 +156,7 @@ EsProcessUtility(PlannedStmt *pstmt, const char *queryString,
 			s->latch = NULL;
 			s->retry_at = GetCurrentTimestamp() + ES_RETRY_AWAY_S * USECS_PER_SEC;
 		}
-		SpinLockRelease(&es_shared->mutex);
+		SpinLockRelease(&es_projection_shared->mutex);
 		if (pid != 0)
 			(void) kill(pid, SIGTERM);
 	}
@@ -351,24 +169,33 @@ EsProcessUtility(PlannedStmt *pstmt, const char *queryString,
 }
 
 /*
- * EsInitWorkers registers the commit callback, and with es_pg preloaded
- * the shared memory hooks and the launcher.  Called from EsInitProjections.
+ * EsInitWorkers defines the worker settings, and with es_pg preloaded
+ * registers the launcher and the utility hook.  Called from _PG_init.
  */
 void
 EsInitWorkers(void)
 {
 	BackgroundWorker worker;
 
-	RegisterXactCallback(WorkerXactCallback, NULL);
+	DefineCustomIntVariable("es_pg.projection_naptime",
+							"Time the projection worker sleeps when no async projection has work.",
+							NULL,
+							&es_projection_naptime,
+							1000, 10, 3600000,
+							PGC_SIGHUP, GUC_UNIT_MS,
+							NULL, NULL, NULL);
+	DefineCustomBoolVariable("es_pg.projection_workers",
+							 "Runs background workers that apply async projections (needs es_pg in shared_preload_libraries).",
+							 NULL,
+							 &es_projection_workers,
+							 true,
+							 PGC_SIGHUP, 0,
+							 NULL, NULL, NULL);
 	if (!process_shared_preload_libraries_in_progress)
 		return;
 
-	prev_shmem_request_hook = shmem_request_hook;
-	shmem_request_hook = EsShmemRequest;
-	prev_shmem_startup_hook = shmem_startup_hook;
-	shmem_startup_hook = EsShmemStartup;
 	prev_ProcessUtility = ProcessUtility_hook;
-	ProcessUtility_hook = EsProcessUtility;
+	ProcessUtility_hook = WorkerProcessUtility;
 
 	memset(&worker, 0, sizeof(worker));
 	worker.bgw_flags = BGWORKER_SHMEM_ACCESS |
@@ -380,183 +207,6 @@ EsInitWorkers(void)
 	snprintf(worker.bgw_name, BGW_MAXLEN, "es_pg projection launcher");
 	snprintf(worker.bgw_type, BGW_MAXLEN, "es_pg projection launcher");
 	RegisterBackgroundWorker(&worker);
-}
-
-/*
- * EsWakeWorkerAtCommit: an append or a resume that concerns async
- * projections; wake this database's worker when the transaction commits.
- */
-void
-EsWakeWorkerAtCommit(void)
-{
-	wake_worker_at_commit = true;
-}
-
-/*
- * EsRequestWorkerAtCommit: es_projections changed; make sure this database
- * has a worker once the transaction commits.
- */
-void
-EsRequestWorkerAtCommit(void)
-{
-	request_worker_at_commit = true;
-}
-
-/*
- * EsCheckpointAdvanced: wake es_wait_for_projection waiters once the
- * transaction commits.
- */
-void
-EsCheckpointAdvanced(void)
-{
-	broadcast_at_commit = true;
-}
-
-/*
- * EsWaitForCheckpoint sleeps until some checkpoint advances or timeout_ms
- * passes (at most a second, so that callers look again).  The first call
- * only gets ready to sleep, so that the caller checks once more without
- * missing a wakeup; timeout_ms < 0 ends the wait.  Without shared memory it
- * sleeps on the latch for up to 100 ms.
- */
-void
-EsWaitForCheckpoint(long timeout_ms, bool *prepared)
-{
-	if (es_shared == NULL)
-	{
-		if (timeout_ms < 0)
-			return;
-		(void) WaitLatch(MyLatch,
-						 WL_LATCH_SET | WL_TIMEOUT | WL_EXIT_ON_PM_DEATH,
-						 Min(timeout_ms, 100L), PG_WAIT_EXTENSION);
-		ResetLatch(MyLatch);
-		CHECK_FOR_INTERRUPTS();
-		return;
-	}
-	if (timeout_ms < 0)
-	{
-		ConditionVariableCancelSleep();
-		*prepared = false;
-		return;
-	}
-	if (!*prepared)
-	{
-		ConditionVariablePrepareToSleep(&es_shared->checkpoint_cv);
-		*prepared = true;
-		return;
-	}
-	(void) ConditionVariableTimedSleep(&es_shared->checkpoint_cv,
-									   Min(timeout_ms, 1000L),
-									   PG_WAIT_EXTENSION);
-}
-
-/*
- * ReleaseProgressSlots frees the progress slots of this backend at exit.
- */
-static void
-ReleaseProgressSlots(int code, Datum arg)
-{
-	int			i;
-
-	if (es_shared == NULL)
-		return;
-	SpinLockAcquire(&es_shared->mutex);
-	for (i = 0; i < ES_MAX_REBUILDS; i++)
-		if (es_shared->progress[i].pid == MyProcPid)
-			es_shared->progress[i].pid = 0;
-	SpinLockRelease(&es_shared->mutex);
-}
-
-/*
- * EsProgressStart takes a progress slot for a rebuild of "total" events and
- * returns it, or -1 (not preloaded, or every slot in use).
- */
-int
-EsProgressStart(const char *name, int64 total)
-{
-	int			i;
-	int			slot = -1;
-
-	if (es_shared == NULL)
-		return -1;
-	if (!progress_exit_registered)
-	{
-		before_shmem_exit(ReleaseProgressSlots, (Datum) 0);
-		progress_exit_registered = true;
-	}
-	SpinLockAcquire(&es_shared->mutex);
-	for (i = 0; i < ES_MAX_REBUILDS; i++)
-	{
-		EsProgressSlot *p = &es_shared->progress[i];
-
-		if (p->pid == 0)
-		{
-			p->pid = MyProcPid;
-			p->dboid = MyDatabaseId;
-			namestrcpy(&p->name, name);
-			p->total = total;
-			pg_atomic_write_u64(&p->done, 0);
-			p->started_at = GetCurrentTimestamp();
-			slot = i;
-			break;
-		}
-	}
-	SpinLockRelease(&es_shared->mutex);
-	return slot;
-}
-
-/*
- * EsProgressUpdate records the events walked so far.
- */
-void
-EsProgressUpdate(int slot, int64 done)
-{
-	if (slot >= 0 && es_shared != NULL)
-		pg_atomic_write_u64(&es_shared->progress[slot].done, (uint64) done);
-}
-
-/*
- * EsProgressEnd frees a progress slot.
- */
-void
-EsProgressEnd(int slot)
-{
-	if (slot < 0 || es_shared == NULL)
-		return;
-	SpinLockAcquire(&es_shared->mutex);
-	es_shared->progress[slot].pid = 0;
-	SpinLockRelease(&es_shared->mutex);
-}
-
-/*
- * EsProgressSnapshot copies the progress of the rebuilds running in one
- * database and returns how many there are.
- */
-int
-EsProgressSnapshot(Oid dboid, char (*names)[NAMEDATALEN], int *pids,
-				   int64 *done, int64 *total, TimestampTz *started, int max)
-{
-	int			i;
-	int			n = 0;
-
-	if (es_shared == NULL)
-		return 0;
-	SpinLockAcquire(&es_shared->mutex);
-	for (i = 0; i < ES_MAX_REBUILDS && n < max; i++)
-	{
-		EsProgressSlot *p = &es_shared->progress[i];
-
-		if (p->pid == 0 || p->dboid != dboid)
-			continue;
-		strlcpy(names[n], NameStr(p->name), NAMEDATALEN);
-		pids[n] = (int) p->pid;
-		done[n] = (int64) pg_atomic_read_u64(&p->done);
-		total[n] = p->total;
-		started[n] = p->started_at;
-		n++;
-	}
-	SpinLockRelease(&es_shared->mutex);
-	return n;
 }
 
 /*
@@ -579,12 +229,12 @@ FillWorker(BackgroundWorker *worker, Oid dboid)
 }
 
 /*
- * EsStartWorkerNow registers a database worker directly, for installs
+ * StartWorkerNow registers a database worker directly, for installs
  * without the launcher.  Returns false (with a warning if "report") when
  * no background worker slot is free.
  */
-bool
-EsStartWorkerNow(Oid dboid, bool report)
+static bool
+StartWorkerNow(Oid dboid, bool report)
 {
 	BackgroundWorker worker;
 	BackgroundWorkerHandle *handle;
@@ -625,11 +275,11 @@ es_start_projection_worker(PG_FUNCTION_ARGS)
 	bool		launcher = false;
 
 	(void) EsGetCatalogForFunction(fcinfo);
-	if (es_shared != NULL)
+	if (es_projection_shared != NULL)
 	{
-		SpinLockAcquire(&es_shared->mutex);
-		launcher = es_shared->launcher_pid != 0;
-		SpinLockRelease(&es_shared->mutex);
+		SpinLockAcquire(&es_projection_shared->mutex);
+		launcher = es_projection_shared->launcher_pid != 0;
+		SpinLockRelease(&es_projection_shared->mutex);
 	}
 	if (launcher && es_projection_workers)
 	{
@@ -642,7 +292,7 @@ es_start_projection_worker(PG_FUNCTION_ARGS)
 	if (LockAcquire(&tag, ExclusiveLock, false, true) == LOCKACQUIRE_NOT_AVAIL)
 		PG_RETURN_BOOL(true);
 	LockRelease(&tag, ExclusiveLock, false);
-	PG_RETURN_BOOL(EsStartWorkerNow(MyDatabaseId, true));
+	PG_RETURN_BOOL(StartWorkerNow(MyDatabaseId, true));
 }
 
 /*
@@ -682,15 +332,15 @@ ScanDatabases(void)
 	table_close(rel, AccessShareLock);
 	CommitTransactionCommand();
 
-	SpinLockAcquire(&es_shared->mutex);
+	SpinLockAcquire(&es_projection_shared->mutex);
 	for (i = 0; i < nfound; i++)
-		if (FindDbSlot(found[i]) == NULL)
-			(void) NewDbSlot(found[i]);
+		if (EsFindDbSlot(found[i]) == NULL)
+			(void) EsNewDbSlot(found[i]);
 	if (complete)
 	{
 		for (i = 0; i < ES_MAX_DATABASES; i++)
 		{
-			EsDbSlot   *s = &es_shared->dbs[i];
+			EsDbSlot   *s = &es_projection_shared->dbs[i];
 			bool		exists = false;
 
 			if (s->state == ES_DB_FREE || s->state == ES_DB_RUNNING ||
@@ -702,7 +352,7 @@ ScanDatabases(void)
 				s->state = ES_DB_FREE;
 		}
 	}
-	SpinLockRelease(&es_shared->mutex);
+	SpinLockRelease(&es_projection_shared->mutex);
 }
 
 /*
@@ -719,23 +369,23 @@ StartWorkers(BackgroundWorkerHandle **handles, TimestampTz now)
 	 * A worker that left for a database-wide command is started again only
 	 * if its database still exists: look at pg_database first.
 	 */
-	SpinLockAcquire(&es_shared->mutex);
+	SpinLockAcquire(&es_projection_shared->mutex);
 	for (i = 0; i < ES_MAX_DATABASES; i++)
-		if (es_shared->dbs[i].state == ES_DB_AWAY &&
-			now >= es_shared->dbs[i].retry_at)
+		if (es_projection_shared->dbs[i].state == ES_DB_AWAY &&
+			now >= es_projection_shared->dbs[i].retry_at)
 			rescan = true;
-	SpinLockRelease(&es_shared->mutex);
+	SpinLockRelease(&es_projection_shared->mutex);
 	if (rescan)
 		ScanDatabases();
 
 	for (i = 0; i < ES_MAX_DATABASES; i++)
 	{
-		EsDbSlot   *s = &es_shared->dbs[i];
+		EsDbSlot   *s = &es_projection_shared->dbs[i];
 		Oid			dboid = InvalidOid;
 		BackgroundWorker worker;
 		pid_t		pid;
 
-		SpinLockAcquire(&es_shared->mutex);
+		SpinLockAcquire(&es_projection_shared->mutex);
 		if (s->state == ES_DB_STARTING &&
 			(handles[i] != NULL ?
 			 GetBackgroundWorkerPid(handles[i], &pid) == BGWH_STOPPED :
@@ -752,7 +402,7 @@ StartWorkers(BackgroundWorkerHandle **handles, TimestampTz now)
 			s->state = ES_DB_STARTING;
 			s->started_at = now;
 		}
-		SpinLockRelease(&es_shared->mutex);
+		SpinLockRelease(&es_projection_shared->mutex);
 		if (!OidIsValid(dboid))
 			continue;
 
@@ -770,13 +420,13 @@ StartWorkers(BackgroundWorkerHandle **handles, TimestampTz now)
 					(errmsg("es_pg could not start a projection worker for database %u",
 							dboid),
 					 errhint("Raise max_worker_processes.")));
-			SpinLockAcquire(&es_shared->mutex);
+			SpinLockAcquire(&es_projection_shared->mutex);
 			if (s->state == ES_DB_STARTING && s->dboid == dboid)
 			{
 				s->state = ES_DB_FAILED;
 				s->retry_at = now + ES_RETRY_FAILED_S * USECS_PER_SEC;
 			}
-			SpinLockRelease(&es_shared->mutex);
+			SpinLockRelease(&es_projection_shared->mutex);
 		}
 	}
 }
@@ -797,14 +447,14 @@ es_projection_launcher_main(Datum main_arg)
 	BackgroundWorkerUnblockSignals();
 	BackgroundWorkerInitializeConnection(NULL, NULL, 0);
 
-	SpinLockAcquire(&es_shared->mutex);
-	es_shared->launcher_latch = MyLatch;
-	es_shared->launcher_pid = MyProcPid;
+	SpinLockAcquire(&es_projection_shared->mutex);
+	es_projection_shared->launcher_latch = MyLatch;
+	es_projection_shared->launcher_pid = MyProcPid;
 	/* after a launcher restart, workers it started may still be starting */
 	for (i = 0; i < ES_MAX_DATABASES; i++)
-		if (es_shared->dbs[i].state == ES_DB_STARTING)
-			es_shared->dbs[i].started_at = GetCurrentTimestamp();
-	SpinLockRelease(&es_shared->mutex);
+		if (es_projection_shared->dbs[i].state == ES_DB_STARTING)
+			es_projection_shared->dbs[i].started_at = GetCurrentTimestamp();
+	SpinLockRelease(&es_projection_shared->mutex);
 
 	for (;;)
 	{
@@ -847,7 +497,7 @@ SetMyState(EsDbState state, int retry_s)
 
 	if (my_slot == NULL)
 		return;
-	SpinLockAcquire(&es_shared->mutex);
+	SpinLockAcquire(&es_projection_shared->mutex);
 	if (my_slot->dboid == MyDatabaseId && my_slot->state != ES_DB_FREE)
 	{
 		my_slot->state = state;
@@ -862,10 +512,10 @@ SetMyState(EsDbState state, int retry_s)
 			my_slot->latch = NULL;
 			my_slot->retry_at = GetCurrentTimestamp() +
 				(int64) retry_s * USECS_PER_SEC;
-			launcher = es_shared->launcher_latch;
+			launcher = es_projection_shared->launcher_latch;
 		}
 	}
-	SpinLockRelease(&es_shared->mutex);
+	SpinLockRelease(&es_projection_shared->mutex);
 	if (launcher != NULL)
 		SetLatch(launcher);
 }
@@ -881,9 +531,9 @@ WorkerExit(int code, Datum arg)
 
 	if (my_slot == NULL)
 		return;
-	SpinLockAcquire(&es_shared->mutex);
+	SpinLockAcquire(&es_projection_shared->mutex);
 	running = my_slot->state == ES_DB_RUNNING && my_slot->pid == MyProcPid;
-	SpinLockRelease(&es_shared->mutex);
+	SpinLockRelease(&es_projection_shared->mutex);
 	if (running)
 		SetMyState(ES_DB_FAILED, ES_RETRY_FAILED_S);
 }
@@ -909,11 +559,9 @@ DatabaseClaimed(void)
 
 /*
  * ApplyRound gives every pending async projection one batch, each in its
- * own transaction.  Returns 1 when some batch was full (more work now), 0
- * when idle, -1 when es_pg is not installed here, -2 when a command
- * claims the database.
+ * own transaction.
  */
-static int
+static RoundResult
 ApplyRound(MemoryContext round_cxt)
 {
 	const EsCatalog *cat;
@@ -928,7 +576,7 @@ ApplyRound(MemoryContext round_cxt)
 	if (DatabaseClaimed())
 	{
 		CommitTransactionCommand();
-		return -2;
+		return ROUND_CLAIMED;
 	}
 	PushActiveSnapshot(GetTransactionSnapshot());
 	cat = EsGetCatalogForExtension(true);
@@ -936,7 +584,7 @@ ApplyRound(MemoryContext round_cxt)
 	{
 		PopActiveSnapshot();
 		CommitTransactionCommand();
-		return -1;
+		return ROUND_NOT_INSTALLED;
 	}
 	oldcxt = MemoryContextSwitchTo(round_cxt);
 	names = EsPendingAsyncProjections(cat);
@@ -956,17 +604,15 @@ ApplyRound(MemoryContext round_cxt)
 		pgstat_report_activity(STATE_RUNNING, name);
 		cat = EsGetCatalogForExtension(true);
 		if (cat != NULL)
-			(void) EsApplyProjectionBatch(cat, name, true,
-										  es_projection_batch_size, LOG,
-										  &batch_more);
+			(void) EsApplyProjectionBatch(cat, name, true, LOG, &batch_more);
 		PopActiveSnapshot();
 		CommitTransactionCommand();
 		pgstat_report_activity(STATE_IDLE, NULL);
 		if (cat == NULL)
-			return -1;
+			return ROUND_NOT_INSTALLED;
 		more = more || batch_more;
 	}
-	return more ? 1 : 0;
+	return more ? ROUND_MORE : ROUND_IDLE;
 }
 
 /*
@@ -976,10 +622,10 @@ ApplyRound(MemoryContext round_cxt)
  * the projection over, a deadlock, a lost lock).  The error is logged, the
  * transaction rolled back, and the worker goes on after a pause.
  */
-static int
+static RoundResult
 ApplyRoundGuarded(MemoryContext round_cxt)
 {
-	volatile int r = 0;
+	volatile RoundResult r = ROUND_IDLE;
 
 	PG_TRY();
 	{
@@ -994,7 +640,7 @@ ApplyRoundGuarded(MemoryContext round_cxt)
 		AbortCurrentTransaction();
 		pgstat_report_activity(STATE_IDLE, NULL);
 		RESUME_INTERRUPTS();
-		r = 0;
+		r = ROUND_IDLE;
 	}
 	PG_END_TRY();
 	return r;
@@ -1016,11 +662,11 @@ es_projection_worker_main(Datum main_arg)
 	BackgroundWorkerUnblockSignals();
 	BackgroundWorkerInitializeConnectionByOid(dboid, InvalidOid, 0);
 
-	if (es_shared != NULL)
+	if (es_projection_shared != NULL)
 	{
-		SpinLockAcquire(&es_shared->mutex);
-		my_slot = FindDbSlot(dboid);
-		SpinLockRelease(&es_shared->mutex);
+		SpinLockAcquire(&es_projection_shared->mutex);
+		my_slot = EsFindDbSlot(dboid);
+		SpinLockRelease(&es_projection_shared->mutex);
 		before_shmem_exit(WorkerExit, (Datum) 0);
 	}
 
@@ -1050,7 +696,7 @@ es_projection_worker_main(Datum main_arg)
 									  ALLOCSET_DEFAULT_SIZES);
 	for (;;)
 	{
-		int			r;
+		RoundResult r;
 
 		CHECK_FOR_INTERRUPTS();
 		if (ConfigReloadPending)
@@ -1065,17 +711,17 @@ es_projection_worker_main(Datum main_arg)
 		}
 
 		r = ApplyRoundGuarded(round_cxt);
-		if (r == -1)
+		if (r == ROUND_NOT_INSTALLED)
 		{
 			SetMyState(ES_DB_ABSENT, 0);
 			proc_exit(0);
 		}
-		if (r == -2)
+		if (r == ROUND_CLAIMED)
 		{
 			SetMyState(ES_DB_AWAY, ES_RETRY_AWAY_S);
 			proc_exit(0);
 		}
-		if (r == 0)
+		if (r == ROUND_IDLE)
 		{
 			(void) WaitLatch(MyLatch,
 							 WL_LATCH_SET | WL_TIMEOUT | WL_EXIT_ON_PM_DEATH,
