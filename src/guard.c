@@ -722,8 +722,13 @@ es_ddl_guard(PG_FUNCTION_ARGS)
 	ext_oid = get_extension_oid("es_pg", true);
 	if (!OidIsValid(ext_oid))
 		PG_RETURN_NULL();
-	/* es_pg's own scripts build and rebuild what is checked here */
-	if (creating_extension && CurrentExtensionObject == ext_oid)
+	/*
+	 * es_pg's own scripts build and rebuild what is checked here, and so
+	 * does pg_upgrade's restore of the schema (binary upgrade), which adds
+	 * every object to the extension one by one.
+	 */
+	if ((creating_extension && CurrentExtensionObject == ext_oid) ||
+		IsBinaryUpgrade)
 		PG_RETURN_NULL();
 	namespace_oid = EsExtensionNamespace(true);
 	if (!OidIsValid(namespace_oid))

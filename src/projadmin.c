@@ -748,6 +748,9 @@ es_projection_sql_drop(PG_FUNCTION_ARGS)
 	char	  **names;
 
 	trigdata = EsCheckEventTriggerCall(fcinfo, "es_projection_sql_drop");
+	/* pg_upgrade's restore of the schema renames and drops nothing of ours */
+	if (IsBinaryUpgrade)
+		PG_RETURN_NULL();
 	cat = EsGetCatalogForExtension(true);
 	if (cat == NULL)
 		PG_RETURN_NULL();

@@ -197,6 +197,13 @@ EsInitWorkers(void)
 	prev_ProcessUtility = ProcessUtility_hook;
 	ProcessUtility_hook = WorkerProcessUtility;
 
+	/*
+	 * No workers while pg_upgrade runs the server (binary upgrade): they
+	 * would connect to databases it is dropping and creating.
+	 */
+	if (IsBinaryUpgrade)
+		return;
+
 	memset(&worker, 0, sizeof(worker));
 	worker.bgw_flags = BGWORKER_SHMEM_ACCESS |
 		BGWORKER_BACKEND_DATABASE_CONNECTION;
