@@ -60,7 +60,7 @@ if [ -z "${ES_IN_CHROOT:-}" ]; then
 		f=$ES_ROOT/log/major-upgrade-pg$t.txt
 		[ -f "$f" ] || continue
 		echo "  $OLD_MAJOR -> $t: $(grep -c '^PASS' "$f") checks passed, $(grep -c '^FAIL' "$f") failed"
-		grep '^FAIL' "$f" | sed 's/^/    /'
+		grep '^FAIL' "$f" | sed 's/^/    /' || true
 	done
 	exit "$rc"
 fi
