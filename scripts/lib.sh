@@ -17,12 +17,13 @@
 #               /usr/lib/postgresql/$PG_MAJOR/bin/pg_config); given, it
 #               decides the major and no chroot is used
 #   ES_KEEP=1   keep the cluster directory after the run, for debugging
+#   ES_PGPORT   the throwaway cluster's port (default 54321), for runs side by side
 
 set -euo pipefail
 
 ES_ROOT=$(cd "$(dirname "${BASH_SOURCE[0]}")/.." && pwd)
 ES_TMP=""
-ES_PGPORT=54321
+ES_PGPORT=${ES_PGPORT:-54321}
 ES_CHROOTS=/var/cache/es_pg/chroot
 # where the working tree goes inside a chroot
 ES_CHROOT_TREE=/srv/es_pg
