@@ -6,7 +6,9 @@
  *
  * An append runs in this order:
  *
- *	1. validate every argument (nothing is locked or written before that);
+ *	1. validate every argument, and the data of each event against its
+ *	   registered type's validators (evolution.c): nothing is locked or
+ *	   written before that;
  *	2. lock the stream until the end of the transaction (lock.c);
  *	3. look up caller-supplied event ids: a retry of a committed call
  *	   returns the version it reached, any other reuse is a 23505;
@@ -64,6 +66,7 @@ typedef struct NewEvent
 	bool		metadata_null;
 	bool		has_id;			/* the caller supplied event_id */
 	pg_uuid_t	event_id;
+	int32		schema_version; /* 0: the type is not registered (NULL) */
 } NewEvent;
 
 /* es_pg.max_append_events: events one es_append_batch call may carry */
@@ -575,6 +578,13 @@ InsertEvents(const EsCatalog *cat, Relation rel, text *stream_id,
 		isnull[Anum_es_events_metadata - 1] = events[i].metadata_null;
 		values[Anum_es_events_recorded_at - 1] = TimestampTzGetDatum(recorded_at);
 		isnull[Anum_es_events_recorded_at - 1] = false;
+		if (slot_desc->natts >= Anum_es_events_schema_version)
+		{
+			values[Anum_es_events_schema_version - 1] =
+				Int32GetDatum(events[i].schema_version);
+			isnull[Anum_es_events_schema_version - 1] =
+				events[i].schema_version == 0;
+		}
 		isnull[Anum_es_events_global_position - 1] = false;
 		slots[i] = slot;
 	}
@@ -819,6 +829,12 @@ es_append(PG_FUNCTION_ARGS)
 	if (event.has_id)
 		memcpy(&event.event_id, PG_GETARG_UUID_P(5), sizeof(pg_uuid_t));
 	CheckEventSize(&event, -1);
+	event.schema_version =
+		EsCheckEventSchema(EsGetCatalogForFunction(fcinfo)->namespace_oid,
+						   DatumGetTextPP(event.event_type),
+						   DatumGetJsonbP(event.data),
+						   event.metadata_null ? NULL :
+						   DatumGetJsonbP(event.metadata), -1);
 
 	PG_RETURN_INT64(AppendEvents(fcinfo, stream_id, &event, 1,
 								 check_version, expected));
@@ -953,6 +969,7 @@ es_append_batch(PG_FUNCTION_ARGS)
 	NewEvent   *events;
 	bool		check_version;
 	int64		expected = 0;
+	Oid			namespace_oid;
 	int			i;
 
 	EsRequireArgument(fcinfo, 0, "stream id");
@@ -998,6 +1015,15 @@ es_append_batch(PG_FUNCTION_ARGS)
 		ParseBatchEvent(elem, i, &events[i]);
 		CheckEventSize(&events[i], i);
 	}
+	/* the registered schemas, once every event is well-formed */
+	namespace_oid = EsGetCatalogForFunction(fcinfo)->namespace_oid;
+	for (i = 0; i < nevents; i++)
+		events[i].schema_version =
+			EsCheckEventSchema(namespace_oid,
+							   DatumGetTextPP(events[i].event_type),
+							   DatumGetJsonbP(events[i].data),
+							   events[i].metadata_null ? NULL :
+							   DatumGetJsonbP(events[i].metadata), i);
 
 	PG_RETURN_INT64(AppendEvents(fcinfo, stream_id, events, nevents,
 								 check_version, expected));

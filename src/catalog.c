@@ -53,8 +53,8 @@ static bool es_projection_catalog_valid = false;
 /* changes of es_projections, functions and roles seen by this backend */
 uint64		es_projections_generation = 0;
 
-/* the columns es_events must have, in this order */
-static const EsColumn es_events_columns[Natts_es_events] =
+/* the columns es_events must have, in this order (the last from 0.2.0 on) */
+static const EsColumn es_events_columns[Natts_es_events + 1] =
 {
 	{"global_position", INT8OID},
 	{"stream_id", TEXTOID},
@@ -64,6 +64,7 @@ static const EsColumn es_events_columns[Natts_es_events] =
 	{"data", JSONBOID},
 	{"metadata", JSONBOID},
 	{"recorded_at", TIMESTAMPTZOID},
+	{"schema_version", INT4OID},
 };
 
 /* the columns es_snapshots must have, in this order */
@@ -209,6 +210,22 @@ EsInstalledVersion(Oid namespace_oid)
 }
 
 /*
+ * RelationColumns returns the number of columns of a relation.
+ */
+static int
+RelationColumns(Oid relid)
+{
+	HeapTuple	tuple = SearchSysCache1(RELOID, ObjectIdGetDatum(relid));
+	int			natts;
+
+	if (!HeapTupleIsValid(tuple))
+		elog(ERROR, "cache lookup failed for relation %u", relid);
+	natts = ((Form_pg_class) GETSTRUCT(tuple))->relnatts;
+	ReleaseSysCache(tuple);
+	return natts;
+}
+
+/*
  * EsGetCatalog returns the OIDs of the install in the given schema.
  */
 const EsCatalog *
@@ -230,8 +247,12 @@ EsGetCatalog(Oid namespace_oid)
 	es_catalog.position_seq =
 		EsLookupRelation("es_events_position_seq", namespace_oid, false);
 	es_catalog.version = EsInstalledVersion(namespace_oid);
+	/* schema_version comes with 0.2.0's SQL, after ALTER EXTENSION UPDATE */
+	es_catalog.events_natts =
+		RelationColumns(es_catalog.events_relid) > Natts_es_events ?
+		Natts_es_events + 1 : Natts_es_events;
 	EsCheckTableShape(es_catalog.events_relid, es_events_columns,
-					  Natts_es_events);
+					  es_catalog.events_natts);
 	es_catalog_valid = true;
 	return &es_catalog;
 }

@@ -42,6 +42,8 @@
 #define Anum_es_events_metadata			7
 #define Anum_es_events_recorded_at		8
 #define Natts_es_events					8
+/* 0.2.0 added schema_version (30_evolution.sql); 0.1.0's SQL has 8 columns */
+#define Anum_es_events_schema_version	9
 
 /* attribute numbers of es_snapshots; checked against the catalog too */
 #define Anum_es_snapshots_stream_id		1
@@ -88,6 +90,7 @@ typedef struct EsCatalog
 	Oid			event_id_index;		/* es_events_event_id_key */
 	Oid			position_seq;		/* es_events_position_seq */
 	int			version;		/* installed version, 0.2.0 is 200 */
+	int			events_natts;	/* columns of es_events: 8, or 9 from 0.2.0 */
 } EsCatalog;
 
 /* versions whose SQL the C code tells apart */
@@ -259,5 +262,18 @@ extern int64 EsStreamVersion(const EsCatalog *cat, Relation rel,
 extern int64 EsReadFeed(const EsCatalog *cat, int64 from_position,
 						int64 max_count, EsFeedCallback callback, void *arg);
 extern int64 EsHeadPosition(const EsCatalog *cat, Snapshot snapshot);
+
+/*
+ * evolution.c: event schema evolution.  Every read path hands out events
+ * through EsUpcastEventTuple; EsUpcastingActive is its cheap fast path.
+ */
+extern void EsInitEvolution(void);
+extern bool EsUpcastingActive(Oid namespace_oid);
+extern HeapTuple EsUpcastEventTuple(Oid namespace_oid, HeapTuple tuple,
+									TupleDesc tupdesc);
+extern int32 EsCheckEventSchema(Oid namespace_oid, text *event_type,
+								Jsonb *data, Jsonb *metadata,
+								int batch_index);
+extern void EsUpcastFoldDigest(Oid namespace_oid, char *hex);
 
 #endif							/* ES_PG_H */

@@ -421,7 +421,18 @@ EsCollectEvent(HeapTuple tuple, TupleDesc tupdesc, void *arg)
 	if (position > b->upto)
 		return false;
 
+	/*
+	 * Handlers see events in their current shape, and the type filter
+	 * applies to the type an upcaster may have renamed (evolution.c).
+	 */
+	if (!OidIsValid(b->namespace_oid))
+	{
+		b->namespace_oid = get_rel_namespace(tuple->t_tableOid);
+		b->upcast = EsUpcastingActive(b->namespace_oid);
+	}
 	oldcxt = MemoryContextSwitchTo(b->cxt);
+	if (b->upcast)
+		tuple = EsUpcastEventTuple(b->namespace_oid, tuple, tupdesc);
 	if (b->proj->ntypes == 0 ||
 		EsProjectionWants(b->proj,
 						  DatumGetTextPP(heap_getattr(tuple, Anum_es_events_event_type,

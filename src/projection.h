@@ -107,6 +107,8 @@ typedef struct EsEventBatch
 	Datum	   *events;			/* es_events composite datums */
 	int64	   *positions;
 	int64	   *walk_index;		/* events walked before this one */
+	Oid			namespace_oid;	/* of es_events, found on the first event */
+	bool		upcast;			/* the install has upcasters */
 } EsEventBatch;
 
 /*

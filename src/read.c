@@ -51,6 +51,7 @@
 #include "storage/procarray.h"
 #include "utils/builtins.h"
 #include "utils/fmgroids.h"
+#include "utils/memutils.h"
 #include "utils/rel.h"
 #include "utils/snapmgr.h"
 #include "utils/tuplestore.h"
@@ -158,6 +159,7 @@ ReadStreamEvents(FunctionCallInfo fcinfo, text *stream_id, bool has_bound,
 	ScanKeyData keys[2];
 	int			nkeys = 1;
 	int64		count = 0;
+	MemoryContext scratch = NULL;
 
 	EsCheckReadPrivilege(cat);
 	InitMaterializedSRF(fcinfo, 0);
@@ -177,13 +179,33 @@ ReadStreamEvents(FunctionCallInfo fcinfo, text *stream_id, bool has_bound,
 						Int64GetDatum(bound));
 		nkeys = 2;
 	}
+	if (EsUpcastingActive(cat->namespace_oid))
+		scratch = AllocSetContextCreate(CurrentMemoryContext,
+										"es_read_stream upcast",
+										ALLOCSET_DEFAULT_SIZES);
 	EsProbeStart(&probe, GetActiveSnapshot(), keys, nkeys);
 	while (count < max_count && EsProbeNext(&probe, dir))
 	{
-		tuplestore_puttupleslot(rsinfo->setResult, probe.slot);
+		if (scratch != NULL)
+		{
+			/* the event in its current shape (evolution.c) */
+			HeapTuple	tuple = ExecFetchSlotHeapTuple(probe.slot, false,
+													   NULL);
+			MemoryContext oldcxt = MemoryContextSwitchTo(scratch);
+
+			tuplestore_puttuple(rsinfo->setResult,
+								EsUpcastEventTuple(cat->namespace_oid, tuple,
+												   probe.slot->tts_tupleDescriptor));
+			MemoryContextSwitchTo(oldcxt);
+			MemoryContextReset(scratch);
+		}
+		else
+			tuplestore_puttupleslot(rsinfo->setResult, probe.slot);
 		count++;
 	}
 	EsProbeClose(&probe);
+	if (scratch != NULL)
+		MemoryContextDelete(scratch);
 }
 
 /*
@@ -399,6 +421,31 @@ StoreTuple(HeapTuple tuple, TupleDesc tupdesc, void *arg)
 	return true;
 }
 
+/* what StoreUpcastTuple needs */
+typedef struct UpcastStore
+{
+	Tuplestorestate *store;
+	Oid			namespace_oid;
+	MemoryContext scratch;
+} UpcastStore;
+
+/*
+ * StoreUpcastTuple is the EsReadFeed callback of es_read_all when the
+ * install has upcasters: the event in its current shape.
+ */
+static bool
+StoreUpcastTuple(HeapTuple tuple, TupleDesc tupdesc, void *arg)
+{
+	UpcastStore *u = (UpcastStore *) arg;
+	MemoryContext oldcxt = MemoryContextSwitchTo(u->scratch);
+
+	tuplestore_puttuple(u->store,
+						EsUpcastEventTuple(u->namespace_oid, tuple, tupdesc));
+	MemoryContextSwitchTo(oldcxt);
+	MemoryContextReset(u->scratch);
+	return true;
+}
+
 /*
  * es_read_all returns up to max_count events with a global position
  * greater than from_position, in position order.  A follower that always
@@ -415,7 +462,21 @@ es_read_all(PG_FUNCTION_ARGS)
 
 	EsCheckReadPrivilege(cat);
 	InitMaterializedSRF(fcinfo, 0);
-	EsReadFeed(cat, from_position, max_count, StoreTuple, rsinfo->setResult);
+	if (EsUpcastingActive(cat->namespace_oid))
+	{
+		UpcastStore u;
+
+		u.store = rsinfo->setResult;
+		u.namespace_oid = cat->namespace_oid;
+		u.scratch = AllocSetContextCreate(CurrentMemoryContext,
+										  "es_read_all upcast",
+										  ALLOCSET_DEFAULT_SIZES);
+		EsReadFeed(cat, from_position, max_count, StoreUpcastTuple, &u);
+		MemoryContextDelete(u.scratch);
+	}
+	else
+		EsReadFeed(cat, from_position, max_count, StoreTuple,
+				   rsinfo->setResult);
 	return (Datum) 0;
 }
 

@@ -34,6 +34,7 @@
  */
 #include "postgres.h"
 
+#include "access/htup_details.h"
 #include "access/table.h"
 #include "catalog/objectaccess.h"
 #include "lib/stringinfo.h"
@@ -132,9 +133,11 @@ FoldEvents(const EsCatalog *cat, Snapshot snapshot, text *stream_id,
 	ErrorContextCallback errcallback;
 	Datum		current = *state;
 	int64		count = 0;
+	bool		upcast;
 
 	if (bound <= after)
 		return 0;
+	upcast = EsUpcastingActive(cat->namespace_oid);
 
 	foldcxt = AllocSetContextCreate(callcxt, "es_aggregate",
 									ALLOCSET_DEFAULT_SIZES);
@@ -182,7 +185,19 @@ FoldEvents(const EsCatalog *cat, Snapshot snapshot, text *stream_id,
 		MemoryContextSwitchTo(scratch);
 		fcinfo->args[0].value = current;
 		fcinfo->args[0].isnull = false;
-		fcinfo->args[1].value = ExecFetchSlotHeapTupleDatum(probe.slot);
+		if (upcast)
+		{
+			/* the event in its current shape (evolution.c) */
+			TupleDesc	desc = probe.slot->tts_tupleDescriptor;
+			HeapTuple	tuple = EsUpcastEventTuple(cat->namespace_oid,
+												   ExecFetchSlotHeapTuple(probe.slot,
+																		  false, NULL),
+												   desc);
+
+			fcinfo->args[1].value = heap_copy_tuple_as_datum(tuple, desc);
+		}
+		else
+			fcinfo->args[1].value = ExecFetchSlotHeapTupleDatum(probe.slot);
 		fcinfo->args[1].isnull = false;
 		fcinfo->isnull = false;
 
@@ -311,6 +326,8 @@ es_aggregate(PG_FUNCTION_ARGS)
 	if (policy.search_path != NULL)
 		EsCheckExecute(reducer.oid, reducer.owner);
 	EsFoldDigest(&reducer, &policy, initial, digest);
+	/* a snapshot is folded through the upcasters too (evolution.c) */
+	EsUpcastFoldDigest(cat->namespace_oid, digest);
 
 	/* one lookup and one FmgrInfo per reducer for the whole query */
 	cache = (AggregateCallCache *) fcinfo->flinfo->fn_extra;

@@ -12,6 +12,11 @@ CREATE FUNCTION nul_reducer(state jsonb, event es_events) RETURNS jsonb
 CREATE FUNCTION nul_handler(e es_events) RETURNS void LANGUAGE sql AS $$SELECT$$;
 CREATE FUNCTION nul_reset() RETURNS void LANGUAGE sql AS $$SELECT$$;
 SELECT es_create_projection('nul_proj', 'nul_handler(es_events)', NULL, 'async', 'nul_reset()', false);
+CREATE FUNCTION nul_upcaster(e es_events) RETURNS es_events LANGUAGE sql AS $$SELECT e$$;
+CREATE FUNCTION nul_validator(data jsonb, metadata jsonb) RETURNS boolean
+	LANGUAGE sql AS $$SELECT true$$;
+SELECT es_register_event_type('NulT', 2), es_register_event_type('NulT2', 1),
+	   es_create_upcaster('NulT', 1, 'nul_upcaster(es_events)');
 
 -- valid arguments for each function, and what a NULL in each place gives
 CREATE TEMP TABLE fn_cases (fn regprocedure, args text[], want text[]);
@@ -79,6 +84,18 @@ INSERT INTO fn_cases VALUES
 	('es_events_insert_guard()', ARRAY[]::text[], ARRAY['42804']),
 	-- the check of direct inserts: NULL passes (NOT NULL reports the row)
 	('es_events_insert_check(bigint)', ARRAY['1'], ARRAY['null']),
+	-- schema evolution
+	('es_register_event_type(text,integer,jsonpath,regprocedure)',
+	 ARRAY[$$'NulT2'$$, '1', $$'$.x'$$, $$'nul_validator(jsonb,jsonb)'$$],
+	 ARRAY['22004', '22004', 'ok', 'ok']),
+	('es_drop_event_type(text,boolean)', ARRAY[$$'NulT2'$$, 'false'],
+	 ARRAY['22004', '22004']),
+	('es_create_upcaster(text,integer,regprocedure)',
+	 ARRAY[$$'NulT'$$, '1', $$'nul_upcaster(es_events)'$$],
+	 ARRAY['22004', '22004', '22004']),
+	('es_drop_upcaster(text,integer,boolean)', ARRAY[$$'NulT'$$, '1', 'false'],
+	 ARRAY['22004', '22004', '22004']),
+	('es_event_registry_changed()', ARRAY[]::text[], ARRAY['42804']),
 	('es_ddl_guard()', ARRAY[]::text[], ARRAY['42804']);
 
 -- every function of the extension is in the list above
@@ -163,3 +180,7 @@ DROP FUNCTION nul_reducer(jsonb, es_events);
 SELECT es_drop_projection('nul_proj');
 DROP FUNCTION nul_handler(es_events);
 DROP FUNCTION nul_reset();
+SELECT es_drop_upcaster('NulT', 1), es_drop_event_type('NulT'),
+	   es_drop_event_type('NulT2');
+DROP FUNCTION nul_upcaster(es_events);
+DROP FUNCTION nul_validator(jsonb, jsonb);

@@ -17,6 +17,8 @@
 #   - a follower that paged the source's feed carries on in the restored
 #     database across the boundary, through new appends that commit out of
 #     order, without skipping or repeating an event;
+#   - the event type registry and the upcasters come back, and events read
+#     through them as in the source;
 #   - pg_restore --clean over a store that holds events is refused.
 # The extension lives in its own schema ("store") to exercise that too.
 
@@ -76,6 +78,17 @@ $src->psql('shop', q{
 BEGIN;
 SELECT store.es_append('order-aborted', 'Created', '{}');
 ROLLBACK;
+});
+
+# schema evolution: ItemAdded gets a version 2 with a quantity, read
+# through an upcaster, and a validator; registered before the snapshots
+# below, whose digests then cover the upcaster and must survive the restore
+$src->safe_psql('shop', q{
+CREATE FUNCTION public.item_added_v2(e store.es_events) RETURNS store.es_events
+	LANGUAGE plpgsql AS $$BEGIN e.data := e.data || '{"qty": 1}'; RETURN e; END$$;
+SELECT store.es_register_event_type('ItemAdded', 2, validator => 'exists($.sku)');
+SELECT store.es_create_upcaster('ItemAdded', 1, 'public.item_added_v2(store.es_events)');
+SELECT store.es_register_event_type('Blob', 1);
 });
 
 # snapshots: a reducer with a policy (es_aggregate stores them), and
@@ -168,6 +181,20 @@ my $dump_acl = q{
 			 WHERE n.nspname = 'store') x
 	  JOIN pg_roles r ON r.oid = x.grantee
 	 ORDER BY 1, 2, 3};
+my $dump_registry = q{
+	COPY (SELECT 'type', event_type, schema_version::text, validator::text,
+				 validator_function, owner::text, search_path, registered_at::text
+			FROM store.es_event_types
+		  UNION ALL
+		  SELECT 'upcaster', event_type, from_version::text, upcaster, NULL,
+				 owner::text, search_path, created_at::text
+			FROM store.es_upcasters
+		  ORDER BY 1, 2, 3) TO STDOUT};
+my $read_upcast = q{SELECT string_agg(version || ' ' || event_type || ' ' || data::text, ',' ORDER BY version)
+	FROM store.es_read_stream('order-1')};
+my $src_registry = $src->safe_psql('shop', $dump_registry);
+my $src_upcast = $src->safe_psql('shop', $read_upcast);
+like($src_upcast, qr/2 ItemAdded \{"qty": 1, "sku": "a"\}/, 'the source reads ItemAdded upcast');
 my $src_events = $src->safe_psql('shop', $dump_all);
 my $src_seq = $src->safe_psql('shop', $dump_seq);
 my $src_acl = $src->safe_psql('shop', $dump_acl);
@@ -302,6 +329,10 @@ for my $r (@restores)
 		'0', "$db: versions are 1..N");
 	is($dst->safe_psql($db, $dump_triggers), $src_triggers,
 		"$db: the triggers on es_events are the source's, enabled ALWAYS");
+	is($dst->safe_psql($db, $dump_registry), $src_registry,
+		"$db: the event type registry and the upcasters are the same");
+	is($dst->safe_psql($db, $read_upcast), $src_upcast,
+		"$db: events read through the restored upcasters as in the source");
 }
 
 # es_aggregate in the restored database starts from the restored snapshots

@@ -115,6 +115,12 @@ for my $version (@older)
 	is($node->safe_psql($db, q{SELECT sum(n) FROM upgrade_counts}) . ' ' .
 		$node->safe_psql($db, q{SELECT sum(n) FROM upgrade_async}),
 		'20 20', "$version: inline and async projections before the update");
+	# reads under the old SQL, whose es_events has no schema_version
+	is($node->safe_psql($db, q{SELECT string_agg(version || event_type, ',' ORDER BY version)
+		  FROM es_read_stream('upgrade-2')}),
+		'1A,2B', "$version: es_read_stream before the update");
+	is($node->safe_psql($db, q{SELECT count(*) FROM es_read_all(0, 100)}),
+		'20', "$version: es_read_all before the update");
 	$node->safe_psql($db, q{ALTER TABLE es_events SET (fillfactor = 100)});
 	my $before = $node->safe_psql($db,
 		q{SELECT count(*) || ' ' || max(global_position) FROM es_events});
@@ -138,6 +144,23 @@ for my $version (@older)
 		"$version: handlers are kept as schema-qualified signatures");
 	is($node->safe_psql($db, q{SELECT es_aggregate('upgrade-1', 'upgrade_sum(jsonb,es_events)')}),
 		'{"n": 3}', "$version: es_aggregate under the policy after the update");
+
+	# every event is still readable, at version 1 of its type, and an
+	# upcaster registered now reaches the events written before the update
+	is($node->safe_psql($db, q{SELECT count(*) FILTER (WHERE schema_version IS NULL) || ' ' ||
+			count(*) FROM es_events}),
+		'21 21', "$version: the events kept have no recorded schema version");
+	$node->safe_psql($db, q{
+		CREATE FUNCTION upgrade_a_v2(e es_events) RETURNS es_events LANGUAGE plpgsql AS $$
+		BEGIN e.data := e.data || '{"v2": true}'; RETURN e; END $$;
+		SELECT es_register_event_type('A', 2);
+		SELECT es_create_upcaster('A', 1, 'upgrade_a_v2(es_events)');});
+	is($node->safe_psql($db, q{SELECT string_agg(version || event_type || data::text
+			|| coalesce(schema_version::text, '-'), ',' ORDER BY version)
+		  FROM es_read_stream('upgrade-2')}),
+		'1A{"v2": true}2,2B{}-', "$version: old events read through a new upcaster");
+	is($node->safe_psql($db, q{SELECT count(*) FROM es_read_all(0, 100) WHERE data ? 'v2'}),
+		'10', "$version: and through the global feed");
 }
 
 $node->stop;
