@@ -50,6 +50,21 @@ WORKLOADS = [
      ("es", "es_read_all"),
      [("ref", "SELECT ... WHERE global_position > $1 ORDER BY global_position LIMIT 1000",
        {"any": 0.9})]),
+    ("read_no_upcaster", "read a 1,000-event stream, no upcaster registered",
+     ("es", "es_read_stream"),
+     [("ref", "SELECT ... WHERE stream_id = $1 ORDER BY version",
+       {"any": 0.97})]),
+    ("read_other_upcaster", "read a 1,000-event stream, upcasters registered for other types only",
+     ("es", "es_read_stream"),
+     [("ref", "SELECT ... WHERE stream_id = $1 ORDER BY version",
+       {"any": 0.97})]),
+    ("read_upcast", "read a 1,000-event stream, every event through a one-step SQL upcaster",
+     ("es", "es_read_stream, each event through bench.evo_md_v2"),
+     [("ref", "SELECT ... WHERE stream_id = $1 ORDER BY version", None),
+      ("none", "es_read_stream, no upcaster registered", None)]),
+    ("append_validator", "single-event append, random stream, its type with a jsonpath validator",
+     ("es", "es_append, validator $.amount > 0"),
+     [("none", "es_append, the type not registered", {"on": 0.9, "off": 0.9})]),
     ("snapshot", "load a 10,000-event stream's state (loads/s), snapshot 100 events from the head",
      ("snapshot", "es_aggregate, snapshot + 100-event tail"),
      [("replay", "es_aggregate, full replay of 10,000 events (no snapshot)",
@@ -78,7 +93,8 @@ WORKLOADS = [
 ]
 
 SYNC_LABEL = {"on": "sync on", "off": "sync off", "any": "n/a (read)"}
-READS = {"read_stream", "read_all", "snapshot"}
+READS = {"read_stream", "read_all", "snapshot", "read_no_upcaster",
+         "read_other_upcaster", "read_upcast"}
 
 
 def sync_label(workload, sync):
@@ -306,6 +322,10 @@ def targets_summary(table):
         ("batch1000", "copy", None, "batch of 1,000 >= 0.7x COPY's events/s"),
         ("read_stream", "ref", None, "stream read >= 0.9x plain SELECT"),
         ("read_all", "ref", None, "global feed >= 0.9x plain SELECT"),
+        ("read_no_upcaster", "ref", None, "(issue 13) stream read, no upcaster registered >= 0.97x plain SELECT"),
+        ("read_other_upcaster", "ref", None, "(issue 13) stream read, upcasters for other types only >= 0.97x plain SELECT"),
+        ("append_validator", "none", "on", "(issue 13) append with a jsonpath validator >= 0.9x without, synchronous_commit on"),
+        ("append_validator", "none", "off", "same, synchronous_commit off"),
         ("snapshot", "replay", None, "snapshot load of a 10,000-event stream >= 20x faster than full replay"),
         ("snapshot", "tail2x", None, "(issue 3's goal) snapshot load costs no more than replaying 2x the tail"),
     ]

@@ -389,6 +389,61 @@ for c in 1 2; do
 	done
 done
 
+# ---- schema evolution (issue 13): stream reads with no upcaster at all,
+# with upcasters for other types only, and with a one-step SQL upcaster on
+# every event, beside the plain SELECT; appends with a jsonpath validator
+# beside appends of a type not registered (bench/sql/evolution.sql)
+if has_function 'es_register_event_type(text,integer,jsonpath,regprocedure)'; then
+	sql -f "$BENCH/sql/evolution.sql" >/dev/null
+	phase evolution
+	for c in 1 2; do
+		es_log "schema evolution: reads, $c client(s)"
+		for r in $(seq 1 "$rounds"); do
+			# one reference run serves the three workloads, and the read
+			# without upcaster is the second reference of the upcast one
+			for v in $(rotate "$r" none other upcast ref); do
+				case $v in
+					ref)
+						bench_pgbench read_no_upcaster ref any "$c" "$r" "$S/read_stream_ref.sql" prepared "$read_len"
+						tail -n 1 "$RESULTS" | sed 's/^read_no_upcaster/read_other_upcaster/' >>"$RESULTS"
+						tail -n 1 "$RESULTS" | sed 's/^read_other_upcaster/read_upcast/' >>"$RESULTS"
+						;;
+					none)
+						sql -c "SELECT bench.evolution('none')" >/dev/null
+						bench_pgbench read_no_upcaster es any "$c" "$r" "$S/read_stream_es.sql" prepared "$read_len"
+						tail -n 1 "$RESULTS" | sed 's/^read_no_upcaster\tes/read_upcast\tnone/' >>"$RESULTS"
+						;;
+					other)
+						sql -c "SELECT bench.evolution('other')" >/dev/null
+						bench_pgbench read_other_upcaster es any "$c" "$r" "$S/read_stream_es.sql" prepared "$read_len"
+						;;
+					upcast)
+						sql -c "SELECT bench.evolution('upcast')" >/dev/null
+						bench_pgbench read_upcast es any "$c" "$r" "$S/read_stream_es.sql" prepared "$read_len"
+						;;
+				esac
+			done
+		done
+	done
+	for sync in on off; do
+		for c in 1 2; do
+			es_log "schema evolution: appends, synchronous_commit = $sync, $c client(s)"
+			for r in $(seq 1 "$rounds"); do
+				for v in $(rotate "$r" validator none); do
+					sql -c "SELECT bench.evolution('$v')" >/dev/null
+					bench_pgbench append_validator "$([ "$v" = validator ] && echo es || echo none)" \
+						"$sync" "$c" "$r" "$S/append_es.sql" prepared 1
+				done
+			done
+		done
+	done
+	sql -c "SELECT bench.evolution('none')" >/dev/null
+else
+	for w in read_no_upcaster read_other_upcaster read_upcast append_validator; do
+		skip "$w" "es_register_event_type is not installed (issue 13)"
+	done
+fi
+
 # ---- snapshots (issue 3): one stream with a snapshot $snap_tail events from
 # its head, one without (full replay), and one of twice the tail
 reducer="'bench.account_reducer(jsonb, es_events)'::regprocedure"

@@ -110,6 +110,9 @@ typedef struct Registry
 	int			ntypes;
 	int			nupcasters;
 	Upcaster  **ordered;		/* by type and from_version, for the digest */
+	int			nupcast_types;	/* types that have upcasters, */
+	EventType **upcast_types;	/* compared by hand when they are few */
+	int		   *upcast_type_lens;
 	bool		digest_ready;
 	uint8		digest[PG_SHA256_DIGEST_LENGTH];
 } Registry;
@@ -237,6 +240,31 @@ LookupType(const char *data, int len)
 }
 
 /*
+ * LookupUpcastType returns the registered type named by a text if it has
+ * upcasters, or NULL: the per-event check of readers, by hand when few
+ * types have upcasters.
+ */
+static EventType *
+LookupUpcastType(const char *data, int len)
+{
+	int			i;
+
+	if (registry.nupcast_types > 8)
+	{
+		EventType  *t = LookupType(data, len);
+
+		return t != NULL && t->version > 1 ? t : NULL;
+	}
+	for (i = 0; i < registry.nupcast_types; i++)
+	{
+		if (registry.upcast_type_lens[i] == len &&
+			memcmp(registry.upcast_types[i]->key, data, len) == 0)
+			return registry.upcast_types[i];
+	}
+	return NULL;
+}
+
+/*
  * LoadRegistry reads the registry of the install in namespace_oid into a
  * fresh cache.
  */
@@ -265,6 +293,9 @@ LoadRegistry(Oid namespace_oid)
 	ctl.hcxt = registry.cxt;
 	registry.types = hash_create("es_pg event types", 16, &ctl,
 								 HASH_ELEM | HASH_STRINGS | HASH_CONTEXT);
+
+	registry.upcast_types = NULL;
+	registry.upcast_type_lens = NULL;
 
 	/* before 0.2.0 (or while its update script runs) there is no registry */
 	if (!OidIsValid(registry.types_relid) ||
@@ -340,10 +371,29 @@ LoadRegistry(Oid namespace_oid)
 			u->fn = isnull ? InvalidOid : DatumGetObjectId(d);
 			u->owner = DatumGetObjectId(SPI_getbinval(tuple, desc, 11, &isnull));
 			u->search_path = SPI_getvalue(tuple, desc, 12);
+			if (nordered == 0 ||
+				registry.ordered[nordered - 1]->event_type != t->key)
+				registry.nupcast_types++;
 			t->upcasters[from] = u;
 			registry.ordered[nordered++] = u;
 			registry.nupcasters++;
 		}
+	}
+	registry.upcast_types = palloc0(Max(registry.nupcast_types, 1) *
+									sizeof(EventType *));
+	registry.upcast_type_lens = palloc0(Max(registry.nupcast_types, 1) *
+										sizeof(int));
+	registry.nupcast_types = 0;
+	for (i = 0; i < (uint64) nordered; i++)
+	{
+		const char *key = registry.ordered[i]->event_type;
+
+		if (i > 0 && registry.ordered[i - 1]->event_type == key)
+			continue;
+		registry.upcast_types[registry.nupcast_types] =
+			(EventType *) hash_search(registry.types, key, HASH_FIND, NULL);
+		registry.upcast_type_lens[registry.nupcast_types] = strlen(key);
+		registry.nupcast_types++;
 	}
 	MemoryContextSwitchTo(oldcxt);
 	SPI_finish();
@@ -709,8 +759,8 @@ EsUpcastEventTuple(Oid namespace_oid, HeapTuple tuple, TupleDesc tupdesc)
 	d = heap_getattr(tuple, Anum_es_events_event_type, tupdesc, &isnull);
 	if (isnull)
 		return tuple;
-	t = LookupType(VARDATA_ANY(DatumGetPointer(d)),
-				   VARSIZE_ANY_EXHDR(DatumGetPointer(d)));
+	t = LookupUpcastType(VARDATA_ANY(DatumGetPointer(d)),
+						 VARSIZE_ANY_EXHDR(DatumGetPointer(d)));
 	if (t == NULL)
 		return tuple;
 	d = heap_getattr(tuple, Anum_es_events_schema_version, tupdesc, &isnull);

@@ -192,12 +192,17 @@ ReadStreamEvents(FunctionCallInfo fcinfo, text *stream_id, bool has_bound,
 			HeapTuple	tuple = ExecFetchSlotHeapTuple(probe.slot, false,
 													   NULL);
 			MemoryContext oldcxt = MemoryContextSwitchTo(scratch);
+			HeapTuple	current = EsUpcastEventTuple(cat->namespace_oid, tuple,
+													 probe.slot->tts_tupleDescriptor);
 
-			tuplestore_puttuple(rsinfo->setResult,
-								EsUpcastEventTuple(cat->namespace_oid, tuple,
-												   probe.slot->tts_tupleDescriptor));
 			MemoryContextSwitchTo(oldcxt);
-			MemoryContextReset(scratch);
+			if (current == tuple)
+				tuplestore_puttupleslot(rsinfo->setResult, probe.slot);
+			else
+			{
+				tuplestore_puttuple(rsinfo->setResult, current);
+				MemoryContextReset(scratch);
+			}
 		}
 		else
 			tuplestore_puttupleslot(rsinfo->setResult, probe.slot);
@@ -438,11 +443,12 @@ StoreUpcastTuple(HeapTuple tuple, TupleDesc tupdesc, void *arg)
 {
 	UpcastStore *u = (UpcastStore *) arg;
 	MemoryContext oldcxt = MemoryContextSwitchTo(u->scratch);
+	HeapTuple	current = EsUpcastEventTuple(u->namespace_oid, tuple, tupdesc);
 
-	tuplestore_puttuple(u->store,
-						EsUpcastEventTuple(u->namespace_oid, tuple, tupdesc));
 	MemoryContextSwitchTo(oldcxt);
-	MemoryContextReset(u->scratch);
+	tuplestore_puttuple(u->store, current);
+	if (current != tuple)
+		MemoryContextReset(u->scratch);
 	return true;
 }
 

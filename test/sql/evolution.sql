@@ -188,6 +188,9 @@ SELECT es_create_upcaster('Chained', 2, 'chain_v3(es_events)');
 SELECT es_register_event_type('Chained', 2);
 SELECT es_register_event_type('Chained', 0);
 SELECT es_register_event_type('', 1);
+SELECT es_register_event_type(repeat('x', 256), 1);
+SELECT es_register_event_type(E'Bad\nType', 1);
+SELECT es_create_upcaster('Chained', 2147483647, 'chain_v2(es_events)');
 SELECT es_create_upcaster('Chained', 2, 'chain_v2(es_events)');
 SELECT es_create_upcaster('Chained', 3, 'chain_v2(es_events)');
 SELECT es_create_upcaster('Chained', 0, 'chain_v2(es_events)');
@@ -234,6 +237,28 @@ SELECT es_drop_upcaster('Bad', 1), es_create_upcaster('Bad', 1, 'bad_stream(es_e
 SELECT * FROM es_read_stream('evo-bad');
 \set VERBOSITY default
 SELECT es_drop_upcaster('Bad', 1), es_drop_event_type('Bad');
+
+-- an upcaster that renames to a type too long, or to an empty one
+CREATE FUNCTION bad_rename(e es_events) RETURNS es_events LANGUAGE plpgsql AS $$
+BEGIN e.event_type := repeat('y', 300); RETURN e; END $$;
+SELECT es_append('evo-bad2', 'Bad2', '{}', 0);
+SELECT es_register_event_type('Bad2', 2), es_create_upcaster('Bad2', 1, 'bad_rename(es_events)');
+\set VERBOSITY sqlstate
+SELECT * FROM es_read_stream('evo-bad2');
+\set VERBOSITY default
+SELECT es_drop_upcaster('Bad2', 1), es_drop_event_type('Bad2');
+
+-- a dropped upcaster function: reads of its events fail, loudly, until the
+-- upcaster is dropped; nothing is lost
+CREATE FUNCTION gone_v2(e es_events) RETURNS es_events LANGUAGE sql AS $$SELECT e$$;
+SELECT es_append('evo-gone', 'Gone', '{}', 0);
+SELECT es_register_event_type('Gone', 2), es_create_upcaster('Gone', 1, 'gone_v2(es_events)');
+DROP FUNCTION gone_v2(es_events);
+\set VERBOSITY sqlstate
+SELECT * FROM es_read_stream('evo-gone');
+\set VERBOSITY default
+SELECT es_drop_upcaster('Gone', 1), es_drop_event_type('Gone');
+SELECT version, event_type, data FROM es_read_stream('evo-gone');
 
 -- snapshots: one folded through the upcasters is not reused once they change
 SELECT es_set_snapshot_policy('evo_balance(jsonb, es_events)', 1);
