@@ -338,6 +338,18 @@ CREATE TRIGGER es_upcasters_changed
 ALTER TABLE @extschema@.es_upcasters ENABLE ALWAYS TRIGGER es_upcasters_changed;
 REVOKE ALL ON FUNCTION @extschema@.es_event_registry_changed() FROM PUBLIC;
 
+/* a dropped upcaster or validator function is refused, or cascades */
+CREATE FUNCTION @extschema@.es_evolution_sql_drop()
+	RETURNS event_trigger
+	AS 'MODULE_PATHNAME', 'es_evolution_sql_drop'
+	LANGUAGE C;
+CREATE EVENT TRIGGER es_evolution_guard ON sql_drop
+	WHEN TAG IN ('DROP FUNCTION', 'DROP ROUTINE', 'DROP EXTENSION',
+				 'DROP SCHEMA', 'DROP OWNED')
+	EXECUTE FUNCTION @extschema@.es_evolution_sql_drop();
+ALTER EVENT TRIGGER es_evolution_guard ENABLE ALWAYS;
+REVOKE ALL ON FUNCTION @extschema@.es_evolution_sql_drop() FROM PUBLIC;
+
 CREATE FUNCTION @extschema@.es_register_event_type(event_type text,
 		schema_version integer, validator jsonpath DEFAULT NULL,
 		validator_function regprocedure DEFAULT NULL)
@@ -484,6 +496,7 @@ SELECT m.kind, m.object_type, m.object,
 	('owner', 'function', '@extschema@.es_projection_sql_drop()'::pg_catalog.regprocedure::pg_catalog.oid, NULL),
 	('owner', 'function', '@extschema@.es_projection_checkpoints_restore()'::pg_catalog.regprocedure::pg_catalog.oid, NULL),
 	('owner', 'function', '@extschema@.es_event_registry_changed()'::pg_catalog.regprocedure::pg_catalog.oid, NULL),
+	('owner', 'function', '@extschema@.es_evolution_sql_drop()'::pg_catalog.regprocedure::pg_catalog.oid, NULL),
 	('owner', 'function', '@extschema@.es_privileges_apply(text, regrole, boolean)'::pg_catalog.regprocedure::pg_catalog.oid, NULL),
 	('owner', 'function', '@extschema@.es_grant_reader(regrole)'::pg_catalog.regprocedure::pg_catalog.oid, NULL),
 	('owner', 'function', '@extschema@.es_grant_appender(regrole)'::pg_catalog.regprocedure::pg_catalog.oid, NULL),

@@ -2,7 +2,8 @@
  *
  * evoladmin.c
  *	  Administering event schema evolution: es_register_event_type,
- *	  es_drop_event_type, es_create_upcaster, es_drop_upcaster.
+ *	  es_drop_event_type, es_create_upcaster, es_drop_upcaster, and the
+ *	  event trigger that keeps their functions from being dropped.
  *
  * The functions are idempotent where migrations need it: registering a
  * type again at its current version replaces its validators, creating an
@@ -26,8 +27,10 @@
 #include "access/htup_details.h"
 #include "catalog/pg_proc.h"
 #include "catalog/pg_type.h"
+#include "commands/event_trigger.h"
 #include "executor/spi.h"
 #include "miscadmin.h"
+#include "nodes/parsenodes.h"
 #include "storage/lmgr.h"
 #include "utils/builtins.h"
 #include "utils/lsyscache.h"
@@ -416,4 +419,153 @@ es_drop_upcaster(PG_FUNCTION_ARGS)
 				 errhint("Pass missing_ok => true to drop it only if it exists.")));
 	SPI_finish();
 	PG_RETURN_VOID();
+}
+
+/* upcasters and validator functions that the command being run drops */
+static const EsStatement DroppedUpcastersStatement = {
+	"SELECT u.event_type, u.from_version, d.object_identity"
+	" FROM @extschema@.es_upcasters u,"
+	" pg_catalog.pg_event_trigger_dropped_objects() d"
+	" WHERE d.classid OPERATOR(pg_catalog.=) 'pg_catalog.pg_proc'::pg_catalog.regclass"
+	" AND d.object_identity OPERATOR(pg_catalog.=) u.upcaster"
+	" ORDER BY 1, 2",
+	0, {InvalidOid}, false
+};
+
+static const EsStatement DroppedValidatorsStatement = {
+	"SELECT t.event_type, d.object_identity"
+	" FROM @extschema@.es_event_types t,"
+	" pg_catalog.pg_event_trigger_dropped_objects() d"
+	" WHERE d.classid OPERATOR(pg_catalog.=) 'pg_catalog.pg_proc'::pg_catalog.regclass"
+	" AND d.object_identity OPERATOR(pg_catalog.=) t.validator_function"
+	" ORDER BY 1",
+	0, {InvalidOid}, false
+};
+
+static const EsStatement ClearValidatorStatement = {
+	"UPDATE @extschema@.es_event_types t SET validator_function = NULL"
+	" WHERE t.event_type OPERATOR(pg_catalog.=) $1",
+	1, {TEXTOID}, false
+};
+
+/*
+ * DropCascades says whether the statement being run drops objects with
+ * CASCADE, or drops a whole extension or a role's objects with CASCADE.
+ */
+static bool
+DropCascades(Node *parsetree)
+{
+	if (parsetree == NULL)
+		return false;
+	if (IsA(parsetree, DropStmt))
+	{
+		DropStmt   *stmt = (DropStmt *) parsetree;
+
+		return stmt->behavior == DROP_CASCADE ||
+			stmt->removeType == OBJECT_EXTENSION;
+	}
+	if (IsA(parsetree, DropOwnedStmt))
+		return ((DropOwnedStmt *) parsetree)->behavior == DROP_CASCADE;
+	return false;
+}
+
+/*
+ * es_evolution_sql_drop is the sql_drop event trigger that keeps upcasters
+ * and validator functions from being dropped under the registry: a plain
+ * DROP FUNCTION of one is refused (2BP01); with CASCADE (or with its
+ * extension) the upcaster is dropped, or the type loses its validator
+ * function, with a notice.
+ */
+PG_FUNCTION_INFO_V1(es_evolution_sql_drop);
+Datum
+es_evolution_sql_drop(PG_FUNCTION_ARGS)
+{
+	EventTriggerData *trigdata;
+	const EsCatalog *cat;
+	RegistryTables rt;
+	bool		cascade;
+	uint64		n;
+	uint64		i;
+	char	  **types;
+	int32	   *versions;
+
+	trigdata = EsCheckEventTriggerCall(fcinfo, "es_evolution_sql_drop");
+	/* pg_upgrade's restore of the schema drops nothing of ours */
+	if (IsBinaryUpgrade)
+		PG_RETURN_NULL();
+	cat = EsGetCatalogForExtension(true);
+	if (cat == NULL || cat->version < ES_VERSION_0_2)
+		PG_RETURN_NULL();
+	rt.cat = cat;
+	rt.types_relid = EsLookupRelation("es_event_types", cat->namespace_oid,
+									  true);
+	rt.upcasters_relid = EsLookupRelation("es_upcasters", cat->namespace_oid,
+										  true);
+	if (!OidIsValid(rt.types_relid) || !OidIsValid(rt.upcasters_relid))
+		PG_RETURN_NULL();
+	rt.owner = EsRelationOwner(rt.types_relid);
+	cascade = DropCascades(trigdata->parsetree);
+
+	EsSpiConnect();
+	n = Run(&rt, &DroppedUpcastersStatement, NULL, NULL);
+	if (n > 0 && !cascade)
+	{
+		bool		isnull;
+
+		ereport(ERROR,
+				(errcode(ERRCODE_DEPENDENT_OBJECTS_STILL_EXIST),
+				 errmsg("cannot drop function %s because it is the upcaster of event type \"%s\" from version %d",
+						SPI_getvalue(SPI_tuptable->vals[0], SPI_tuptable->tupdesc, 3),
+						SPI_getvalue(SPI_tuptable->vals[0], SPI_tuptable->tupdesc, 1),
+						DatumGetInt32(SPI_getbinval(SPI_tuptable->vals[0],
+													SPI_tuptable->tupdesc,
+													2, &isnull))),
+				 errhint("Drop the upcaster first with es_drop_upcaster, or use DROP ... CASCADE.")));
+	}
+	types = palloc(Max(n, 1) * sizeof(char *));
+	versions = palloc(Max(n, 1) * sizeof(int32));
+	for (i = 0; i < n; i++)
+	{
+		bool		isnull;
+
+		types[i] = SPI_getvalue(SPI_tuptable->vals[i], SPI_tuptable->tupdesc, 1);
+		versions[i] = DatumGetInt32(SPI_getbinval(SPI_tuptable->vals[i],
+												  SPI_tuptable->tupdesc, 2,
+												  &isnull));
+	}
+	for (i = 0; i < n; i++)
+	{
+		Datum		values[2];
+
+		ereport(NOTICE,
+				(errmsg("drop cascades to the upcaster of event type \"%s\" from version %d",
+						types[i], versions[i])));
+		values[0] = CStringGetTextDatum(types[i]);
+		values[1] = Int32GetDatum(versions[i]);
+		(void) Run(&rt, &DropUpcasterStatement, values, NULL);
+	}
+
+	n = Run(&rt, &DroppedValidatorsStatement, NULL, NULL);
+	if (n > 0 && !cascade)
+		ereport(ERROR,
+				(errcode(ERRCODE_DEPENDENT_OBJECTS_STILL_EXIST),
+				 errmsg("cannot drop function %s because it is the validator function of event type \"%s\"",
+						SPI_getvalue(SPI_tuptable->vals[0], SPI_tuptable->tupdesc, 2),
+						SPI_getvalue(SPI_tuptable->vals[0], SPI_tuptable->tupdesc, 1)),
+				 errhint("Register the type again without it with es_register_event_type, or use DROP ... CASCADE.")));
+	types = palloc(Max(n, 1) * sizeof(char *));
+	for (i = 0; i < n; i++)
+		types[i] = SPI_getvalue(SPI_tuptable->vals[i], SPI_tuptable->tupdesc, 1);
+	for (i = 0; i < n; i++)
+	{
+		Datum		values[1];
+
+		ereport(NOTICE,
+				(errmsg("drop cascades to the validator function of event type \"%s\"",
+						types[i])));
+		values[0] = CStringGetTextDatum(types[i]);
+		(void) Run(&rt, &ClearValidatorStatement, values, NULL);
+	}
+	SPI_finish();
+	PG_RETURN_NULL();
 }

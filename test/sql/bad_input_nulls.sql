@@ -96,6 +96,7 @@ INSERT INTO fn_cases VALUES
 	('es_drop_upcaster(text,integer,boolean)', ARRAY[$$'NulT'$$, '1', 'false'],
 	 ARRAY['22004', '22004', '22004']),
 	('es_event_registry_changed()', ARRAY[]::text[], ARRAY['42804']),
+	('es_evolution_sql_drop()', ARRAY[]::text[], ARRAY['42804']),
 	('es_ddl_guard()', ARRAY[]::text[], ARRAY['42804']);
 
 -- every function of the extension is in the list above

@@ -248,17 +248,25 @@ SELECT * FROM es_read_stream('evo-bad2');
 \set VERBOSITY default
 SELECT es_drop_upcaster('Bad2', 1), es_drop_event_type('Bad2');
 
--- a dropped upcaster function: reads of its events fail, loudly, until the
--- upcaster is dropped; nothing is lost
-CREATE FUNCTION gone_v2(e es_events) RETURNS es_events LANGUAGE sql AS $$SELECT e$$;
+-- an upcaster's function cannot be dropped under it; with CASCADE the
+-- upcaster goes too, and readers see the events as stored
+CREATE FUNCTION gone_v2(e es_events) RETURNS es_events LANGUAGE plpgsql AS $$
+BEGIN e.data := '{"upcast": true}'; RETURN e; END $$;
+CREATE FUNCTION gone_ok(data jsonb, metadata jsonb) RETURNS boolean LANGUAGE sql AS $$SELECT true$$;
 SELECT es_append('evo-gone', 'Gone', '{}', 0);
-SELECT es_register_event_type('Gone', 2), es_create_upcaster('Gone', 1, 'gone_v2(es_events)');
-DROP FUNCTION gone_v2(es_events);
-\set VERBOSITY sqlstate
-SELECT * FROM es_read_stream('evo-gone');
-\set VERBOSITY default
-SELECT es_drop_upcaster('Gone', 1), es_drop_event_type('Gone');
+SELECT es_register_event_type('Gone', 2, validator_function => 'gone_ok(jsonb, jsonb)'),
+	   es_create_upcaster('Gone', 1, 'gone_v2(es_events)');
 SELECT version, event_type, data FROM es_read_stream('evo-gone');
+\set VERBOSITY sqlstate
+DROP FUNCTION gone_v2(es_events);
+DROP FUNCTION gone_ok(jsonb, jsonb);
+\set VERBOSITY default
+DROP FUNCTION gone_v2(es_events);
+DROP FUNCTION gone_v2(es_events) CASCADE;
+DROP FUNCTION gone_ok(jsonb, jsonb) CASCADE;
+SELECT version, event_type, data FROM es_read_stream('evo-gone');
+SELECT upcasters, validator_function FROM es_event_registry WHERE event_type = 'Gone';
+SELECT es_drop_event_type('Gone');
 
 -- snapshots: one folded through the upcasters is not reused once they change
 SELECT es_set_snapshot_policy('evo_balance(jsonb, es_events)', 1);
