@@ -271,6 +271,8 @@ extern void EsInitEvolution(void);
 extern bool EsUpcastingActive(Oid namespace_oid);
 extern HeapTuple EsUpcastEventTuple(Oid namespace_oid, HeapTuple tuple,
 									TupleDesc tupdesc);
+extern void EsUpcastBatchBegin(void);
+extern void EsUpcastBatchEnd(bool aborting);
 extern int32 EsCheckEventSchema(Oid namespace_oid, text *event_type,
 								Jsonb *data, Jsonb *metadata,
 								int batch_index);

@@ -127,6 +127,26 @@ static uint64 registry_invalidations = 0;
 static int	upcast_depth = 0;
 static MemoryContext retired_cxt = NULL;
 
+/*
+ * A reader that hands out many events with no code of anyone else's
+ * between them (es_read_stream, es_read_all) brackets its loop with
+ * EsUpcastBatchBegin and EsUpcastBatchEnd: the identity of an upcaster then
+ * stays switched from one event to the next while the upcaster stays the
+ * same owner's with the same search_path, instead of being switched and
+ * restored around every call (on PostgreSQL 15 each restore walks every
+ * setting).  Only the outermost chain of the batch keeps it; the batch's
+ * end, and any error, give the reader its identity back.
+ */
+static struct
+{
+	int			depth;			/* batches open */
+	bool		active;			/* an identity is kept ... */
+	int			level;			/* ... for the batch at this depth */
+	Oid			owner;
+	char		search_path[1024];
+	EsIdentity	id;
+}			upcast_batch;
+
 /* where an upcaster is, for the error context */
 typedef struct UpcastPosition
 {
@@ -634,9 +654,35 @@ CallUpcaster(Upcaster *u, HeapTuple event, HeapTuple original,
 	InitFunctionCallInfoData(*fcinfo, &u->flinfo, 1, InvalidOid, NULL, NULL);
 	fcinfo->args[0].value = heap_copy_tuple_as_datum(event, desc);
 	fcinfo->args[0].isnull = false;
-	EsBecomeOwner(u->owner, u->search_path, false, &id);
-	result = FunctionCallInvoke(fcinfo);
-	EsRestoreIdentity(&id);
+	if (upcast_batch.depth > 0 && upcast_depth == 1 &&
+		strlen(u->search_path) < sizeof(upcast_batch.search_path) &&
+		(!upcast_batch.active || upcast_batch.level == upcast_batch.depth))
+	{
+		/* in a batch: keep the identity for the next event */
+		if (upcast_batch.active &&
+			(upcast_batch.owner != u->owner ||
+			 strcmp(upcast_batch.search_path, u->search_path) != 0))
+		{
+			upcast_batch.active = false;
+			EsRestoreIdentity(&upcast_batch.id);
+		}
+		if (!upcast_batch.active)
+		{
+			EsBecomeOwner(u->owner, u->search_path, false, &upcast_batch.id);
+			upcast_batch.active = true;
+			upcast_batch.level = upcast_batch.depth;
+			upcast_batch.owner = u->owner;
+			strlcpy(upcast_batch.search_path, u->search_path,
+					sizeof(upcast_batch.search_path));
+		}
+		result = FunctionCallInvoke(fcinfo);
+	}
+	else
+	{
+		EsBecomeOwner(u->owner, u->search_path, false, &id);
+		result = FunctionCallInvoke(fcinfo);
+		EsRestoreIdentity(&id);
+	}
 	if (fcinfo->isnull)
 		ereport(ERROR,
 				(errcode(ERRCODE_NULL_VALUE_NOT_ALLOWED),
@@ -779,6 +825,33 @@ EsUpcastEventTuple(Oid namespace_oid, HeapTuple tuple, TupleDesc tupdesc)
 	}
 	PG_END_TRY();
 	return result;
+}
+
+/*
+ * EsUpcastBatchBegin starts a batch of EsUpcastEventTuple calls between
+ * which the caller runs no code of anyone else's (see upcast_batch).
+ */
+void
+EsUpcastBatchBegin(void)
+{
+	upcast_batch.depth++;
+}
+
+/*
+ * EsUpcastBatchEnd ends it and gives the caller its identity back.  On
+ * error, pass aborting: the (sub)transaction abort then restores the
+ * identity, and only the batch is forgotten here.
+ */
+void
+EsUpcastBatchEnd(bool aborting)
+{
+	if (upcast_batch.active && upcast_batch.level == upcast_batch.depth)
+	{
+		upcast_batch.active = false;
+		if (!aborting)
+			EsRestoreIdentity(&upcast_batch.id);
+	}
+	upcast_batch.depth--;
 }
 
 /*

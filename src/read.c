@@ -145,6 +145,35 @@ es_stream_version(PG_FUNCTION_ARGS)
 }
 
 /*
+ * ReadUpcast is the loop of ReadStreamEvents when the install has
+ * upcasters: each event in its current shape (evolution.c).
+ */
+static void
+ReadUpcast(ReturnSetInfo *rsinfo, const EsCatalog *cat, EsIndexProbe *probe,
+		   ScanDirection dir, int64 max_count, MemoryContext scratch)
+{
+	int64		count = 0;
+
+	while (count < max_count && EsProbeNext(probe, dir))
+	{
+		HeapTuple	tuple = ExecFetchSlotHeapTuple(probe->slot, false, NULL);
+		MemoryContext oldcxt = MemoryContextSwitchTo(scratch);
+		HeapTuple	current = EsUpcastEventTuple(cat->namespace_oid, tuple,
+												 probe->slot->tts_tupleDescriptor);
+
+		MemoryContextSwitchTo(oldcxt);
+		if (current == tuple)
+			tuplestore_puttupleslot(rsinfo->setResult, probe->slot);
+		else
+		{
+			tuplestore_puttuple(rsinfo->setResult, current);
+			MemoryContextReset(scratch);
+		}
+		count++;
+	}
+}
+
+/*
  * ReadStreamEvents returns up to max_count events of one stream: forward from
  * the version after "bound", or backward from the version before it (no
  * bound when has_bound is false).
@@ -184,29 +213,29 @@ ReadStreamEvents(FunctionCallInfo fcinfo, text *stream_id, bool has_bound,
 										"es_read_stream upcast",
 										ALLOCSET_DEFAULT_SIZES);
 	EsProbeStart(&probe, GetActiveSnapshot(), keys, nkeys);
-	while (count < max_count && EsProbeNext(&probe, dir))
+	if (scratch != NULL)
 	{
-		if (scratch != NULL)
+		/* no code of anyone else's runs between the events */
+		EsUpcastBatchBegin();
+		PG_TRY();
 		{
-			/* the event in its current shape (evolution.c) */
-			HeapTuple	tuple = ExecFetchSlotHeapTuple(probe.slot, false,
-													   NULL);
-			MemoryContext oldcxt = MemoryContextSwitchTo(scratch);
-			HeapTuple	current = EsUpcastEventTuple(cat->namespace_oid, tuple,
-													 probe.slot->tts_tupleDescriptor);
-
-			MemoryContextSwitchTo(oldcxt);
-			if (current == tuple)
-				tuplestore_puttupleslot(rsinfo->setResult, probe.slot);
-			else
-			{
-				tuplestore_puttuple(rsinfo->setResult, current);
-				MemoryContextReset(scratch);
-			}
+			ReadUpcast(rsinfo, cat, &probe, dir, max_count, scratch);
 		}
-		else
+		PG_CATCH();
+		{
+			EsUpcastBatchEnd(true);
+			PG_RE_THROW();
+		}
+		PG_END_TRY();
+		EsUpcastBatchEnd(false);
+	}
+	else
+	{
+		while (count < max_count && EsProbeNext(&probe, dir))
+		{
 			tuplestore_puttupleslot(rsinfo->setResult, probe.slot);
-		count++;
+			count++;
+		}
 	}
 	EsProbeClose(&probe);
 	if (scratch != NULL)
@@ -477,7 +506,19 @@ es_read_all(PG_FUNCTION_ARGS)
 		u.scratch = AllocSetContextCreate(CurrentMemoryContext,
 										  "es_read_all upcast",
 										  ALLOCSET_DEFAULT_SIZES);
-		EsReadFeed(cat, from_position, max_count, StoreUpcastTuple, &u);
+		/* no code of anyone else's runs between the events */
+		EsUpcastBatchBegin();
+		PG_TRY();
+		{
+			EsReadFeed(cat, from_position, max_count, StoreUpcastTuple, &u);
+		}
+		PG_CATCH();
+		{
+			EsUpcastBatchEnd(true);
+			PG_RE_THROW();
+		}
+		PG_END_TRY();
+		EsUpcastBatchEnd(false);
 		MemoryContextDelete(u.scratch);
 	}
 	else

@@ -236,6 +236,8 @@ SELECT * FROM es_read_stream('evo-bad');
 SELECT es_drop_upcaster('Bad', 1), es_create_upcaster('Bad', 1, 'bad_stream(es_events)');
 SELECT * FROM es_read_stream('evo-bad');
 \set VERBOSITY default
+-- a failed read leaves the reader as it was
+SELECT current_user, current_setting('search_path') AS search_path;
 SELECT es_drop_upcaster('Bad', 1), es_drop_event_type('Bad');
 
 -- an upcaster that renames to a type too long, or to an empty one
@@ -312,6 +314,18 @@ SET ROLE regress_evo_reader;
 SET search_path = evo_evil, evo, public, pg_catalog;
 SELECT data FROM es_read_stream('evo-tag');
 SELECT data FROM es_read_all((SELECT global_position - 1 FROM es_events WHERE stream_id = 'evo-tag'), 1);
+-- and the reader is itself again, with its own search_path
+SELECT current_user, current_setting('search_path') AS search_path;
+-- also when an error after the read is caught by a subtransaction
+DO $$
+BEGIN
+	PERFORM * FROM es_read_stream('evo-bad-never');
+	PERFORM es_read_stream('evo-tag'), 1 / 0;
+EXCEPTION WHEN division_by_zero THEN
+	RAISE NOTICE 'caught; current_user %, search_path %', current_user,
+		current_setting('search_path');
+END $$;
+SELECT current_user, current_setting('search_path') AS search_path;
 -- the reader cannot call the upcaster itself, and needs not
 \set VERBOSITY sqlstate
 SELECT evo.tagged_v2(e) FROM es_events e WHERE stream_id = 'evo-tag';
