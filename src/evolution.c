@@ -298,6 +298,8 @@ LoadRegistry(Oid namespace_oid)
 	int			nordered = 0;
 	uint64		invalidations = registry_invalidations;
 
+	/* a load that fails half way leaves no cache behind */
+	registry_valid = false;
 	RetireRegistry();
 	memset(&registry, 0, sizeof(registry));
 	registry.namespace_oid = namespace_oid;
@@ -533,6 +535,7 @@ EsCheckEventSchema(Oid namespace_oid, text *event_type, Jsonb *data,
 {
 	Registry   *r;
 	EventType  *t;
+	int32		version;
 
 	if (registry_valid && registry.namespace_oid == namespace_oid &&
 		registry.ntypes == 0)
@@ -560,27 +563,25 @@ EsCheckEventSchema(Oid namespace_oid, text *event_type, Jsonb *data,
 			RefuseEvent(t, batch_index,
 						psprintf("the validator %s", t->validator_text));
 	}
+	version = t->version;
 	if (t->validator_name != NULL)
 	{
-		bool		ok;
-
 		/* the function may make the registry reload: keep this one */
 		upcast_depth++;
 		PG_TRY();
 		{
-			ok = RunValidatorFunction(t, data, metadata);
+			if (!RunValidatorFunction(t, data, metadata))
+				RefuseEvent(t, batch_index,
+							psprintf("the validator function %s",
+									 t->validator_name));
 		}
 		PG_FINALLY();
 		{
 			ReleaseRegistry();
 		}
 		PG_END_TRY();
-		if (!ok)
-			RefuseEvent(t, batch_index,
-						psprintf("the validator function %s",
-								 t->validator_name));
 	}
-	return t->version;
+	return version;
 }
 
 /*
