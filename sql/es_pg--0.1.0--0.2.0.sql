@@ -236,3 +236,145 @@ SELECT m.kind, m.object_type, m.object,
 COMMENT ON VIEW @extschema@.es_privilege_model IS
 	'what es_grant_reader, es_grant_appender and es_grant_admin grant (kind owner: nobody)';
 GRANT SELECT ON @extschema@.es_privilege_model TO PUBLIC;
+
+/*
+ * ---------------------------------------------------------------------
+ * The seal chain (issue 14; sql/src/50_audit.sql, docs/audit.md): es_seals,
+ * its guard, es_seal, es_verify, and the privilege model with them.
+ * ---------------------------------------------------------------------
+ */
+CREATE TABLE @extschema@.es_seals (
+	seal_id		bigint NOT NULL,
+	format		integer NOT NULL,
+	after_position bigint NOT NULL,
+	to_position bigint NOT NULL,
+	positions	bigint[] NOT NULL,
+	digests		bytea NOT NULL,
+	prev_hash	bytea NOT NULL,
+	hash		bytea NOT NULL,
+	sealed_at	timestamptz NOT NULL DEFAULT pg_catalog.clock_timestamp(),
+	CONSTRAINT es_seals_pkey PRIMARY KEY (seal_id),
+	CONSTRAINT es_seals_to_position_key UNIQUE (to_position),
+	CONSTRAINT es_seals_seal_id_check CHECK (seal_id > 0),
+	CONSTRAINT es_seals_range_check CHECK (after_position >= 0
+		AND to_position > after_position),
+	CONSTRAINT es_seals_hash_check CHECK (pg_catalog.length(hash) = 32
+		AND pg_catalog.length(prev_hash) = 32)
+);
+SELECT pg_catalog.pg_extension_config_dump('@extschema@.es_seals', '');
+REVOKE ALL ON @extschema@.es_seals FROM PUBLIC;
+COMMENT ON TABLE @extschema@.es_seals IS
+	'the seal chain: each row seals the events in (after_position, to_position] and names the hash of the seal before it';
+COMMENT ON COLUMN @extschema@.es_seals.format IS
+	'the canonical encoding of the events (docs/audit.md); 1 covers the eight columns of es_events of 0.2.0';
+COMMENT ON COLUMN @extschema@.es_seals.positions IS
+	'the positions of the sealed events, in order';
+COMMENT ON COLUMN @extschema@.es_seals.digests IS
+	'the SHA-256 digest of each sealed event''s encoding, 32 bytes each, in the order of positions';
+COMMENT ON COLUMN @extschema@.es_seals.hash IS
+	'SHA-256 of prev_hash, the seal''s header and its positions and digests (docs/audit.md)';
+
+/* seals are never changed or removed: see src/seal.c */
+CREATE FUNCTION @extschema@.es_seals_append_only()
+	RETURNS trigger
+	AS 'MODULE_PATHNAME', 'es_seals_append_only'
+	LANGUAGE C;
+CREATE TRIGGER es_seals_append_only
+	BEFORE UPDATE OR DELETE OR TRUNCATE ON @extschema@.es_seals
+	FOR EACH STATEMENT EXECUTE FUNCTION @extschema@.es_seals_append_only();
+ALTER TABLE @extschema@.es_seals ENABLE ALWAYS TRIGGER es_seals_append_only;
+CREATE TRIGGER es_seals_append_only_row
+	BEFORE UPDATE OR DELETE ON @extschema@.es_seals
+	FOR EACH ROW EXECUTE FUNCTION @extschema@.es_seals_append_only();
+ALTER TABLE @extschema@.es_seals ENABLE ALWAYS TRIGGER es_seals_append_only_row;
+REVOKE ALL ON FUNCTION @extschema@.es_seals_append_only() FROM PUBLIC;
+
+CREATE FUNCTION @extschema@.es_seal(max_events bigint DEFAULT NULL)
+	RETURNS bigint
+	AS 'MODULE_PATHNAME', 'es_seal'
+	LANGUAGE C VOLATILE;
+COMMENT ON FUNCTION @extschema@.es_seal(bigint) IS
+	'seal the committed events after the last seal, up to the feed''s safe horizon (at most max_events); returns how many it sealed';
+REVOKE ALL ON FUNCTION @extschema@.es_seal(bigint) FROM PUBLIC;
+
+CREATE FUNCTION @extschema@.es_verify(from_position bigint DEFAULT 0,
+		to_position bigint DEFAULT NULL,
+		OUT intact boolean, OUT problem text, OUT "position" bigint,
+		OUT expected text, OUT found text, OUT seal_id bigint,
+		OUT seals bigint, OUT events bigint, OUT sealed_to bigint)
+	RETURNS record
+	AS 'MODULE_PATHNAME', 'es_verify'
+	LANGUAGE C STABLE;
+COMMENT ON FUNCTION @extschema@.es_verify(bigint, bigint) IS
+	'recompute the seal chain over the seals that cover positions from_position to to_position; the first mismatch, or intact';
+REVOKE ALL ON FUNCTION @extschema@.es_verify(bigint, bigint) FROM PUBLIC;
+
+/* the privilege model with the seal chain's objects */
+CREATE OR REPLACE VIEW @extschema@.es_privilege_model AS
+SELECT m.kind, m.object_type, m.object,
+	   CASE m.object_type
+		   WHEN 'function' THEN m.object::pg_catalog.regprocedure::pg_catalog.text
+		   WHEN 'schema' THEN m.object::pg_catalog.regnamespace::pg_catalog.text
+		   ELSE m.object::pg_catalog.regclass::pg_catalog.text
+	   END AS object_name,
+	   m.privilege
+  FROM (VALUES
+	-- reader
+	('reader', 'schema', '@extschema@'::pg_catalog.regnamespace::pg_catalog.oid, 'USAGE'),
+	('reader', 'table', '@extschema@.es_events'::pg_catalog.regclass::pg_catalog.oid, 'SELECT'),
+	('reader', 'view', '@extschema@.es_streams'::pg_catalog.regclass::pg_catalog.oid, 'SELECT'),
+	('reader', 'function', '@extschema@.es_read_stream(text, bigint, bigint)'::pg_catalog.regprocedure::pg_catalog.oid, 'EXECUTE'),
+	('reader', 'function', '@extschema@.es_read_stream_backward(text, bigint, bigint)'::pg_catalog.regprocedure::pg_catalog.oid, 'EXECUTE'),
+	('reader', 'function', '@extschema@.es_stream_version(text)'::pg_catalog.regprocedure::pg_catalog.oid, 'EXECUTE'),
+	('reader', 'function', '@extschema@.es_read_all(bigint, bigint)'::pg_catalog.regprocedure::pg_catalog.oid, 'EXECUTE'),
+	('reader', 'function', '@extschema@.es_head_position()'::pg_catalog.regprocedure::pg_catalog.oid, 'EXECUTE'),
+	('reader', 'function', '@extschema@.es_load_snapshot(text)'::pg_catalog.regprocedure::pg_catalog.oid, 'EXECUTE'),
+	('reader', 'function', '@extschema@.es_load_snapshot(text, regprocedure)'::pg_catalog.regprocedure::pg_catalog.oid, 'EXECUTE'),
+	('reader', 'function', '@extschema@.es_aggregate(text, regprocedure, jsonb, bigint, timestamptz)'::pg_catalog.regprocedure::pg_catalog.oid, 'EXECUTE'),
+	('reader', 'function', '@extschema@.es_wait_for_projection(text, bigint, interval)'::pg_catalog.regprocedure::pg_catalog.oid, 'EXECUTE'),
+	('reader', 'function', '@extschema@.es_projection_progress()'::pg_catalog.regprocedure::pg_catalog.oid, 'EXECUTE'),
+	('reader', 'view', '@extschema@.es_projection_status'::pg_catalog.regclass::pg_catalog.oid, 'SELECT'),
+	('reader', 'function', '@extschema@.es_verify(bigint, bigint)'::pg_catalog.regprocedure::pg_catalog.oid, 'EXECUTE'),
+	-- the check of direct inserts: callable by anyone, it only reads this session's state
+	('reader', 'function', '@extschema@.es_events_insert_check(bigint)'::pg_catalog.regprocedure::pg_catalog.oid, 'EXECUTE'),
+	-- appender
+	('appender', 'function', '@extschema@.es_append(text, text, jsonb, bigint, jsonb, uuid)'::pg_catalog.regprocedure::pg_catalog.oid, 'EXECUTE'),
+	('appender', 'function', '@extschema@.es_append_batch(text, jsonb, bigint)'::pg_catalog.regprocedure::pg_catalog.oid, 'EXECUTE'),
+	('appender', 'function', '@extschema@.es_save_snapshot(text, bigint, jsonb, regprocedure)'::pg_catalog.regprocedure::pg_catalog.oid, 'EXECUTE'),
+	-- admin: snapshot policies and invalidation, the tables behind them
+	('admin', 'function', '@extschema@.es_set_snapshot_policy(regprocedure, integer)'::pg_catalog.regprocedure::pg_catalog.oid, 'EXECUTE'),
+	('admin', 'function', '@extschema@.es_drop_snapshot_policy(regprocedure)'::pg_catalog.regprocedure::pg_catalog.oid, 'EXECUTE'),
+	('admin', 'function', '@extschema@.es_drop_snapshots(regprocedure, text)'::pg_catalog.regprocedure::pg_catalog.oid, 'EXECUTE'),
+	('admin', 'table', '@extschema@.es_snapshots'::pg_catalog.regclass::pg_catalog.oid, 'SELECT'),
+	('admin', 'table', '@extschema@.es_snapshot_policies'::pg_catalog.regclass::pg_catalog.oid, 'SELECT'),
+	-- admin: projections
+	('admin', 'function', '@extschema@.es_create_projection(text, regprocedure, text[], text, regprocedure, boolean)'::pg_catalog.regprocedure::pg_catalog.oid, 'EXECUTE'),
+	('admin', 'function', '@extschema@.es_drop_projection(text)'::pg_catalog.regprocedure::pg_catalog.oid, 'EXECUTE'),
+	('admin', 'function', '@extschema@.es_rebuild_projection(text)'::pg_catalog.regprocedure::pg_catalog.oid, 'EXECUTE'),
+	('admin', 'function', '@extschema@.es_apply_projections(text, bigint)'::pg_catalog.regprocedure::pg_catalog.oid, 'EXECUTE'),
+	('admin', 'function', '@extschema@.es_resume_projection(text)'::pg_catalog.regprocedure::pg_catalog.oid, 'EXECUTE'),
+	('admin', 'function', '@extschema@.es_set_projection_timeout(text, interval)'::pg_catalog.regprocedure::pg_catalog.oid, 'EXECUTE'),
+	('admin', 'function', '@extschema@.es_start_projection_worker()'::pg_catalog.regprocedure::pg_catalog.oid, 'EXECUTE'),
+	('admin', 'table', '@extschema@.es_projections'::pg_catalog.regclass::pg_catalog.oid, 'SELECT'),
+	('admin', 'table', '@extschema@.es_projection_checkpoints'::pg_catalog.regclass::pg_catalog.oid, 'SELECT'),
+	-- admin: the seal chain (docs/audit.md)
+	('admin', 'function', '@extschema@.es_seal(bigint)'::pg_catalog.regprocedure::pg_catalog.oid, 'EXECUTE'),
+	('admin', 'table', '@extschema@.es_seals'::pg_catalog.regclass::pg_catalog.oid, 'SELECT'),
+	-- owner only
+	('owner', 'sequence', '@extschema@.es_events_position_seq'::pg_catalog.regclass::pg_catalog.oid, NULL),
+	('owner', 'function', '@extschema@.es_events_append_only()'::pg_catalog.regprocedure::pg_catalog.oid, NULL),
+	('owner', 'function', '@extschema@.es_events_insert_guard()'::pg_catalog.regprocedure::pg_catalog.oid, NULL),
+	('owner', 'function', '@extschema@.es_ddl_guard()'::pg_catalog.regprocedure::pg_catalog.oid, NULL),
+	('owner', 'function', '@extschema@.es_projections_changed()'::pg_catalog.regprocedure::pg_catalog.oid, NULL),
+	('owner', 'function', '@extschema@.es_dispatch_inline()'::pg_catalog.regprocedure::pg_catalog.oid, NULL),
+	('owner', 'function', '@extschema@.es_projection_sql_drop()'::pg_catalog.regprocedure::pg_catalog.oid, NULL),
+	('owner', 'function', '@extschema@.es_projection_checkpoints_restore()'::pg_catalog.regprocedure::pg_catalog.oid, NULL),
+	('owner', 'function', '@extschema@.es_seals_append_only()'::pg_catalog.regprocedure::pg_catalog.oid, NULL),
+	('owner', 'function', '@extschema@.es_privileges_apply(text, regrole, boolean)'::pg_catalog.regprocedure::pg_catalog.oid, NULL),
+	('owner', 'function', '@extschema@.es_grant_reader(regrole)'::pg_catalog.regprocedure::pg_catalog.oid, NULL),
+	('owner', 'function', '@extschema@.es_grant_appender(regrole)'::pg_catalog.regprocedure::pg_catalog.oid, NULL),
+	('owner', 'function', '@extschema@.es_grant_admin(regrole)'::pg_catalog.regprocedure::pg_catalog.oid, NULL),
+	('owner', 'function', '@extschema@.es_revoke_reader(regrole)'::pg_catalog.regprocedure::pg_catalog.oid, NULL),
+	('owner', 'function', '@extschema@.es_revoke_appender(regrole)'::pg_catalog.regprocedure::pg_catalog.oid, NULL),
+	('owner', 'function', '@extschema@.es_revoke_admin(regrole)'::pg_catalog.regprocedure::pg_catalog.oid, NULL)
+	) AS m(kind, object_type, object, privilege);

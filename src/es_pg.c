@@ -43,5 +43,6 @@ _PG_init(void)
 	EsInitProjectionShmem();
 	EsInitWorkers();
 	EsInitCatalogCache();
+	EsInitVerify();
 	MarkGUCPrefixReserved("es_pg");
 }

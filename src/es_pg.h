@@ -67,6 +67,7 @@
 #define ES_LOCKTAG_SNAPSHOT	0x534E	/* a policy snapshot writer: try-lock */
 #define ES_LOCKTAG_WORKER	0x4557	/* a database's projection worker */
 #define ES_LOCKTAG_APPLY	0x4541	/* an applier of one projection */
+#define ES_LOCKTAG_SEAL		0x534C	/* es_seal of a database: held until transaction end */
 
 #define ES_ERRCODE_VERSION_CONFLICT ERRCODE_T_R_SERIALIZATION_FAILURE
 
@@ -259,5 +260,9 @@ extern int64 EsStreamVersion(const EsCatalog *cat, Relation rel,
 extern int64 EsReadFeed(const EsCatalog *cat, int64 from_position,
 						int64 max_count, EsFeedCallback callback, void *arg);
 extern int64 EsHeadPosition(const EsCatalog *cat, Snapshot snapshot);
+
+/* verify.c (the seal chain's files share audit.h) */
+extern int	es_verify_progress_events;
+extern void EsInitVerify(void);
 
 #endif							/* ES_PG_H */

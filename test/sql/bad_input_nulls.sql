@@ -64,6 +64,10 @@ INSERT INTO fn_cases VALUES
 	('es_dispatch_inline()', ARRAY[]::text[], ARRAY['42804']),
 	('es_projection_sql_drop()', ARRAY[]::text[], ARRAY['42804']),
 	('es_projection_checkpoints_restore()', ARRAY[]::text[], ARRAY['42804']),
+	-- the seal chain
+	('es_seal(bigint)', ARRAY['10'], ARRAY['ok']),
+	('es_verify(bigint,bigint)', ARRAY['0', '100'], ARRAY['ok', 'ok']),
+	('es_seals_append_only()', ARRAY[]::text[], ARRAY['42804']),
 	-- privileges
 	('es_privileges_apply(text,regrole,boolean)',
 	 ARRAY[$$'reader'$$, $$'regress_es_nulls'$$, 'true'],

@@ -1,0 +1,75 @@
+
+/*
+ * 50_audit.sql: the seal chain (docs/audit.md, src/seal.c, src/verify.c).
+ *
+ * Each seal covers the committed events with a position in
+ * (after_position, to_position], in position order, and names the hash of
+ * the seal before it, so that a change to any sealed event, or to any seal,
+ * breaks the chain from there on.  Seals are written by es_seal() only,
+ * after commit, never on the append path.
+ */
+CREATE TABLE @extschema@.es_seals (
+	seal_id		bigint NOT NULL,
+	format		integer NOT NULL,
+	after_position bigint NOT NULL,
+	to_position bigint NOT NULL,
+	positions	bigint[] NOT NULL,
+	digests		bytea NOT NULL,
+	prev_hash	bytea NOT NULL,
+	hash		bytea NOT NULL,
+	sealed_at	timestamptz NOT NULL DEFAULT pg_catalog.clock_timestamp(),
+	CONSTRAINT es_seals_pkey PRIMARY KEY (seal_id),
+	CONSTRAINT es_seals_to_position_key UNIQUE (to_position),
+	CONSTRAINT es_seals_seal_id_check CHECK (seal_id > 0),
+	CONSTRAINT es_seals_range_check CHECK (after_position >= 0
+		AND to_position > after_position),
+	CONSTRAINT es_seals_hash_check CHECK (pg_catalog.length(hash) = 32
+		AND pg_catalog.length(prev_hash) = 32)
+);
+SELECT pg_catalog.pg_extension_config_dump('@extschema@.es_seals', '');
+REVOKE ALL ON @extschema@.es_seals FROM PUBLIC;
+COMMENT ON TABLE @extschema@.es_seals IS
+	'the seal chain: each row seals the events in (after_position, to_position] and names the hash of the seal before it';
+COMMENT ON COLUMN @extschema@.es_seals.format IS
+	'the canonical encoding of the events (docs/audit.md); 1 covers the eight columns of es_events of 0.2.0';
+COMMENT ON COLUMN @extschema@.es_seals.positions IS
+	'the positions of the sealed events, in order';
+COMMENT ON COLUMN @extschema@.es_seals.digests IS
+	'the SHA-256 digest of each sealed event''s encoding, 32 bytes each, in the order of positions';
+COMMENT ON COLUMN @extschema@.es_seals.hash IS
+	'SHA-256 of prev_hash, the seal''s header and its positions and digests (docs/audit.md)';
+
+/* seals are never changed or removed: see src/seal.c */
+CREATE FUNCTION @extschema@.es_seals_append_only()
+	RETURNS trigger
+	AS 'MODULE_PATHNAME', 'es_seals_append_only'
+	LANGUAGE C;
+CREATE TRIGGER es_seals_append_only
+	BEFORE UPDATE OR DELETE OR TRUNCATE ON @extschema@.es_seals
+	FOR EACH STATEMENT EXECUTE FUNCTION @extschema@.es_seals_append_only();
+ALTER TABLE @extschema@.es_seals ENABLE ALWAYS TRIGGER es_seals_append_only;
+CREATE TRIGGER es_seals_append_only_row
+	BEFORE UPDATE OR DELETE ON @extschema@.es_seals
+	FOR EACH ROW EXECUTE FUNCTION @extschema@.es_seals_append_only();
+ALTER TABLE @extschema@.es_seals ENABLE ALWAYS TRIGGER es_seals_append_only_row;
+REVOKE ALL ON FUNCTION @extschema@.es_seals_append_only() FROM PUBLIC;
+
+CREATE FUNCTION @extschema@.es_seal(max_events bigint DEFAULT NULL)
+	RETURNS bigint
+	AS 'MODULE_PATHNAME', 'es_seal'
+	LANGUAGE C VOLATILE;
+COMMENT ON FUNCTION @extschema@.es_seal(bigint) IS
+	'seal the committed events after the last seal, up to the feed''s safe horizon (at most max_events); returns how many it sealed';
+REVOKE ALL ON FUNCTION @extschema@.es_seal(bigint) FROM PUBLIC;
+
+CREATE FUNCTION @extschema@.es_verify(from_position bigint DEFAULT 0,
+		to_position bigint DEFAULT NULL,
+		OUT intact boolean, OUT problem text, OUT "position" bigint,
+		OUT expected text, OUT found text, OUT seal_id bigint,
+		OUT seals bigint, OUT events bigint, OUT sealed_to bigint)
+	RETURNS record
+	AS 'MODULE_PATHNAME', 'es_verify'
+	LANGUAGE C STABLE;
+COMMENT ON FUNCTION @extschema@.es_verify(bigint, bigint) IS
+	'recompute the seal chain over the seals that cover positions from_position to to_position; the first mismatch, or intact';
+REVOKE ALL ON FUNCTION @extschema@.es_verify(bigint, bigint) FROM PUBLIC;
