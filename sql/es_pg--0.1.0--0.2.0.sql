@@ -239,8 +239,9 @@ GRANT SELECT ON @extschema@.es_privilege_model TO PUBLIC;
 
 /*
  * ---------------------------------------------------------------------
- * The seal chain (issue 14; sql/src/50_audit.sql, docs/audit.md): es_seals,
- * its guard, es_seal, es_verify, and the privilege model with them.
+ * The seal chain and deleted streams (issue 14; sql/src/50_audit.sql,
+ * docs/audit.md): es_seals, its guard, es_seal, es_verify, es_tombstones,
+ * es_delete_stream, and the privilege model with them.
  * ---------------------------------------------------------------------
  */
 CREATE TABLE @extschema@.es_seals (
@@ -275,19 +276,19 @@ COMMENT ON COLUMN @extschema@.es_seals.hash IS
 	'SHA-256 of prev_hash, the seal''s header and its positions and digests (docs/audit.md)';
 
 /* seals are never changed or removed: see src/seal.c */
-CREATE FUNCTION @extschema@.es_seals_append_only()
+CREATE FUNCTION @extschema@.es_audit_append_only()
 	RETURNS trigger
-	AS 'MODULE_PATHNAME', 'es_seals_append_only'
+	AS 'MODULE_PATHNAME', 'es_audit_append_only'
 	LANGUAGE C;
 CREATE TRIGGER es_seals_append_only
 	BEFORE UPDATE OR DELETE OR TRUNCATE ON @extschema@.es_seals
-	FOR EACH STATEMENT EXECUTE FUNCTION @extschema@.es_seals_append_only();
+	FOR EACH STATEMENT EXECUTE FUNCTION @extschema@.es_audit_append_only();
 ALTER TABLE @extschema@.es_seals ENABLE ALWAYS TRIGGER es_seals_append_only;
 CREATE TRIGGER es_seals_append_only_row
 	BEFORE UPDATE OR DELETE ON @extschema@.es_seals
-	FOR EACH ROW EXECUTE FUNCTION @extschema@.es_seals_append_only();
+	FOR EACH ROW EXECUTE FUNCTION @extschema@.es_audit_append_only();
 ALTER TABLE @extschema@.es_seals ENABLE ALWAYS TRIGGER es_seals_append_only_row;
-REVOKE ALL ON FUNCTION @extschema@.es_seals_append_only() FROM PUBLIC;
+REVOKE ALL ON FUNCTION @extschema@.es_audit_append_only() FROM PUBLIC;
 
 CREATE FUNCTION @extschema@.es_seal(max_events bigint DEFAULT NULL)
 	RETURNS bigint
@@ -309,7 +310,42 @@ COMMENT ON FUNCTION @extschema@.es_verify(bigint, bigint) IS
 	'recompute the seal chain over the seals that cover positions from_position to to_position; the first mismatch, or intact';
 REVOKE ALL ON FUNCTION @extschema@.es_verify(bigint, bigint) FROM PUBLIC;
 
-/* the privilege model with the seal chain's objects */
+/* deleted streams */
+/*
+ * Deleted streams (src/tombstone.c, src/delete.c): es_delete_stream appends
+ * a tombstone event and records it here; appends and stream reads then
+ * refuse the stream (55Z01).  Its history stays, sealed like the rest.
+ */
+CREATE TABLE @extschema@.es_tombstones (
+	stream_id	text COLLATE "C" NOT NULL,
+	version		bigint NOT NULL,
+	global_position bigint NOT NULL,
+	deleted_at	timestamptz NOT NULL DEFAULT pg_catalog.clock_timestamp(),
+	CONSTRAINT es_tombstones_pkey PRIMARY KEY (stream_id)
+);
+SELECT pg_catalog.pg_extension_config_dump('@extschema@.es_tombstones', '');
+REVOKE ALL ON @extschema@.es_tombstones FROM PUBLIC;
+COMMENT ON TABLE @extschema@.es_tombstones IS
+	'deleted streams: the version and position of each one''s tombstone event';
+CREATE TRIGGER es_tombstones_append_only
+	BEFORE UPDATE OR DELETE OR TRUNCATE ON @extschema@.es_tombstones
+	FOR EACH STATEMENT EXECUTE FUNCTION @extschema@.es_audit_append_only();
+ALTER TABLE @extschema@.es_tombstones ENABLE ALWAYS TRIGGER es_tombstones_append_only;
+CREATE TRIGGER es_tombstones_append_only_row
+	BEFORE UPDATE OR DELETE ON @extschema@.es_tombstones
+	FOR EACH ROW EXECUTE FUNCTION @extschema@.es_audit_append_only();
+ALTER TABLE @extschema@.es_tombstones ENABLE ALWAYS TRIGGER es_tombstones_append_only_row;
+
+CREATE FUNCTION @extschema@.es_delete_stream(stream_id text,
+		expected_version bigint DEFAULT NULL, metadata jsonb DEFAULT NULL)
+	RETURNS bigint
+	AS 'MODULE_PATHNAME', 'es_delete_stream'
+	LANGUAGE C VOLATILE;
+COMMENT ON FUNCTION @extschema@.es_delete_stream(text, bigint, jsonb) IS
+	'delete a stream: append its tombstone event ($StreamDeleted); appends and stream reads then refuse it; returns the tombstone''s version';
+REVOKE ALL ON FUNCTION @extschema@.es_delete_stream(text, bigint, jsonb) FROM PUBLIC;
+
+/* the privilege model with the seal chain's objects and deleted streams */
 CREATE OR REPLACE VIEW @extschema@.es_privilege_model AS
 SELECT m.kind, m.object_type, m.object,
 	   CASE m.object_type
@@ -360,6 +396,9 @@ SELECT m.kind, m.object_type, m.object,
 	-- admin: the seal chain (docs/audit.md)
 	('admin', 'function', '@extschema@.es_seal(bigint)'::pg_catalog.regprocedure::pg_catalog.oid, 'EXECUTE'),
 	('admin', 'table', '@extschema@.es_seals'::pg_catalog.regclass::pg_catalog.oid, 'SELECT'),
+	-- admin: deleted streams
+	('admin', 'function', '@extschema@.es_delete_stream(text, bigint, jsonb)'::pg_catalog.regprocedure::pg_catalog.oid, 'EXECUTE'),
+	('admin', 'table', '@extschema@.es_tombstones'::pg_catalog.regclass::pg_catalog.oid, 'SELECT'),
 	-- owner only
 	('owner', 'sequence', '@extschema@.es_events_position_seq'::pg_catalog.regclass::pg_catalog.oid, NULL),
 	('owner', 'function', '@extschema@.es_events_append_only()'::pg_catalog.regprocedure::pg_catalog.oid, NULL),
@@ -369,7 +408,7 @@ SELECT m.kind, m.object_type, m.object,
 	('owner', 'function', '@extschema@.es_dispatch_inline()'::pg_catalog.regprocedure::pg_catalog.oid, NULL),
 	('owner', 'function', '@extschema@.es_projection_sql_drop()'::pg_catalog.regprocedure::pg_catalog.oid, NULL),
 	('owner', 'function', '@extschema@.es_projection_checkpoints_restore()'::pg_catalog.regprocedure::pg_catalog.oid, NULL),
-	('owner', 'function', '@extschema@.es_seals_append_only()'::pg_catalog.regprocedure::pg_catalog.oid, NULL),
+	('owner', 'function', '@extschema@.es_audit_append_only()'::pg_catalog.regprocedure::pg_catalog.oid, NULL),
 	('owner', 'function', '@extschema@.es_privileges_apply(text, regrole, boolean)'::pg_catalog.regprocedure::pg_catalog.oid, NULL),
 	('owner', 'function', '@extschema@.es_grant_reader(regrole)'::pg_catalog.regprocedure::pg_catalog.oid, NULL),
 	('owner', 'function', '@extschema@.es_grant_appender(regrole)'::pg_catalog.regprocedure::pg_catalog.oid, NULL),

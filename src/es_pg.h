@@ -70,6 +70,8 @@
 #define ES_LOCKTAG_SEAL		0x534C	/* es_seal of a database: held until transaction end */
 
 #define ES_ERRCODE_VERSION_CONFLICT ERRCODE_T_R_SERIALIZATION_FAILURE
+/* 55Z01: a stream deleted by es_delete_stream (tombstone.c) */
+#define ES_ERRCODE_STREAM_DELETED	MAKE_SQLSTATE('5','5','Z','0','1')
 
 #define ES_STREAM_VERSION_CONSTRAINT	"es_events_stream_id_version_key"
 #define ES_EVENT_ID_CONSTRAINT			"es_events_event_id_key"
@@ -260,6 +262,13 @@ extern int64 EsStreamVersion(const EsCatalog *cat, Relation rel,
 extern int64 EsReadFeed(const EsCatalog *cat, int64 from_position,
 						int64 max_count, EsFeedCallback callback, void *arg);
 extern int64 EsHeadPosition(const EsCatalog *cat, Snapshot snapshot);
+
+/* tombstone.c */
+extern Oid	EsTombstoneIndex(const EsCatalog *cat, Oid *relid);
+extern int64 EsStreamDeletedAt(const EsCatalog *cat, text *stream_id,
+							   Snapshot snapshot);
+extern void EsCheckStreamNotDeleted(const EsCatalog *cat, text *stream_id,
+									Snapshot snapshot);
 
 /* verify.c (the seal chain's files share audit.h) */
 extern int	es_verify_progress_events;

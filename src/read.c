@@ -137,6 +137,7 @@ es_stream_version(PG_FUNCTION_ARGS)
 	int64		version;
 
 	EsCheckReadPrivilege(cat);
+	EsCheckStreamNotDeleted(cat, stream_id, GetActiveSnapshot());
 	rel = table_open(cat->events_relid, AccessShareLock);
 	version = EsStreamVersion(cat, rel, stream_id, GetActiveSnapshot());
 	table_close(rel, AccessShareLock);
@@ -160,6 +161,7 @@ ReadStreamEvents(FunctionCallInfo fcinfo, text *stream_id, bool has_bound,
 	int64		count = 0;
 
 	EsCheckReadPrivilege(cat);
+	EsCheckStreamNotDeleted(cat, stream_id, GetActiveSnapshot());
 	InitMaterializedSRF(fcinfo, 0);
 	if (max_count == 0)
 		return;

@@ -557,13 +557,16 @@ es_seal(PG_FUNCTION_ARGS)
 }
 
 /*
- * es_seals_append_only refuses to change or remove seals.
+ * es_audit_append_only refuses to change or remove seals (es_seals) and
+ * tombstones (es_tombstones).
  */
-PG_FUNCTION_INFO_V1(es_seals_append_only);
+PG_FUNCTION_INFO_V1(es_audit_append_only);
 Datum
-es_seals_append_only(PG_FUNCTION_ARGS)
+es_audit_append_only(PG_FUNCTION_ARGS)
 {
-	TriggerData *trigdata = EsCheckTriggerCall(fcinfo, "es_seals_append_only");
+	TriggerData *trigdata = EsCheckTriggerCall(fcinfo, "es_audit_append_only");
+	const char *relname = RelationGetRelationName(trigdata->tg_relation);
+	bool		seals = strcmp(relname, "es_seals") == 0;
 	const char *op;
 
 	if (TRIGGER_FIRED_BY_UPDATE(trigdata->tg_event))
@@ -577,9 +580,11 @@ es_seals_append_only(PG_FUNCTION_ARGS)
 
 	ereport(ERROR,
 			(errcode(ERRCODE_FEATURE_NOT_SUPPORTED),
-			 errmsg("%s is not allowed on %s: seals are never changed or removed",
-					op, RelationGetRelationName(trigdata->tg_relation)),
-			 errdetail("Each seal names the hash of the one before it."),
-			 errhint("Seal new events with es_seal().")));
+			 errmsg("%s is not allowed on %s: %s are never changed or removed",
+					op, relname, seals ? "seals" : "tombstones"),
+			 seals ? errdetail("Each seal names the hash of the one before it.") :
+			 errdetail("A deleted stream stays deleted."),
+			 seals ? errhint("Seal new events with es_seal().") :
+			 errhint("Use another stream id.")));
 	PG_RETURN_NULL();
 }

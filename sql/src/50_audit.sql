@@ -1,6 +1,7 @@
 
 /*
- * 50_audit.sql: the seal chain (docs/audit.md, src/seal.c, src/verify.c).
+ * 50_audit.sql: the seal chain (docs/audit.md, src/seal.c, src/verify.c)
+ * and deleted streams (src/tombstone.c, src/delete.c).
  *
  * Each seal covers the committed events with a position in
  * (after_position, to_position], in position order, and names the hash of
@@ -40,19 +41,19 @@ COMMENT ON COLUMN @extschema@.es_seals.hash IS
 	'SHA-256 of prev_hash, the seal''s header and its positions and digests (docs/audit.md)';
 
 /* seals are never changed or removed: see src/seal.c */
-CREATE FUNCTION @extschema@.es_seals_append_only()
+CREATE FUNCTION @extschema@.es_audit_append_only()
 	RETURNS trigger
-	AS 'MODULE_PATHNAME', 'es_seals_append_only'
+	AS 'MODULE_PATHNAME', 'es_audit_append_only'
 	LANGUAGE C;
 CREATE TRIGGER es_seals_append_only
 	BEFORE UPDATE OR DELETE OR TRUNCATE ON @extschema@.es_seals
-	FOR EACH STATEMENT EXECUTE FUNCTION @extschema@.es_seals_append_only();
+	FOR EACH STATEMENT EXECUTE FUNCTION @extschema@.es_audit_append_only();
 ALTER TABLE @extschema@.es_seals ENABLE ALWAYS TRIGGER es_seals_append_only;
 CREATE TRIGGER es_seals_append_only_row
 	BEFORE UPDATE OR DELETE ON @extschema@.es_seals
-	FOR EACH ROW EXECUTE FUNCTION @extschema@.es_seals_append_only();
+	FOR EACH ROW EXECUTE FUNCTION @extschema@.es_audit_append_only();
 ALTER TABLE @extschema@.es_seals ENABLE ALWAYS TRIGGER es_seals_append_only_row;
-REVOKE ALL ON FUNCTION @extschema@.es_seals_append_only() FROM PUBLIC;
+REVOKE ALL ON FUNCTION @extschema@.es_audit_append_only() FROM PUBLIC;
 
 CREATE FUNCTION @extschema@.es_seal(max_events bigint DEFAULT NULL)
 	RETURNS bigint
@@ -73,3 +74,37 @@ CREATE FUNCTION @extschema@.es_verify(from_position bigint DEFAULT 0,
 COMMENT ON FUNCTION @extschema@.es_verify(bigint, bigint) IS
 	'recompute the seal chain over the seals that cover positions from_position to to_position; the first mismatch, or intact';
 REVOKE ALL ON FUNCTION @extschema@.es_verify(bigint, bigint) FROM PUBLIC;
+
+/*
+ * Deleted streams (src/tombstone.c, src/delete.c): es_delete_stream appends
+ * a tombstone event and records it here; appends and stream reads then
+ * refuse the stream (55Z01).  Its history stays, sealed like the rest.
+ */
+CREATE TABLE @extschema@.es_tombstones (
+	stream_id	text COLLATE "C" NOT NULL,
+	version		bigint NOT NULL,
+	global_position bigint NOT NULL,
+	deleted_at	timestamptz NOT NULL DEFAULT pg_catalog.clock_timestamp(),
+	CONSTRAINT es_tombstones_pkey PRIMARY KEY (stream_id)
+);
+SELECT pg_catalog.pg_extension_config_dump('@extschema@.es_tombstones', '');
+REVOKE ALL ON @extschema@.es_tombstones FROM PUBLIC;
+COMMENT ON TABLE @extschema@.es_tombstones IS
+	'deleted streams: the version and position of each one''s tombstone event';
+CREATE TRIGGER es_tombstones_append_only
+	BEFORE UPDATE OR DELETE OR TRUNCATE ON @extschema@.es_tombstones
+	FOR EACH STATEMENT EXECUTE FUNCTION @extschema@.es_audit_append_only();
+ALTER TABLE @extschema@.es_tombstones ENABLE ALWAYS TRIGGER es_tombstones_append_only;
+CREATE TRIGGER es_tombstones_append_only_row
+	BEFORE UPDATE OR DELETE ON @extschema@.es_tombstones
+	FOR EACH ROW EXECUTE FUNCTION @extschema@.es_audit_append_only();
+ALTER TABLE @extschema@.es_tombstones ENABLE ALWAYS TRIGGER es_tombstones_append_only_row;
+
+CREATE FUNCTION @extschema@.es_delete_stream(stream_id text,
+		expected_version bigint DEFAULT NULL, metadata jsonb DEFAULT NULL)
+	RETURNS bigint
+	AS 'MODULE_PATHNAME', 'es_delete_stream'
+	LANGUAGE C VOLATILE;
+COMMENT ON FUNCTION @extschema@.es_delete_stream(text, bigint, jsonb) IS
+	'delete a stream: append its tombstone event ($StreamDeleted); appends and stream reads then refuse it; returns the tombstone''s version';
+REVOKE ALL ON FUNCTION @extschema@.es_delete_stream(text, bigint, jsonb) FROM PUBLIC;

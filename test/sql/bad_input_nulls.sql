@@ -67,7 +67,9 @@ INSERT INTO fn_cases VALUES
 	-- the seal chain
 	('es_seal(bigint)', ARRAY['10'], ARRAY['ok']),
 	('es_verify(bigint,bigint)', ARRAY['0', '100'], ARRAY['ok', 'ok']),
-	('es_seals_append_only()', ARRAY[]::text[], ARRAY['42804']),
+	('es_audit_append_only()', ARRAY[]::text[], ARRAY['42804']),
+	('es_delete_stream(text,bigint,jsonb)', ARRAY[$$'nul-1'$$, '1', $$'{}'$$],
+	 ARRAY['22004', 'ok', 'ok']),
 	-- privileges
 	('es_privileges_apply(text,regrole,boolean)',
 	 ARRAY[$$'reader'$$, $$'regress_es_nulls'$$, 'true'],

@@ -8,7 +8,8 @@
 #     caught by both, at those two positions; a wrong head hash is caught
 #     by the script;
 #   - a dump made before the edit restores into a database that verifies
-#     clean, with the same seals;
+#     clean, with the same seals, and a stream deleted before the dump is
+#     still deleted;
 #   - kill -9 of the postmaster (fsync on) while clients append and seal
 #     at once: after each restart the chain has no gap and no double, every
 #     event up to the last seal is in exactly one seal, es_verify passes,
@@ -50,7 +51,8 @@ SELECT es_append('big-1', 'Blob',
 });
 $node->psql('shop', q{BEGIN; SELECT es_append('aborted', 'T', '{}'); ROLLBACK;});
 $node->safe_psql('shop', q{SELECT es_append('after-gap', 'T', '{}')});
-is($node->safe_psql('shop', 'SELECT es_seal()'), '3002', 'es_seal seals every committed event');
+is($node->safe_psql('shop', q{SELECT es_delete_stream('order-3')}), '61', 'a deleted stream: its tombstone is event 61');
+is($node->safe_psql('shop', 'SELECT es_seal()'), '3003', 'es_seal seals every committed event, the tombstone too');
 
 # export (psql, the documented query) and run the script; returns (exit, output)
 sub export_and_check
@@ -70,9 +72,9 @@ sub export_and_check
 
 my ($rc, $out) = export_and_check('shop');
 is($rc, 0, 'the script finds the sealed export intact');
-like($out, qr/1 seals, 3002 events checked, 0 mismatches: intact/, 'and says what it checked');
+like($out, qr/1 seals, 3003 events checked, 0 mismatches: intact/, 'and says what it checked');
 is($node->safe_psql('shop', 'SELECT intact, seals, events FROM es_verify()'),
-	't|1|3002', 'es_verify agrees');
+	't|1|3003', 'es_verify agrees');
 
 my $head = $node->safe_psql('shop',
 	q{SELECT encode(hash, 'hex') FROM es_seals ORDER BY seal_id DESC LIMIT 1});
@@ -133,7 +135,10 @@ $node->command_ok(
 	[ 'pg_restore', '-h', $node->host, '-p', $node->port, '-d', 'restored', $dump ],
 	'pg_restore of the dump made before the edit');
 is($node->safe_psql('restored', 'SELECT intact, seals, events FROM es_verify()'),
-	't|1|3002', 'the restored store verifies clean');
+	't|1|3003', 'the restored store verifies clean');
+my ($drc, $dout, $derr) = $node->psql('restored', q{SELECT es_append('order-3', 'Tick', '{}')});
+like($derr, qr/stream "order-3" is deleted/, 'the deleted stream is still deleted after the restore');
+is($node->safe_psql('restored', q{SELECT count(*) FROM es_tombstones}), '1', 'with its tombstone');
 is($node->safe_psql('restored', q{SELECT string_agg(encode(hash, 'hex'), ',' ORDER BY seal_id) FROM es_seals}),
 	$node->safe_psql('shop', q{SELECT string_agg(encode(hash, 'hex'), ',' ORDER BY seal_id) FROM es_seals}),
 	'with the same seals');
