@@ -7,8 +7,9 @@
 -- Every variable is optional: schema (es_pg's schema, default public),
 -- from and to (positions; the seals that cover any position from "from"
 -- to "to", both included, and all their events).  Plain SQL, readable by
--- an auditor: it reads es_seals and es_events and prints what they hold,
--- each field of an event as the canonical text the encoding hashes.
+-- an auditor: it reads es_seals, es_events and es_archived_events (where
+-- es_archive moved sealed events of deleted streams) and prints what they
+-- hold, each field of an event as the canonical text the encoding hashes.
 \if :{?schema}
 \else
 \set schema public
@@ -48,7 +49,11 @@ SELECT pg_catalog.json_build_object('event', pg_catalog.json_build_object(
 		'recorded_at', CASE WHEN pg_catalog.isfinite(e.recorded_at)
 			THEN ((pg_catalog.extract('epoch', e.recorded_at) * 1000000)::bigint)::text
 			ELSE e.recorded_at::text END))
-  FROM :"schema".es_events e,
+  FROM (SELECT global_position, stream_id, version, event_id, event_type, data, metadata, recorded_at
+		  FROM :"schema".es_events
+		UNION ALL
+		SELECT global_position, stream_id, version, event_id, event_type, data, metadata, recorded_at
+		  FROM :"schema".es_archived_events) e,
 	   (SELECT pg_catalog.min(s.after_position) AS lo, pg_catalog.max(s.to_position) AS hi
 		  FROM :"schema".es_seals s
 		 WHERE s.to_position >= :'from'::bigint AND s.after_position < :'to'::bigint) r

@@ -81,10 +81,13 @@ WORKLOADS = [
     ("verify", "es_verify of the same events (events verified/s)",
      ("es", "es_verify(from, to)"),
      [("sha256", "sha256 of each event's text over the same events, one SQL statement", None)]),
+    ("archive", "es_archive of the same events once their streams are deleted and sealed (events archived/s)",
+     ("es", "es_archive()"),
+     [("move", "the same rows moved between two plain tables: DELETE ... RETURNING into INSERT", None)]),
 ]
 
 SYNC_LABEL = {"on": "sync on", "off": "sync off", "any": "n/a (read)"}
-READS = {"read_stream", "read_all", "snapshot", "seal", "verify"}
+READS = {"read_stream", "read_all", "snapshot", "seal", "verify", "archive"}
 
 
 def sync_label(workload, sync):
@@ -297,6 +300,13 @@ def seal_section(rows, meta):
                 f"{'(met)' if seal >= best else '(NOT met: seal more often, in parallel ranges of es_verify, or in larger batches)'}."]
     if meta.get("seal_storage"):
         out += [f"Storage: {meta['seal_storage']}."]
+    if meta.get("archive_size_after"):
+        before, after = int(meta["archive_size_before"]), int(meta["archive_size_after"])
+        out += ["", f"Archiving: es_archive moved {meta.get('archive_events', '?')} events of deleted streams; "
+                f"es_events went from {before / 1048576:.1f} MB to {after / 1048576:.1f} MB after "
+                f"VACUUM FULL ({meta.get('archive_vacuum_seconds', '?')} s), "
+                f"{(before - after) / 1048576:.1f} MB reclaimed; es_archived_events holds "
+                f"{int(meta.get('archive_table_size', 0)) / 1048576:.1f} MB."]
     return out + [""]
 
 

@@ -630,11 +630,41 @@ if has_function 'es_seal(bigint)' && has_function 'es_verify(bigint,bigint)'; th
 				bench_sql verify sha256 "$r" "$sha"
 			fi
 		done
+		# archiving: the round's streams deleted and sealed (untimed), then
+		# es_archive of their events against moving the same rows between
+		# two plain tables (DELETE ... RETURNING into INSERT)
+		if has_function 'es_archive(bigint,name)'; then
+			[ "$r" = 1 ] && meta archive_size_before "$(sql -c "SELECT pg_total_relation_size('es_events')")"
+			sql -c "SELECT count(es_delete_stream(s.stream_id)) FROM (SELECT DISTINCT stream_id FROM es_events
+				WHERE global_position > $from AND global_position <= $to) s" >/dev/null
+			sql -c "SELECT es_seal()" >/dev/null
+			sql -c "DROP TABLE IF EXISTS bench.arch_src, bench.arch_dst" \
+				-c "CREATE TABLE bench.arch_src AS SELECT * FROM es_events WHERE global_position > $from AND global_position <= $to AND event_type <> '\$StreamDeleted'" \
+				-c "ALTER TABLE bench.arch_src ADD PRIMARY KEY (global_position)" \
+				-c "CREATE TABLE bench.arch_dst (LIKE bench.arch_src INCLUDING ALL)" >/dev/null
+			for v in $(rotate "$r" es move); do
+				if [ "$v" = es ]; then
+					bench_sql archive es "$r" "SELECT es_archive()"
+				else
+					bench_sql archive move "$r" "WITH moved AS (DELETE FROM bench.arch_src RETURNING *), ins AS (INSERT INTO bench.arch_dst SELECT * FROM moved RETURNING 1) SELECT count(*) FROM ins"
+				fi
+			done
+		fi
 	done
+	if has_function 'es_archive(bigint,name)'; then
+		t0=$(date +%s.%N)
+		sql -c "VACUUM FULL es_events" >/dev/null
+		t1=$(date +%s.%N)
+		meta archive_vacuum_seconds "$(awk -v a="$t0" -v b="$t1" 'BEGIN { printf "%.1f", b - a }')"
+		meta archive_size_after "$(sql -c "SELECT pg_total_relation_size('es_events')")"
+		meta archive_events "$(sql -c "SELECT count(*) FROM es_archived_events")"
+		meta archive_table_size "$(sql -c "SELECT pg_total_relation_size('es_archived_events')")"
+		sql -c "DROP TABLE IF EXISTS bench.arch_src, bench.arch_dst" >/dev/null
+	fi
 	meta seal_backlog "$seal_backlog"
 	meta seal_storage "$(sql -c "SELECT pg_size_pretty(pg_total_relation_size('es_seals')) || ' of seals for ' || (SELECT count(*) FROM es_events) || ' events (' || round(pg_total_relation_size('es_seals')::numeric / greatest((SELECT count(*) FROM es_events), 1), 1) || ' bytes per event)'")"
 else
-	for w in seal verify; do
+	for w in seal verify archive; do
 		skip "$w" "es_seal and es_verify are not installed (issue 14)"
 	done
 fi

@@ -241,7 +241,8 @@ GRANT SELECT ON @extschema@.es_privilege_model TO PUBLIC;
  * ---------------------------------------------------------------------
  * The seal chain and deleted streams (issue 14; sql/src/50_audit.sql,
  * docs/audit.md): es_seals, its guard, es_seal, es_verify, es_tombstones,
- * es_delete_stream, and the privilege model with them.
+ * es_delete_stream, es_archived_events, es_archives, es_archive, and the
+ * privilege model with them.
  * ---------------------------------------------------------------------
  */
 CREATE TABLE @extschema@.es_seals (
@@ -302,7 +303,8 @@ CREATE FUNCTION @extschema@.es_verify(from_position bigint DEFAULT 0,
 		to_position bigint DEFAULT NULL,
 		OUT intact boolean, OUT problem text, OUT "position" bigint,
 		OUT expected text, OUT found text, OUT seal_id bigint,
-		OUT seals bigint, OUT events bigint, OUT sealed_to bigint)
+		OUT seals bigint, OUT events bigint, OUT sealed_to bigint,
+		OUT archived bigint)
 	RETURNS record
 	AS 'MODULE_PATHNAME', 'es_verify'
 	LANGUAGE C STABLE;
@@ -345,7 +347,66 @@ COMMENT ON FUNCTION @extschema@.es_delete_stream(text, bigint, jsonb) IS
 	'delete a stream: append its tombstone event ($StreamDeleted); appends and stream reads then refuse it; returns the tombstone''s version';
 REVOKE ALL ON FUNCTION @extschema@.es_delete_stream(text, bigint, jsonb) FROM PUBLIC;
 
-/* the privilege model with the seal chain's objects and deleted streams */
+/* archiving */
+/*
+ * Archiving (src/archive.c): es_archive moves the sealed events of deleted
+ * streams, tombstones excepted, from es_events into es_archived_events
+ * (which may live in another tablespace), through the one removal path the
+ * guard of es_events lets through; es_verify checks them there.
+ */
+CREATE TABLE @extschema@.es_archived_events (
+	global_position bigint NOT NULL,
+	stream_id	text COLLATE "C" NOT NULL,
+	version		bigint NOT NULL,
+	event_id	uuid NOT NULL,
+	event_type	text COLLATE "C" NOT NULL,
+	data		jsonb NOT NULL,
+	metadata	jsonb,
+	recorded_at timestamptz NOT NULL,
+	archive_id	bigint NOT NULL,
+	CONSTRAINT es_archived_events_pkey PRIMARY KEY (global_position)
+);
+SELECT pg_catalog.pg_extension_config_dump('@extschema@.es_archived_events', '');
+REVOKE ALL ON @extschema@.es_archived_events FROM PUBLIC;
+COMMENT ON TABLE @extschema@.es_archived_events IS
+	'events es_archive moved out of es_events (sealed events of deleted streams), as they were';
+CREATE TABLE @extschema@.es_archives (
+	archive_id	bigint NOT NULL,
+	up_to_position bigint NOT NULL,
+	events		bigint NOT NULL,
+	first_position bigint,
+	last_position bigint,
+	tablespace	name,
+	archived_at timestamptz NOT NULL DEFAULT pg_catalog.clock_timestamp(),
+	CONSTRAINT es_archives_pkey PRIMARY KEY (archive_id)
+);
+SELECT pg_catalog.pg_extension_config_dump('@extschema@.es_archives', '');
+REVOKE ALL ON @extschema@.es_archives FROM PUBLIC;
+COMMENT ON TABLE @extschema@.es_archives IS
+	'one row per es_archive call that moved events: how many, which positions, where';
+CREATE TRIGGER es_archived_events_append_only
+	BEFORE UPDATE OR DELETE OR TRUNCATE ON @extschema@.es_archived_events
+	FOR EACH STATEMENT EXECUTE FUNCTION @extschema@.es_audit_append_only();
+ALTER TABLE @extschema@.es_archived_events ENABLE ALWAYS TRIGGER es_archived_events_append_only;
+CREATE TRIGGER es_archived_events_append_only_row
+	BEFORE UPDATE OR DELETE ON @extschema@.es_archived_events
+	FOR EACH ROW EXECUTE FUNCTION @extschema@.es_audit_append_only();
+ALTER TABLE @extschema@.es_archived_events ENABLE ALWAYS TRIGGER es_archived_events_append_only_row;
+CREATE TRIGGER es_archives_append_only
+	BEFORE UPDATE OR DELETE OR TRUNCATE ON @extschema@.es_archives
+	FOR EACH STATEMENT EXECUTE FUNCTION @extschema@.es_audit_append_only();
+ALTER TABLE @extschema@.es_archives ENABLE ALWAYS TRIGGER es_archives_append_only;
+
+CREATE FUNCTION @extschema@.es_archive(before_position bigint DEFAULT NULL,
+		destination name DEFAULT NULL)
+	RETURNS bigint
+	AS 'MODULE_PATHNAME', 'es_archive'
+	LANGUAGE C VOLATILE;
+COMMENT ON FUNCTION @extschema@.es_archive(bigint, name) IS
+	'move the sealed events of deleted streams below before_position (tombstones stay) into es_archived_events, in tablespace destination if given; returns how many';
+REVOKE ALL ON FUNCTION @extschema@.es_archive(bigint, name) FROM PUBLIC;
+
+/* the privilege model with the seal chain's objects, deleted streams and archiving */
 CREATE OR REPLACE VIEW @extschema@.es_privilege_model AS
 SELECT m.kind, m.object_type, m.object,
 	   CASE m.object_type
@@ -399,6 +460,10 @@ SELECT m.kind, m.object_type, m.object,
 	-- admin: deleted streams
 	('admin', 'function', '@extschema@.es_delete_stream(text, bigint, jsonb)'::pg_catalog.regprocedure::pg_catalog.oid, 'EXECUTE'),
 	('admin', 'table', '@extschema@.es_tombstones'::pg_catalog.regclass::pg_catalog.oid, 'SELECT'),
+	-- admin: archiving
+	('admin', 'function', '@extschema@.es_archive(bigint, name)'::pg_catalog.regprocedure::pg_catalog.oid, 'EXECUTE'),
+	('admin', 'table', '@extschema@.es_archived_events'::pg_catalog.regclass::pg_catalog.oid, 'SELECT'),
+	('admin', 'table', '@extschema@.es_archives'::pg_catalog.regclass::pg_catalog.oid, 'SELECT'),
 	-- owner only
 	('owner', 'sequence', '@extschema@.es_events_position_seq'::pg_catalog.regclass::pg_catalog.oid, NULL),
 	('owner', 'function', '@extschema@.es_events_append_only()'::pg_catalog.regprocedure::pg_catalog.oid, NULL),

@@ -270,6 +270,11 @@ extern int64 EsStreamDeletedAt(const EsCatalog *cat, text *stream_id,
 extern void EsCheckStreamNotDeleted(const EsCatalog *cat, text *stream_id,
 									Snapshot snapshot);
 
+/* archive.c */
+struct TriggerData;
+extern Oid	EsArchiveRelation(const EsCatalog *cat, Oid *index);
+extern bool EsArchiveRemovalAllowed(struct TriggerData *trigdata);
+
 /* verify.c (the seal chain's files share audit.h) */
 extern int	es_verify_progress_events;
 extern void EsInitVerify(void);

@@ -433,6 +433,9 @@ InsertSeal(const EsCatalog *cat, Oid owner, EsSealHead *head,
 	bytea	   *digests;
 	bytea	   *prev;
 	bytea	   *hashval;
+	int16		typlen;
+	bool		typbyval;
+	char		typalign;
 	int			i;
 
 	EsSealHash(ctx, head->hash, seal_id, head->to_position, to_position,
@@ -456,9 +459,9 @@ InsertSeal(const EsCatalog *cat, Oid owner, EsSealHead *head,
 	values[1] = Int32GetDatum(ES_SEAL_FORMAT);
 	values[2] = Int64GetDatum(head->to_position);
 	values[3] = Int64GetDatum(to_position);
+	get_typlenbyvalalign(INT8OID, &typlen, &typbyval, &typalign);
 	values[4] = PointerGetDatum(construct_array(elems, batch->nevents, INT8OID,
-												sizeof(int64), FLOAT8PASSBYVAL,
-												TYPALIGN_DOUBLE));
+												typlen, typbyval, typalign));
 	values[5] = PointerGetDatum(digests);
 	values[6] = PointerGetDatum(prev);
 	values[7] = PointerGetDatum(hashval);
@@ -557,8 +560,9 @@ es_seal(PG_FUNCTION_ARGS)
 }
 
 /*
- * es_audit_append_only refuses to change or remove seals (es_seals) and
- * tombstones (es_tombstones).
+ * es_audit_append_only refuses to change or remove seals (es_seals),
+ * tombstones (es_tombstones) and archived events (es_archived_events,
+ * es_archives).
  */
 PG_FUNCTION_INFO_V1(es_audit_append_only);
 Datum
@@ -567,7 +571,15 @@ es_audit_append_only(PG_FUNCTION_ARGS)
 	TriggerData *trigdata = EsCheckTriggerCall(fcinfo, "es_audit_append_only");
 	const char *relname = RelationGetRelationName(trigdata->tg_relation);
 	bool		seals = strcmp(relname, "es_seals") == 0;
+	const char *what;
 	const char *op;
+
+	if (seals)
+		what = "seals";
+	else if (strcmp(relname, "es_tombstones") == 0)
+		what = "tombstones";
+	else
+		what = "archived events";
 
 	if (TRIGGER_FIRED_BY_UPDATE(trigdata->tg_event))
 		op = "UPDATE";
@@ -581,9 +593,9 @@ es_audit_append_only(PG_FUNCTION_ARGS)
 	ereport(ERROR,
 			(errcode(ERRCODE_FEATURE_NOT_SUPPORTED),
 			 errmsg("%s is not allowed on %s: %s are never changed or removed",
-					op, relname, seals ? "seals" : "tombstones"),
+					op, relname, what),
 			 seals ? errdetail("Each seal names the hash of the one before it.") :
-			 errdetail("A deleted stream stays deleted."),
+			 errdetail("A deleted stream stays deleted, and what es_archive moved stays archived."),
 			 seals ? errhint("Seal new events with es_seal().") :
 			 errhint("Use another stream id.")));
 	PG_RETURN_NULL();

@@ -16,8 +16,9 @@
  *	   position present, no other, and each event's digest the sealed one.
  *
  * The first failure is returned with its position: the seal's first
- * position for 1 to 3, the event's for 4.  Seals whose events were
- * archived (a later part of the seal chain's work) are not here yet.
+ * position for 1 to 3, the event's for 4.  A sealed event that es_archive
+ * moved out of es_events is checked in es_archived_events (archive.c),
+ * and counted apart.
  *
  * Progress: every es_pg.verify_progress_events events a NOTICE says how
  * far it got, so that a long run can be followed (and is CHECK_FOR_
@@ -40,6 +41,7 @@
 #include "utils/builtins.h"
 #include "utils/fmgroids.h"
 #include "utils/guc.h"
+#include "utils/lsyscache.h"
 #include "utils/memutils.h"
 #include "utils/snapmgr.h"
 
@@ -93,6 +95,15 @@ typedef struct Mismatch
 
 #define NONE_TEXT "(none)"
 
+/* es_archived_events, where es_archive moved sealed events */
+typedef struct Archive
+{
+	Relation	rel;			/* NULL: the install has none */
+	Oid			index;
+	EsSealColumns cols;
+	int64		narchived;		/* sealed events checked there */
+} Archive;
+
 /*
  * ByteaHex returns a bytea's bytes as hex.
  */
@@ -131,6 +142,9 @@ ReadSeal(const EsCatalog *cat, Oid owner, Snapshot snapshot, int64 after_id,
 		Datum	   *elems;
 		bool	   *elnulls;
 		bytea	   *digests;
+		int16		typlen;
+		bool		typbyval;
+		char		typalign;
 		int			i;
 
 		/* copy out of SPI's memory into the caller's */
@@ -140,8 +154,9 @@ ReadSeal(const EsCatalog *cat, Oid owner, Snapshot snapshot, int64 after_id,
 		seal->after_position = DatumGetInt64(SPI_getbinval(tuple, desc, 3, &isnull));
 		seal->to_position = DatumGetInt64(SPI_getbinval(tuple, desc, 4, &isnull));
 		arr = DatumGetArrayTypePCopy(SPI_getbinval(tuple, desc, 5, &isnull));
-		deconstruct_array(arr, INT8OID, sizeof(int64), FLOAT8PASSBYVAL,
-						  TYPALIGN_DOUBLE, &elems, &elnulls, &seal->nevents);
+		get_typlenbyvalalign(INT8OID, &typlen, &typbyval, &typalign);
+		deconstruct_array(arr, INT8OID, typlen, typbyval, typalign,
+						  &elems, &elnulls, &seal->nevents);
 		seal->positions = palloc(sizeof(int64) * Max(seal->nevents, 1));
 		for (i = 0; i < seal->nevents; i++)
 			seal->positions[i] = elnulls[i] ? -1 : DatumGetInt64(elems[i]);
@@ -288,13 +303,67 @@ CheckSealItself(const Seal *seal, const EsSealHead *head,
 }
 
 /*
+ * CheckArchived checks sealed event i, absent from es_events, in the
+ * archive: true when it is there with the sealed digest; otherwise the
+ * mismatch is set.
+ */
+static bool
+CheckArchived(const Seal *seal, int i, Archive *archive, Snapshot snapshot,
+			  pg_cryptohash_ctx *ctx, MemoryContext event_cxt, Mismatch *m,
+			  int64 *nchecked)
+{
+	const uint8 *sealed = seal->digests + (size_t) i * ES_SEAL_HASH_LEN;
+	EsIndexProbe probe;
+	ScanKeyData key;
+	uint8		digest[ES_SEAL_HASH_LEN];
+	bool		found = false;
+
+	if (archive->rel != NULL)
+	{
+		ScanKeyInit(&key, 1, BTEqualStrategyNumber, F_INT8EQ,
+					Int64GetDatum(seal->positions[i]));
+		EsProbeOpenOn(&probe, archive->rel, archive->index);
+		EsProbeStart(&probe, snapshot, &key, 1);
+		if (EsProbeNext(&probe, ForwardScanDirection))
+		{
+			MemoryContext oldcxt = MemoryContextSwitchTo(event_cxt);
+
+			slot_getallattrs(probe.slot);
+			EsSealEventDigest(ctx, &archive->cols, probe.slot->tts_values,
+							  probe.slot->tts_isnull, digest);
+			MemoryContextSwitchTo(oldcxt);
+			MemoryContextReset(event_cxt);
+			found = true;
+		}
+		EsProbeClose(&probe);
+	}
+	if (!found)
+	{
+		SetMismatch(m, "event missing", seal->positions[i],
+					EsHexString(sealed, ES_SEAL_HASH_LEN), NONE_TEXT,
+					seal->seal_id);
+		return false;
+	}
+	(*nchecked)++;
+	if (memcmp(digest, sealed, ES_SEAL_HASH_LEN) != 0)
+	{
+		SetMismatch(m, "archived event changed", seal->positions[i],
+					EsHexString(sealed, ES_SEAL_HASH_LEN),
+					EsHexString(digest, ES_SEAL_HASH_LEN), seal->seal_id);
+		return false;
+	}
+	archive->narchived++;
+	return true;
+}
+
+/*
  * CheckSealEvents runs check 4: the events of the seal's range against its
  * positions and digests.  *nchecked counts the events looked at.
  */
 static bool
 CheckSealEvents(const EsCatalog *cat, Relation rel, const EsSealColumns *cols,
 				const Seal *seal, int64 from_position, int64 to_position,
-				Snapshot snapshot, pg_cryptohash_ctx *ctx,
+				Archive *archive, Snapshot snapshot, pg_cryptohash_ctx *ctx,
 				MemoryContext event_cxt, Mismatch *m, int64 *nchecked)
 {
 	EsIndexProbe probe;
@@ -328,15 +397,19 @@ CheckSealEvents(const EsCatalog *cat, Relation rel, const EsSealColumns *cols,
 		CHECK_FOR_INTERRUPTS();
 		position = DatumGetInt64(slot_getattr(probe.slot, cols->attnums[0],
 											  &isnull));
-		if (i < end && seal->positions[i] < position)
+		/* sealed events before this one are gone from es_events */
+		while (i < end && seal->positions[i] < position)
 		{
-			SetMismatch(m, "event missing", seal->positions[i],
-						EsHexString(seal->digests + (size_t) i * ES_SEAL_HASH_LEN,
-									ES_SEAL_HASH_LEN),
-						NONE_TEXT, seal->seal_id);
-			ok = false;
-			break;
+			if (!CheckArchived(seal, i, archive, snapshot, ctx, event_cxt, m,
+							   nchecked))
+			{
+				ok = false;
+				break;
+			}
+			i++;
 		}
+		if (!ok)
+			break;
 		oldcxt = MemoryContextSwitchTo(event_cxt);
 		slot_getallattrs(probe.slot);
 		EsSealEventDigest(ctx, cols, probe.slot->tts_values,
@@ -369,13 +442,12 @@ CheckSealEvents(const EsCatalog *cat, Relation rel, const EsSealColumns *cols,
 							*nchecked, position, seal->seal_id)));
 	}
 	EsProbeClose(&probe);
-	if (ok && i < end)
+	while (ok && i < end)
 	{
-		SetMismatch(m, "event missing", seal->positions[i],
-					EsHexString(seal->digests + (size_t) i * ES_SEAL_HASH_LEN,
-								ES_SEAL_HASH_LEN),
-					NONE_TEXT, seal->seal_id);
-		ok = false;
+		if (!CheckArchived(seal, i, archive, snapshot, ctx, event_cxt, m,
+						   nchecked))
+			ok = false;
+		i++;
 	}
 	return ok;
 }
@@ -393,8 +465,10 @@ es_verify(PG_FUNCTION_ARGS)
 	int64		from_position = PG_ARGISNULL(0) ? 0 : PG_GETARG_INT64(0);
 	int64		to_position = PG_ARGISNULL(1) ? PG_INT64_MAX : PG_GETARG_INT64(1);
 	TupleDesc	tupdesc;
-	Datum		values[9];
-	bool		nulls[9];
+	Datum		values[10];
+	bool		nulls[10];
+	Archive		archive;
+	Oid			archive_relid;
 	Oid			seals_relid;
 	Oid			owner;
 	Relation	rel;
@@ -428,6 +502,13 @@ es_verify(PG_FUNCTION_ARGS)
 	owner = EsRelationOwner(seals_relid);
 	rel = table_open(cat->events_relid, AccessShareLock);
 	EsSealResolveColumns(RelationGetDescr(rel), &cols);
+	memset(&archive, 0, sizeof(archive));
+	archive_relid = EsArchiveRelation(cat, &archive.index);
+	if (OidIsValid(archive_relid))
+	{
+		archive.rel = table_open(archive_relid, AccessShareLock);
+		EsSealResolveColumns(RelationGetDescr(archive.rel), &archive.cols);
+	}
 
 	snapshot = RegisterSnapshot(GetTransactionSnapshot());
 	ctx = EsSealDigestBegin();
@@ -463,7 +544,7 @@ es_verify(PG_FUNCTION_ARGS)
 		oldcxt = MemoryContextSwitchTo(seal_cxt);
 		if (!CheckSealItself(seal, &head, ctx, &m) ||
 			!CheckSealEvents(cat, rel, &cols, seal, from_position, to_position,
-							 snapshot, ctx, event_cxt, &m, &nevents))
+							 &archive, snapshot, ctx, event_cxt, &m, &nevents))
 		{
 			/* the mismatch's strings must outlive the seal's context */
 			MemoryContextSwitchTo(oldcxt);
@@ -482,6 +563,8 @@ es_verify(PG_FUNCTION_ARGS)
 
 	pg_cryptohash_free(ctx);
 	UnregisterSnapshot(snapshot);
+	if (archive.rel != NULL)
+		table_close(archive.rel, AccessShareLock);
 	table_close(rel, AccessShareLock);
 
 	memset(nulls, 0, sizeof(nulls));
@@ -502,6 +585,7 @@ es_verify(PG_FUNCTION_ARGS)
 	values[7] = Int64GetDatum(nevents);
 	values[8] = Int64GetDatum(sealed_to);
 	nulls[8] = sealed_to < 0;
+	values[9] = Int64GetDatum(archive.narchived);
 	PG_RETURN_DATUM(HeapTupleGetDatum(heap_form_tuple(tupdesc, values, nulls)));
 }
 

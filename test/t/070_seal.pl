@@ -10,6 +10,9 @@
 #   - a dump made before the edit restores into a database that verifies
 #     clean, with the same seals, and a stream deleted before the dump is
 #     still deleted;
+#   - es_archive of the sealed events of deleted streams: the space comes
+#     back (VACUUM FULL), es_verify and the script still verify, and so does
+#     a restore of a dump of it;
 #   - kill -9 of the postmaster (fsync on) while clients append and seal
 #     at once: after each restart the chain has no gap and no double, every
 #     event up to the last seal is in exactly one seal, es_verify passes,
@@ -147,6 +150,38 @@ is($rc, 0, 'the script finds the restored export intact');
 $node->safe_psql('restored', q{SELECT es_append('order-1', 'Tick', '{}')});
 is($node->safe_psql('restored', 'SELECT es_seal()'), '1', 'sealing carries on in the restored store');
 is($node->safe_psql('restored', 'SELECT intact, seals FROM es_verify()'), 't|2', 'and verifies');
+
+# archiving: the sealed events of deleted streams leave es_events, the
+# space comes back with VACUUM FULL, the chain and the script still verify,
+# and a dump restores the archive with the rest
+$node->safe_psql('postgres', 'CREATE DATABASE cold');
+$node->safe_psql('cold', q{
+CREATE EXTENSION es_pg;
+SELECT es_append_batch('cold-' || s.s, (SELECT jsonb_agg(jsonb_build_object('type', 'T',
+		'data', jsonb_build_object('s', s.s, 'g', g, 'pad', repeat('x', 200)))) FROM generate_series(1, 100) g))
+  FROM generate_series(1, 100) s(s);
+SELECT es_delete_stream('cold-' || s) FROM generate_series(1, 60) s;
+SELECT es_seal();
+});
+my $size_before = $node->safe_psql('cold', q{SELECT pg_total_relation_size('es_events')});
+is($node->safe_psql('cold', 'SELECT es_archive()'), '6000', 'es_archive moves the 6000 sealed events of the 60 deleted streams');
+$node->safe_psql('cold', 'VACUUM FULL es_events');
+my $size_after = $node->safe_psql('cold', q{SELECT pg_total_relation_size('es_events')});
+cmp_ok($size_after, '<', $size_before * 0.55, "the space is reclaimed ($size_before bytes before, $size_after after VACUUM FULL)");
+is($node->safe_psql('cold', 'SELECT count(*) FROM es_events'), '4060', 'the live streams and the 60 tombstones stay');
+is($node->safe_psql('cold', 'SELECT intact, events, archived FROM es_verify()'), 't|10060|6000',
+	'es_verify checks the archived events in the archive');
+($rc, $out) = export_and_check('cold');
+is($rc, 0, 'the script verifies the export with the archived events');
+my $cold_dump = $node->basedir . '/cold.dump';
+$node->command_ok([ 'pg_dump', '-Fc', '-h', $node->host, '-p', $node->port, '-f', $cold_dump, 'cold' ],
+	'pg_dump of the archived store');
+$node->safe_psql('postgres', 'CREATE DATABASE cold_restored');
+$node->command_ok(
+	[ 'pg_restore', '-j', '2', '-h', $node->host, '-p', $node->port, '-d', 'cold_restored', $cold_dump ],
+	'pg_restore -j 2 of it');
+is($node->safe_psql('cold_restored', 'SELECT intact, events, archived FROM es_verify()'), 't|10060|6000',
+	'the restored store verifies, archive included');
 
 # crashes while clients append and seal
 $node->safe_psql('postgres', 'CREATE DATABASE crash');
