@@ -48,6 +48,10 @@ override with_llvm = no
 PGXS		:= $(shell $(PG_CONFIG) --pgxs)
 include $(PGXS)
 
+# every object is rebuilt when a header changes (PGXS tracks no header
+# dependencies unless PostgreSQL was configured with --enable-depend)
+$(OBJS): $(wildcard src/*.h)
+
 build/$(EXTENSION)--$(EXTVERSION).sql: $(SQL_SOURCES) $(EXTENSION).control
 	mkdir -p build
 	cat $(SQL_SOURCES) > $@

@@ -90,11 +90,20 @@ WORKLOADS = [
     ("large_event_read", "feed pages while one 100 MB event is appended (pages/s; latency: the slowest)",
      ("beside", "es_read_all(x, 1000), 1 client, beside a 100 MB es_append"),
      [("alone", "the same es_read_all, nothing beside it", None)]),
+    ("seal", "es_seal of a backlog of fresh events (events sealed/s)",
+     ("es", "es_seal()"),
+     [("sha256", "sha256 of each event's text over the same events, one SQL statement", None)]),
+    ("verify", "es_verify of the same events (events verified/s)",
+     ("es", "es_verify(from, to)"),
+     [("sha256", "sha256 of each event's text over the same events, one SQL statement", None)]),
+    ("archive", "es_archive of the same events once their streams are deleted and sealed (events archived/s)",
+     ("es", "es_archive()"),
+     [("move", "the same rows moved between two plain tables: DELETE ... RETURNING into INSERT", None)]),
 ]
 
 SYNC_LABEL = {"on": "sync on", "off": "sync off", "any": "n/a (read)"}
 READS = {"read_stream", "read_all", "snapshot", "read_no_upcaster",
-         "read_other_upcaster", "read_upcast"}
+         "read_other_upcaster", "read_upcast", "seal", "verify", "archive"}
 
 
 def sync_label(workload, sync):
@@ -277,6 +286,44 @@ def large_event_section(rows, meta):
                 "appends wait for nothing of it, and the feed reads (preloaded) only stop below",
                 "its position until it is in the index.", ""]
     return out
+
+
+def seal_section(rows, meta):
+    """Sealing against the highest append rate of the run: es_seal must keep
+    up with the fastest es_pg append workload (issue 14)."""
+    def med(pred):
+        xs = [float(r["events_per_s"]) for r in rows if r["status"] == "ok" and pred(r)]
+        return statistics.median(xs) if xs else None
+    seal = med(lambda r: r["workload"] == "seal" and r["variant"] == "es")
+    verify = med(lambda r: r["workload"] == "verify" and r["variant"] == "es")
+    if seal is None:
+        return []
+    best, best_name = None, None
+    for w in ("append", "append_expected", "batch10", "batch1000"):
+        for sync in ("on", "off"):
+            for c in ("1", "2"):
+                x = med(lambda r: r["workload"] == w and r["variant"] == "es"
+                        and r["sync"] == sync and r["clients"] == c)
+                if x is not None and (best is None or x > best):
+                    best, best_name = x, f"{w}, sync {sync}, {c} client(s)"
+    out = ["## The seal chain", "",
+           f"es_seal seals {fmt_rate(seal)} events/s and es_verify checks "
+           f"{fmt_rate(verify) if verify else '-'} events/s (medians, one backend, backlogs of "
+           f"{meta.get('seal_backlog', '?')} events)."]
+    if best:
+        out += [f"The highest es_pg append rate of this run is {fmt_rate(best)} events/s ({best_name}): "
+                f"one es_seal call seals {seal / best:.1f}x that, so sealing every few seconds keeps up "
+                f"{'(met)' if seal >= best else '(NOT met: seal more often, in parallel ranges of es_verify, or in larger batches)'}."]
+    if meta.get("seal_storage"):
+        out += [f"Storage: {meta['seal_storage']}."]
+    if meta.get("archive_size_after"):
+        before, after = int(meta["archive_size_before"]), int(meta["archive_size_after"])
+        out += ["", f"Archiving: es_archive moved {meta.get('archive_events', '?')} events of deleted streams; "
+                f"es_events went from {before / 1048576:.1f} MB to {after / 1048576:.1f} MB after "
+                f"VACUUM FULL ({meta.get('archive_vacuum_seconds', '?')} s), "
+                f"{(before - after) / 1048576:.1f} MB reclaimed; es_archived_events holds "
+                f"{int(meta.get('archive_table_size', 0)) / 1048576:.1f} MB."]
+    return out + [""]
 
 
 def cpu_table(table):
@@ -546,6 +593,7 @@ def main():
         parts += [f"- {name}: {note}" for name, note in skipped.items()]
         parts += [""]
     parts += large_event_section(rows, meta)
+    parts += seal_section(rows, meta)
     parts += ["## Targets", "", targets_summary(table), "",
               "## Backend CPU per event", "",
               "CPU time the server's backends used per event (per load for the snapshot",

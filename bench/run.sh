@@ -65,6 +65,7 @@ snap_tail=100		# events after the snapshot
 backlog=$([ "$mode" = quick ] && echo 5000 || echo 20000)	# async catch-up
 large_mb=100		# the large event, MB
 large_secs=$([ "$mode" = quick ] && echo 6 || echo 8)	# pgbench beside it, s
+seal_backlog=$([ "$mode" = quick ] && echo 20000 || echo 100000)	# events sealed per round
 
 BENCH=$ES_ROOT/bench
 OUT=$BENCH/out/$(date -u +%Y%m%dT%H%M%SZ)
@@ -647,6 +648,81 @@ for r in $(seq 1 "$rounds"); do
 done
 meta large_event_mb "$large_mb"
 sql -c "DROP TABLE bench.blob" >/dev/null
+
+# ---- the seal chain (issue 14, docs/audit.md): es_seal of a backlog of
+# $seal_backlog fresh events, and es_verify of the same range, against plain
+# PostgreSQL hashing the same events (sha256 of each row's text, one SQL
+# statement); the report sets the sealing rate beside the highest append
+# rate of the run
+if has_function 'es_seal(bigint)' && has_function 'es_verify(bigint,bigint)'; then
+	phase seal
+	es_log "seal chain: es_seal and es_verify of $seal_backlog events"
+	sql -c "SELECT es_seal()" >/dev/null
+	sql -c "CREATE FUNCTION bench.seal_backlog(n integer) RETURNS bigint LANGUAGE sql AS \$\$
+		SELECT 10 * count(es_append_batch('seal-' || g, '[{\"type\": \"MoneyDeposited\", \"data\": {\"amount\": 10}},
+		  {\"type\": \"MoneyDeposited\", \"data\": {\"amount\": 20}}, {\"type\": \"MoneyWithdrawn\", \"data\": {\"amount\": 5}},
+		  {\"type\": \"MoneyDeposited\", \"data\": {\"amount\": 30}}, {\"type\": \"MoneyDeposited\", \"data\": {\"amount\": 40}},
+		  {\"type\": \"MoneyWithdrawn\", \"data\": {\"amount\": 15}}, {\"type\": \"MoneyDeposited\", \"data\": {\"amount\": 50}},
+		  {\"type\": \"MoneyDeposited\", \"data\": {\"amount\": 60}}, {\"type\": \"MoneyWithdrawn\", \"data\": {\"amount\": 25}},
+		  {\"type\": \"MoneyDeposited\", \"data\": {\"amount\": 70}}]', 0))
+		  FROM generate_series(1, n / 10) g(x), LATERAL (SELECT pg_catalog.gen_random_uuid()::text || x) s(g) \$\$" >/dev/null
+	for r in $(seq 1 "$rounds"); do
+		from=$(sql -c "SELECT max(global_position) FROM es_events")
+		sql -c "SELECT bench.seal_backlog($seal_backlog)" >/dev/null
+		to=$(sql -c "SELECT max(global_position) FROM es_events")
+		sha="SELECT count(pg_catalog.sha256(pg_catalog.convert_to(e::text, 'UTF8'))) FROM es_events e WHERE e.global_position > $from AND e.global_position <= $to"
+		for v in $(rotate "$r" es sha256); do
+			if [ "$v" = es ]; then
+				bench_sql seal es "$r" "SELECT es_seal()"
+			else
+				bench_sql seal sha256 "$r" "$sha"
+			fi
+		done
+		for v in $(rotate "$r" es sha256); do
+			if [ "$v" = es ]; then
+				bench_sql verify es "$r" "SELECT events FROM es_verify($from + 1, $to)"
+			else
+				bench_sql verify sha256 "$r" "$sha"
+			fi
+		done
+		# archiving: the round's streams deleted and sealed (untimed), then
+		# es_archive of their events against moving the same rows between
+		# two plain tables (DELETE ... RETURNING into INSERT)
+		if has_function 'es_archive(bigint,name)'; then
+			[ "$r" = 1 ] && meta archive_size_before "$(sql -c "SELECT pg_total_relation_size('es_events')")"
+			sql -c "SELECT count(es_delete_stream(s.stream_id)) FROM (SELECT DISTINCT stream_id FROM es_events
+				WHERE global_position > $from AND global_position <= $to) s" >/dev/null
+			sql -c "SELECT es_seal()" >/dev/null
+			sql -c "DROP TABLE IF EXISTS bench.arch_src, bench.arch_dst" \
+				-c "CREATE TABLE bench.arch_src AS SELECT * FROM es_events WHERE global_position > $from AND global_position <= $to AND event_type <> '\$StreamDeleted'" \
+				-c "ALTER TABLE bench.arch_src ADD PRIMARY KEY (global_position)" \
+				-c "CREATE TABLE bench.arch_dst (LIKE bench.arch_src INCLUDING ALL)" >/dev/null
+			for v in $(rotate "$r" es move); do
+				if [ "$v" = es ]; then
+					bench_sql archive es "$r" "SELECT es_archive()"
+				else
+					bench_sql archive move "$r" "WITH moved AS (DELETE FROM bench.arch_src RETURNING *), ins AS (INSERT INTO bench.arch_dst SELECT * FROM moved RETURNING 1) SELECT count(*) FROM ins"
+				fi
+			done
+		fi
+	done
+	if has_function 'es_archive(bigint,name)'; then
+		t0=$(date +%s.%N)
+		sql -c "VACUUM FULL es_events" >/dev/null
+		t1=$(date +%s.%N)
+		meta archive_vacuum_seconds "$(awk -v a="$t0" -v b="$t1" 'BEGIN { printf "%.1f", b - a }')"
+		meta archive_size_after "$(sql -c "SELECT pg_total_relation_size('es_events')")"
+		meta archive_events "$(sql -c "SELECT count(*) FROM es_archived_events")"
+		meta archive_table_size "$(sql -c "SELECT pg_total_relation_size('es_archived_events')")"
+		sql -c "DROP TABLE IF EXISTS bench.arch_src, bench.arch_dst" >/dev/null
+	fi
+	meta seal_backlog "$seal_backlog"
+	meta seal_storage "$(sql -c "SELECT pg_size_pretty(pg_total_relation_size('es_seals')) || ' of seals for ' || (SELECT count(*) FROM es_events) || ' events (' || round(pg_total_relation_size('es_seals')::numeric / greatest((SELECT count(*) FROM es_events), 1), 1) || ' bytes per event)'")"
+else
+	for w in seal verify archive; do
+		skip "$w" "es_seal and es_verify are not installed (issue 14)"
+	done
+fi
 
 phase end
 meta phases "$phases"

@@ -242,7 +242,7 @@ GRANT SELECT ON @extschema@.es_privilege_model TO PUBLIC;
  * Event schema evolution (sql/src/30_evolution.sql): es_events gets
  * schema_version (NULL for every event already there: version 1, nothing
  * is rewritten), the event type registry, upcasters and the registry
- * view; the privilege model is made again with them.
+ * view (the privilege model is made again at the end).
  * ---------------------------------------------------------------------
  */
 
@@ -429,9 +429,183 @@ CREATE VIEW @extschema@.es_event_registry WITH (security_invoker = true) AS
 COMMENT ON VIEW @extschema@.es_event_registry IS
 	'event types: registered or not, current version, events per stored version, upcasters, validators';
 
-/* the privilege model, made again with the evolution functions */
-DROP VIEW @extschema@.es_privilege_model;
-CREATE VIEW @extschema@.es_privilege_model AS
+/*
+ * ---------------------------------------------------------------------
+ * The seal chain and deleted streams (issue 14; sql/src/50_audit.sql,
+ * docs/audit.md): es_seals, its guard, es_seal, es_verify, es_tombstones,
+ * es_delete_stream, es_archived_events, es_archives, es_archive (the
+ * privilege model is made again at the end).
+ * ---------------------------------------------------------------------
+ */
+CREATE TABLE @extschema@.es_seals (
+	seal_id		bigint NOT NULL,
+	format		integer NOT NULL,
+	after_position bigint NOT NULL,
+	to_position bigint NOT NULL,
+	positions	bigint[] NOT NULL,
+	digests		bytea NOT NULL,
+	prev_hash	bytea NOT NULL,
+	hash		bytea NOT NULL,
+	sealed_at	timestamptz NOT NULL DEFAULT pg_catalog.clock_timestamp(),
+	CONSTRAINT es_seals_pkey PRIMARY KEY (seal_id),
+	CONSTRAINT es_seals_to_position_key UNIQUE (to_position),
+	CONSTRAINT es_seals_seal_id_check CHECK (seal_id > 0),
+	CONSTRAINT es_seals_range_check CHECK (after_position >= 0
+		AND to_position > after_position),
+	CONSTRAINT es_seals_hash_check CHECK (pg_catalog.length(hash) = 32
+		AND pg_catalog.length(prev_hash) = 32)
+);
+SELECT pg_catalog.pg_extension_config_dump('@extschema@.es_seals', '');
+REVOKE ALL ON @extschema@.es_seals FROM PUBLIC;
+COMMENT ON TABLE @extschema@.es_seals IS
+	'the seal chain: each row seals the events in (after_position, to_position] and names the hash of the seal before it';
+COMMENT ON COLUMN @extschema@.es_seals.format IS
+	'the canonical encoding of the events (docs/audit.md); 1 covers the eight columns of es_events of 0.2.0';
+COMMENT ON COLUMN @extschema@.es_seals.positions IS
+	'the positions of the sealed events, in order';
+COMMENT ON COLUMN @extschema@.es_seals.digests IS
+	'the SHA-256 digest of each sealed event''s encoding, 32 bytes each, in the order of positions';
+COMMENT ON COLUMN @extschema@.es_seals.hash IS
+	'SHA-256 of prev_hash, the seal''s header and its positions and digests (docs/audit.md)';
+
+/* seals are never changed or removed: see src/seal.c */
+CREATE FUNCTION @extschema@.es_audit_append_only()
+	RETURNS trigger
+	AS 'MODULE_PATHNAME', 'es_audit_append_only'
+	LANGUAGE C;
+CREATE TRIGGER es_seals_append_only
+	BEFORE UPDATE OR DELETE OR TRUNCATE ON @extschema@.es_seals
+	FOR EACH STATEMENT EXECUTE FUNCTION @extschema@.es_audit_append_only();
+ALTER TABLE @extschema@.es_seals ENABLE ALWAYS TRIGGER es_seals_append_only;
+CREATE TRIGGER es_seals_append_only_row
+	BEFORE UPDATE OR DELETE ON @extschema@.es_seals
+	FOR EACH ROW EXECUTE FUNCTION @extschema@.es_audit_append_only();
+ALTER TABLE @extschema@.es_seals ENABLE ALWAYS TRIGGER es_seals_append_only_row;
+REVOKE ALL ON FUNCTION @extschema@.es_audit_append_only() FROM PUBLIC;
+
+CREATE FUNCTION @extschema@.es_seal(max_events bigint DEFAULT NULL)
+	RETURNS bigint
+	AS 'MODULE_PATHNAME', 'es_seal'
+	LANGUAGE C VOLATILE;
+COMMENT ON FUNCTION @extschema@.es_seal(bigint) IS
+	'seal the committed events after the last seal, up to the feed''s safe horizon (at most max_events); returns how many it sealed';
+REVOKE ALL ON FUNCTION @extschema@.es_seal(bigint) FROM PUBLIC;
+
+CREATE FUNCTION @extschema@.es_verify(from_position bigint DEFAULT 0,
+		to_position bigint DEFAULT NULL,
+		OUT intact boolean, OUT problem text, OUT "position" bigint,
+		OUT expected text, OUT found text, OUT seal_id bigint,
+		OUT seals bigint, OUT events bigint, OUT sealed_to bigint,
+		OUT archived bigint)
+	RETURNS record
+	AS 'MODULE_PATHNAME', 'es_verify'
+	LANGUAGE C STABLE;
+COMMENT ON FUNCTION @extschema@.es_verify(bigint, bigint) IS
+	'recompute the seal chain over the seals that cover positions from_position to to_position; the first mismatch, or intact';
+REVOKE ALL ON FUNCTION @extschema@.es_verify(bigint, bigint) FROM PUBLIC;
+
+/* deleted streams */
+/*
+ * Deleted streams (src/tombstone.c, src/delete.c): es_delete_stream appends
+ * a tombstone event and records it here; appends and stream reads then
+ * refuse the stream (55Z01).  Its history stays, sealed like the rest.
+ */
+CREATE TABLE @extschema@.es_tombstones (
+	stream_id	text COLLATE "C" NOT NULL,
+	version		bigint NOT NULL,
+	global_position bigint NOT NULL,
+	deleted_at	timestamptz NOT NULL DEFAULT pg_catalog.clock_timestamp(),
+	CONSTRAINT es_tombstones_pkey PRIMARY KEY (stream_id)
+);
+SELECT pg_catalog.pg_extension_config_dump('@extschema@.es_tombstones', '');
+REVOKE ALL ON @extschema@.es_tombstones FROM PUBLIC;
+COMMENT ON TABLE @extschema@.es_tombstones IS
+	'deleted streams: the version and position of each one''s tombstone event';
+CREATE TRIGGER es_tombstones_append_only
+	BEFORE UPDATE OR DELETE OR TRUNCATE ON @extschema@.es_tombstones
+	FOR EACH STATEMENT EXECUTE FUNCTION @extschema@.es_audit_append_only();
+ALTER TABLE @extschema@.es_tombstones ENABLE ALWAYS TRIGGER es_tombstones_append_only;
+CREATE TRIGGER es_tombstones_append_only_row
+	BEFORE UPDATE OR DELETE ON @extschema@.es_tombstones
+	FOR EACH ROW EXECUTE FUNCTION @extschema@.es_audit_append_only();
+ALTER TABLE @extschema@.es_tombstones ENABLE ALWAYS TRIGGER es_tombstones_append_only_row;
+
+CREATE FUNCTION @extschema@.es_delete_stream(stream_id text,
+		expected_version bigint DEFAULT NULL, metadata jsonb DEFAULT NULL)
+	RETURNS bigint
+	AS 'MODULE_PATHNAME', 'es_delete_stream'
+	LANGUAGE C VOLATILE;
+COMMENT ON FUNCTION @extschema@.es_delete_stream(text, bigint, jsonb) IS
+	'delete a stream: append its tombstone event ($StreamDeleted); appends and stream reads then refuse it; returns the tombstone''s version';
+REVOKE ALL ON FUNCTION @extschema@.es_delete_stream(text, bigint, jsonb) FROM PUBLIC;
+
+/* archiving */
+/*
+ * Archiving (src/archive.c): es_archive moves the sealed events of deleted
+ * streams, tombstones excepted, from es_events into es_archived_events
+ * (which may live in another tablespace), through the one removal path the
+ * guard of es_events lets through; es_verify checks them there.
+ */
+CREATE TABLE @extschema@.es_archived_events (
+	global_position bigint NOT NULL,
+	stream_id	text COLLATE "C" NOT NULL,
+	version		bigint NOT NULL,
+	event_id	uuid NOT NULL,
+	event_type	text COLLATE "C" NOT NULL,
+	data		jsonb NOT NULL,
+	metadata	jsonb,
+	recorded_at timestamptz NOT NULL,
+	schema_version integer,
+	archive_id	bigint NOT NULL,
+	CONSTRAINT es_archived_events_pkey PRIMARY KEY (global_position)
+);
+SELECT pg_catalog.pg_extension_config_dump('@extschema@.es_archived_events', '');
+REVOKE ALL ON @extschema@.es_archived_events FROM PUBLIC;
+COMMENT ON TABLE @extschema@.es_archived_events IS
+	'events es_archive moved out of es_events (sealed events of deleted streams), as they were';
+CREATE TABLE @extschema@.es_archives (
+	archive_id	bigint NOT NULL,
+	up_to_position bigint NOT NULL,
+	events		bigint NOT NULL,
+	first_position bigint,
+	last_position bigint,
+	tablespace	name,
+	archived_at timestamptz NOT NULL DEFAULT pg_catalog.clock_timestamp(),
+	CONSTRAINT es_archives_pkey PRIMARY KEY (archive_id)
+);
+SELECT pg_catalog.pg_extension_config_dump('@extschema@.es_archives', '');
+REVOKE ALL ON @extschema@.es_archives FROM PUBLIC;
+COMMENT ON TABLE @extschema@.es_archives IS
+	'one row per es_archive call that moved events: how many, which positions, where';
+CREATE TRIGGER es_archived_events_append_only
+	BEFORE UPDATE OR DELETE OR TRUNCATE ON @extschema@.es_archived_events
+	FOR EACH STATEMENT EXECUTE FUNCTION @extschema@.es_audit_append_only();
+ALTER TABLE @extschema@.es_archived_events ENABLE ALWAYS TRIGGER es_archived_events_append_only;
+CREATE TRIGGER es_archived_events_append_only_row
+	BEFORE UPDATE OR DELETE ON @extschema@.es_archived_events
+	FOR EACH ROW EXECUTE FUNCTION @extschema@.es_audit_append_only();
+ALTER TABLE @extschema@.es_archived_events ENABLE ALWAYS TRIGGER es_archived_events_append_only_row;
+CREATE TRIGGER es_archives_append_only
+	BEFORE UPDATE OR DELETE OR TRUNCATE ON @extschema@.es_archives
+	FOR EACH STATEMENT EXECUTE FUNCTION @extschema@.es_audit_append_only();
+ALTER TABLE @extschema@.es_archives ENABLE ALWAYS TRIGGER es_archives_append_only;
+
+CREATE FUNCTION @extschema@.es_archive(before_position bigint DEFAULT NULL,
+		destination name DEFAULT NULL)
+	RETURNS bigint
+	AS 'MODULE_PATHNAME', 'es_archive'
+	LANGUAGE C VOLATILE;
+COMMENT ON FUNCTION @extschema@.es_archive(bigint, name) IS
+	'move the sealed events of deleted streams below before_position (tombstones stay) into es_archived_events, in tablespace destination if given; returns how many';
+REVOKE ALL ON FUNCTION @extschema@.es_archive(bigint, name) FROM PUBLIC;
+
+/*
+ * ---------------------------------------------------------------------
+ * The privilege model, made again with every object of 0.2.0 (the same
+ * list as sql/src/90_privileges.sql).
+ * ---------------------------------------------------------------------
+ */
+CREATE OR REPLACE VIEW @extschema@.es_privilege_model AS
 SELECT m.kind, m.object_type, m.object,
 	   CASE m.object_type
 		   WHEN 'function' THEN m.object::pg_catalog.regprocedure::pg_catalog.text
@@ -455,6 +629,7 @@ SELECT m.kind, m.object_type, m.object,
 	('reader', 'function', '@extschema@.es_wait_for_projection(text, bigint, interval)'::pg_catalog.regprocedure::pg_catalog.oid, 'EXECUTE'),
 	('reader', 'function', '@extschema@.es_projection_progress()'::pg_catalog.regprocedure::pg_catalog.oid, 'EXECUTE'),
 	('reader', 'view', '@extschema@.es_projection_status'::pg_catalog.regclass::pg_catalog.oid, 'SELECT'),
+	('reader', 'function', '@extschema@.es_verify(bigint, bigint)'::pg_catalog.regprocedure::pg_catalog.oid, 'EXECUTE'),
 	-- the check of direct inserts: callable by anyone, it only reads this session's state
 	('reader', 'function', '@extschema@.es_events_insert_check(bigint)'::pg_catalog.regprocedure::pg_catalog.oid, 'EXECUTE'),
 	-- reader: the event type registry
@@ -486,6 +661,16 @@ SELECT m.kind, m.object_type, m.object,
 	('admin', 'function', '@extschema@.es_drop_event_type(text, boolean)'::pg_catalog.regprocedure::pg_catalog.oid, 'EXECUTE'),
 	('admin', 'function', '@extschema@.es_create_upcaster(text, integer, regprocedure)'::pg_catalog.regprocedure::pg_catalog.oid, 'EXECUTE'),
 	('admin', 'function', '@extschema@.es_drop_upcaster(text, integer, boolean)'::pg_catalog.regprocedure::pg_catalog.oid, 'EXECUTE'),
+	-- admin: the seal chain (docs/audit.md)
+	('admin', 'function', '@extschema@.es_seal(bigint)'::pg_catalog.regprocedure::pg_catalog.oid, 'EXECUTE'),
+	('admin', 'table', '@extschema@.es_seals'::pg_catalog.regclass::pg_catalog.oid, 'SELECT'),
+	-- admin: deleted streams
+	('admin', 'function', '@extschema@.es_delete_stream(text, bigint, jsonb)'::pg_catalog.regprocedure::pg_catalog.oid, 'EXECUTE'),
+	('admin', 'table', '@extschema@.es_tombstones'::pg_catalog.regclass::pg_catalog.oid, 'SELECT'),
+	-- admin: archiving
+	('admin', 'function', '@extschema@.es_archive(bigint, name)'::pg_catalog.regprocedure::pg_catalog.oid, 'EXECUTE'),
+	('admin', 'table', '@extschema@.es_archived_events'::pg_catalog.regclass::pg_catalog.oid, 'SELECT'),
+	('admin', 'table', '@extschema@.es_archives'::pg_catalog.regclass::pg_catalog.oid, 'SELECT'),
 	-- owner only
 	('owner', 'sequence', '@extschema@.es_events_position_seq'::pg_catalog.regclass::pg_catalog.oid, NULL),
 	('owner', 'function', '@extschema@.es_events_append_only()'::pg_catalog.regprocedure::pg_catalog.oid, NULL),
@@ -497,6 +682,7 @@ SELECT m.kind, m.object_type, m.object,
 	('owner', 'function', '@extschema@.es_projection_checkpoints_restore()'::pg_catalog.regprocedure::pg_catalog.oid, NULL),
 	('owner', 'function', '@extschema@.es_event_registry_changed()'::pg_catalog.regprocedure::pg_catalog.oid, NULL),
 	('owner', 'function', '@extschema@.es_evolution_sql_drop()'::pg_catalog.regprocedure::pg_catalog.oid, NULL),
+	('owner', 'function', '@extschema@.es_audit_append_only()'::pg_catalog.regprocedure::pg_catalog.oid, NULL),
 	('owner', 'function', '@extschema@.es_privileges_apply(text, regrole, boolean)'::pg_catalog.regprocedure::pg_catalog.oid, NULL),
 	('owner', 'function', '@extschema@.es_grant_reader(regrole)'::pg_catalog.regprocedure::pg_catalog.oid, NULL),
 	('owner', 'function', '@extschema@.es_grant_appender(regrole)'::pg_catalog.regprocedure::pg_catalog.oid, NULL),
@@ -505,6 +691,3 @@ SELECT m.kind, m.object_type, m.object,
 	('owner', 'function', '@extschema@.es_revoke_appender(regrole)'::pg_catalog.regprocedure::pg_catalog.oid, NULL),
 	('owner', 'function', '@extschema@.es_revoke_admin(regrole)'::pg_catalog.regprocedure::pg_catalog.oid, NULL)
 	) AS m(kind, object_type, object, privilege);
-COMMENT ON VIEW @extschema@.es_privilege_model IS
-	'what es_grant_reader, es_grant_appender and es_grant_admin grant (kind owner: nobody)';
-GRANT SELECT ON @extschema@.es_privilege_model TO PUBLIC;

@@ -757,6 +757,7 @@ AppendEvents(FunctionCallInfo fcinfo, text *stream_id, NewEvent *events,
 	 * earlier appender of this stream has committed or aborted, even if our
 	 * own transaction snapshot is older (REPEATABLE READ).
 	 */
+	EsCheckStreamNotDeleted(cat, stream_id, GetLatestSnapshot());
 	version = EsStreamVersion(cat, rel, stream_id, GetLatestSnapshot());
 	if (check_version)
 		CheckExpectedVersion(rel, stream_id, version, expected);

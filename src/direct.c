@@ -139,7 +139,9 @@ es_events_insert_check(PG_FUNCTION_ARGS)
 
 /*
  * CheckStreams raises an error for the first stream that the window's rows
- * do not continue without a gap.
+ * do not continue without a gap.  A stream new to es_events whose rows end
+ * with its tombstone may start above version 1: es_archive moved its first
+ * versions to es_archived_events (a restore of an archived store).
  */
 static void
 CheckStreams(const EsCatalog *cat)
@@ -161,10 +163,19 @@ CheckStreams(const EsCatalog *cat)
 				   " AND o.global_position OPERATOR(pg_catalog.<=) $1) b ON true"
 				   " WHERE n.cnt OPERATOR(pg_catalog.<>)"
 				   " ((n.hi OPERATOR(pg_catalog.-) n.lo) OPERATOR(pg_catalog.+) 1)"
-				   " OR n.lo OPERATOR(pg_catalog.<>)"
+				   " OR (n.lo OPERATOR(pg_catalog.<>)"
 				   " (COALESCE(b.before, 0) OPERATOR(pg_catalog.+) 1)"
+				   /*
+					* a deleted stream whose first versions es_archive moved
+					* out (archive.c): its rows end with its tombstone and
+					* start after the archived ones
+					*/
+				   " AND NOT (b.before IS NULL AND EXISTS (SELECT 1 FROM %s.es_events t"
+				   " WHERE t.stream_id OPERATOR(pg_catalog.=) n.stream_id"
+				   " AND t.version OPERATOR(pg_catalog.=) n.hi"
+				   " AND t.event_type OPERATOR(pg_catalog.=) '$StreamDeleted')))"
 				   " ORDER BY n.stream_id LIMIT 1",
-				   schema, schema);
+				   schema, schema, schema);
 	values[0] = Int64GetDatum(es_direct.floor);
 	EsRunAsOwner(cat->events_relid, sql, 1, argtypes, values, NULL, true, 1);
 	if (SPI_processed > 0)

@@ -44,5 +44,6 @@ _PG_init(void)
 	EsInitWorkers();
 	EsInitCatalogCache();
 	EsInitEvolution();
+	EsInitVerify();
 	MarkGUCPrefixReserved("es_pg");
 }

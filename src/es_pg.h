@@ -69,8 +69,11 @@
 #define ES_LOCKTAG_SNAPSHOT	0x534E	/* a policy snapshot writer: try-lock */
 #define ES_LOCKTAG_WORKER	0x4557	/* a database's projection worker */
 #define ES_LOCKTAG_APPLY	0x4541	/* an applier of one projection */
+#define ES_LOCKTAG_SEAL		0x534C	/* es_seal of a database: held until transaction end */
 
 #define ES_ERRCODE_VERSION_CONFLICT ERRCODE_T_R_SERIALIZATION_FAILURE
+/* 55Z01: a stream deleted by es_delete_stream (tombstone.c) */
+#define ES_ERRCODE_STREAM_DELETED	MAKE_SQLSTATE('5','5','Z','0','1')
 
 #define ES_STREAM_VERSION_CONSTRAINT	"es_events_stream_id_version_key"
 #define ES_EVENT_ID_CONSTRAINT			"es_events_event_id_key"
@@ -277,5 +280,20 @@ extern int32 EsCheckEventSchema(Oid namespace_oid, text *event_type,
 								Jsonb *data, Jsonb *metadata,
 								int batch_index);
 extern void EsUpcastFoldDigest(Oid namespace_oid, char *hex);
+/* tombstone.c */
+extern Oid	EsTombstoneIndex(const EsCatalog *cat, Oid *relid);
+extern int64 EsStreamDeletedAt(const EsCatalog *cat, text *stream_id,
+							   Snapshot snapshot);
+extern void EsCheckStreamNotDeleted(const EsCatalog *cat, text *stream_id,
+									Snapshot snapshot);
+
+/* archive.c */
+struct TriggerData;
+extern Oid	EsArchiveRelation(const EsCatalog *cat, Oid *index);
+extern bool EsArchiveRemovalAllowed(struct TriggerData *trigdata);
+
+/* verify.c (the seal chain's files share audit.h) */
+extern int	es_verify_progress_events;
+extern void EsInitVerify(void);
 
 #endif							/* ES_PG_H */

@@ -9,7 +9,8 @@
  * = replica (the triggers are ENABLE ALWAYS).  It fires both per statement
  * and per row: statement triggers do not fire for rows reached through an
  * inheritance parent or by logical replication's apply worker, row
- * triggers do.
+ * triggers do.  The one exception is es_archive's own DELETE of rows it
+ * has archived already (archive.c).
  *
  * es_events_dispatch_inline runs the inline projections (projinline.c);
  * without it they would silently stop following the events.
@@ -139,6 +140,11 @@ es_events_append_only(PG_FUNCTION_ARGS)
 {
 	TriggerData *trigdata = EsCheckTriggerCall(fcinfo, "es_events_append_only");
 	const char *op;
+
+	/* the one removal path: es_archive's own DELETE of archived rows */
+	if (EsArchiveRemovalAllowed(trigdata))
+		return TRIGGER_FIRED_FOR_ROW(trigdata->tg_event) ?
+			PointerGetDatum(trigdata->tg_trigtuple) : PointerGetDatum(NULL);
 
 	if (TRIGGER_FIRED_BY_UPDATE(trigdata->tg_event))
 		op = "UPDATE";

@@ -138,6 +138,7 @@ es_stream_version(PG_FUNCTION_ARGS)
 	int64		version;
 
 	EsCheckReadPrivilege(cat);
+	EsCheckStreamNotDeleted(cat, stream_id, GetActiveSnapshot());
 	rel = table_open(cat->events_relid, AccessShareLock);
 	version = EsStreamVersion(cat, rel, stream_id, GetActiveSnapshot());
 	table_close(rel, AccessShareLock);
@@ -191,6 +192,7 @@ ReadStreamEvents(FunctionCallInfo fcinfo, text *stream_id, bool has_bound,
 	MemoryContext scratch = NULL;
 
 	EsCheckReadPrivilege(cat);
+	EsCheckStreamNotDeleted(cat, stream_id, GetActiveSnapshot());
 	InitMaterializedSRF(fcinfo, 0);
 	if (max_count == 0)
 		return;

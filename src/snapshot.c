@@ -316,6 +316,7 @@ es_aggregate(PG_FUNCTION_ARGS)
 
 	cat = EsGetCatalogForFunction(fcinfo);
 	EsCheckReadPrivilege(cat);
+	EsCheckStreamNotDeleted(cat, stream_id, GetActiveSnapshot());
 	sc = EsGetSnapshotCatalog(cat);
 	EsCheckReducer(sc, PG_GETARG_OID(1), &reducer);
 	EsCheckExecute(reducer.oid, GetUserId());

@@ -165,6 +165,7 @@ SELECT m.kind, m.object_type, m.object,
 	('reader', 'function', '@extschema@.es_wait_for_projection(text, bigint, interval)'::pg_catalog.regprocedure::pg_catalog.oid, 'EXECUTE'),
 	('reader', 'function', '@extschema@.es_projection_progress()'::pg_catalog.regprocedure::pg_catalog.oid, 'EXECUTE'),
 	('reader', 'view', '@extschema@.es_projection_status'::pg_catalog.regclass::pg_catalog.oid, 'SELECT'),
+	('reader', 'function', '@extschema@.es_verify(bigint, bigint)'::pg_catalog.regprocedure::pg_catalog.oid, 'EXECUTE'),
 	-- the check of direct inserts: callable by anyone, it only reads this session's state
 	('reader', 'function', '@extschema@.es_events_insert_check(bigint)'::pg_catalog.regprocedure::pg_catalog.oid, 'EXECUTE'),
 	-- reader: the event type registry
@@ -196,6 +197,16 @@ SELECT m.kind, m.object_type, m.object,
 	('admin', 'function', '@extschema@.es_drop_event_type(text, boolean)'::pg_catalog.regprocedure::pg_catalog.oid, 'EXECUTE'),
 	('admin', 'function', '@extschema@.es_create_upcaster(text, integer, regprocedure)'::pg_catalog.regprocedure::pg_catalog.oid, 'EXECUTE'),
 	('admin', 'function', '@extschema@.es_drop_upcaster(text, integer, boolean)'::pg_catalog.regprocedure::pg_catalog.oid, 'EXECUTE'),
+	-- admin: the seal chain (docs/audit.md)
+	('admin', 'function', '@extschema@.es_seal(bigint)'::pg_catalog.regprocedure::pg_catalog.oid, 'EXECUTE'),
+	('admin', 'table', '@extschema@.es_seals'::pg_catalog.regclass::pg_catalog.oid, 'SELECT'),
+	-- admin: deleted streams
+	('admin', 'function', '@extschema@.es_delete_stream(text, bigint, jsonb)'::pg_catalog.regprocedure::pg_catalog.oid, 'EXECUTE'),
+	('admin', 'table', '@extschema@.es_tombstones'::pg_catalog.regclass::pg_catalog.oid, 'SELECT'),
+	-- admin: archiving
+	('admin', 'function', '@extschema@.es_archive(bigint, name)'::pg_catalog.regprocedure::pg_catalog.oid, 'EXECUTE'),
+	('admin', 'table', '@extschema@.es_archived_events'::pg_catalog.regclass::pg_catalog.oid, 'SELECT'),
+	('admin', 'table', '@extschema@.es_archives'::pg_catalog.regclass::pg_catalog.oid, 'SELECT'),
 	-- owner only
 	('owner', 'sequence', '@extschema@.es_events_position_seq'::pg_catalog.regclass::pg_catalog.oid, NULL),
 	('owner', 'function', '@extschema@.es_events_append_only()'::pg_catalog.regprocedure::pg_catalog.oid, NULL),
@@ -207,6 +218,7 @@ SELECT m.kind, m.object_type, m.object,
 	('owner', 'function', '@extschema@.es_projection_checkpoints_restore()'::pg_catalog.regprocedure::pg_catalog.oid, NULL),
 	('owner', 'function', '@extschema@.es_event_registry_changed()'::pg_catalog.regprocedure::pg_catalog.oid, NULL),
 	('owner', 'function', '@extschema@.es_evolution_sql_drop()'::pg_catalog.regprocedure::pg_catalog.oid, NULL),
+	('owner', 'function', '@extschema@.es_audit_append_only()'::pg_catalog.regprocedure::pg_catalog.oid, NULL),
 	('owner', 'function', '@extschema@.es_privileges_apply(text, regrole, boolean)'::pg_catalog.regprocedure::pg_catalog.oid, NULL),
 	('owner', 'function', '@extschema@.es_grant_reader(regrole)'::pg_catalog.regprocedure::pg_catalog.oid, NULL),
 	('owner', 'function', '@extschema@.es_grant_appender(regrole)'::pg_catalog.regprocedure::pg_catalog.oid, NULL),

@@ -69,6 +69,13 @@ INSERT INTO fn_cases VALUES
 	('es_dispatch_inline()', ARRAY[]::text[], ARRAY['42804']),
 	('es_projection_sql_drop()', ARRAY[]::text[], ARRAY['42804']),
 	('es_projection_checkpoints_restore()', ARRAY[]::text[], ARRAY['42804']),
+	-- the seal chain
+	('es_seal(bigint)', ARRAY['10'], ARRAY['ok']),
+	('es_verify(bigint,bigint)', ARRAY['0', '100'], ARRAY['ok', 'ok']),
+	('es_audit_append_only()', ARRAY[]::text[], ARRAY['42804']),
+	('es_archive(bigint,name)', ARRAY['100', $$'pg_default'$$], ARRAY['ok', 'ok']),
+	('es_delete_stream(text,bigint,jsonb)', ARRAY[$$'nul-1'$$, '1', $$'{}'$$],
+	 ARRAY['22004', 'ok', 'ok']),
 	-- privileges
 	('es_privileges_apply(text,regrole,boolean)',
 	 ARRAY[$$'reader'$$, $$'regress_es_nulls'$$, 'true'],
