@@ -58,9 +58,15 @@ bool		es_projection_workers = true;
 /* without shared memory: this database's worker as last found */
 static pid_t known_worker_pid = 0;
 static TimestampTz last_worker_search = 0;
+static TimestampTz last_worker_start = 0;
+static bool start_failure_logged = false;
 
-/* how often a backend without shared memory looks for a missing worker */
-#define ES_SEARCH_INTERVAL_MS	1000
+/*
+ * How often a backend without shared memory looks for a missing worker,
+ * and starts one when it finds none.
+ */
+#define ES_SEARCH_INTERVAL_MS	10
+#define ES_START_INTERVAL_MS	1000
 
 /* this database's name, for log lines and worker names */
 static Oid	my_dbname_oid = InvalidOid;
@@ -280,15 +286,23 @@ EsFindWorkerPid(Oid dboid)
 /*
  * WakeUnshared wakes this database's worker without the shared memory:
  * sets the latch of the worker found last time if it is still there,
- * otherwise looks for it, and starts one when there is none (at most once
- * a second per backend, unless "request").  Runs after commit: nothing
- * here raises an error.
+ * otherwise looks for it (at most every 10 ms), and starts one when there
+ * is none (at most once a second per backend: a worker just started takes
+ * a few milliseconds to show).  Runs after commit: nothing here raises an
+ * error.
+ *
+ * After a change of es_projections ("request") it also starts a worker
+ * when one runs: that one may have just seen no async projection and be
+ * leaving, and nothing without shared memory tells.  The new worker waits
+ * up to two seconds for the worker lock, and leaves if the other one
+ * stays.
  */
 static void
 WakeUnshared(bool request)
 {
 	PGPROC	   *proc = NULL;
 	TimestampTz now;
+	bool		found = false;
 
 	if (known_worker_pid != 0)
 	{
@@ -296,31 +310,50 @@ WakeUnshared(bool request)
 		if (proc != NULL && proc->databaseId == MyDatabaseId)
 		{
 			SetLatch(&proc->procLatch);
-			return;
+			found = true;
 		}
-		known_worker_pid = 0;
+		else
+			known_worker_pid = 0;
 	}
-	now = GetCurrentTimestamp();
-	if (!request &&
-		!TimestampDifferenceExceeds(last_worker_search, now,
-									ES_SEARCH_INTERVAL_MS))
-		return;
-	last_worker_search = now;
-	known_worker_pid = EsFindWorkerPid(MyDatabaseId);
-	if (known_worker_pid != 0)
+	if (!found)
 	{
-		proc = BackendPidGetProc(known_worker_pid);
-		if (proc != NULL)
-			SetLatch(&proc->procLatch);
-		return;
+		now = GetCurrentTimestamp();
+		if (!request &&
+			!TimestampDifferenceExceeds(last_worker_search, now,
+										ES_SEARCH_INTERVAL_MS))
+			return;
+		last_worker_search = now;
+		known_worker_pid = EsFindWorkerPid(MyDatabaseId);
+		if (known_worker_pid != 0)
+		{
+			proc = BackendPidGetProc(known_worker_pid);
+			if (proc != NULL)
+				SetLatch(&proc->procLatch);
+			found = true;
+		}
 	}
+	if (found && !request)
+		return;
+	if (!request &&
+		!TimestampDifferenceExceeds(last_worker_start, GetCurrentTimestamp(),
+									ES_START_INTERVAL_MS))
+		return;
+	last_worker_start = GetCurrentTimestamp();
 	if (!es_projection_workers || RecoveryInProgress())
 		return;
-	if (!EsRegisterWorker(MyDatabaseId, EsMyDatabaseName(), false, NULL))
-		ereport(LOG,
+	if (EsRegisterWorker(MyDatabaseId, EsMyDatabaseName(), false, NULL))
+		start_failure_logged = false;
+	else
+	{
+		/* said once per backend, not at every try */
+		ereport(start_failure_logged ? DEBUG1 : LOG,
 				(errmsg("es_pg could not start a projection worker for database \"%s\"",
 						EsMyDatabaseName()),
+				 errdetail("All %d background worker slots are in use.",
+						   max_worker_processes),
 				 errhint("Raise max_worker_processes (needs a restart).")));
+		start_failure_logged = true;
+	}
 }
 
 /*

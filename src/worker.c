@@ -715,14 +715,17 @@ StartWorkers(BackgroundWorkerHandle **handles, TimestampTz *started,
 		Oid			dboid = InvalidOid;
 		NameData	dbname;
 		bool		mine;
+		bool		stopped;
 		bool		report = false;
 		pid_t		pid;
 
+		/* no LWLock (GetBackgroundWorkerPid takes one) under the spinlock */
+		stopped = handles[i] != NULL &&
+			GetBackgroundWorkerPid(handles[i], &pid) == BGWH_STOPPED;
 		SpinLockAcquire(&es_projection_shared->mutex);
 		mine = handles[i] != NULL && started[i] == s->started_at;
 		if (s->state == ES_DB_STARTING &&
-			(mine ?
-			 GetBackgroundWorkerPid(handles[i], &pid) == BGWH_STOPPED :
+			(mine ? stopped :
 			 now > s->started_at + ES_STARTING_LIMIT_S * USECS_PER_SEC))
 		{
 			/* died before it got going, e.g. its database was dropped */
@@ -857,6 +860,18 @@ es_projection_launcher_main(Datum main_arg)
 static EsDbSlot *my_slot = NULL;
 
 /*
+ * OtherWorkerRuns says whether the slot belongs to another worker of the
+ * database, running (one that lost the race for the worker lock leaves it
+ * alone).  Caller holds the mutex.
+ */
+static bool
+OtherWorkerRuns(void)
+{
+	return my_slot->state == ES_DB_RUNNING && my_slot->pid != 0 &&
+		my_slot->pid != MyProcPid;
+}
+
+/*
  * SetMyState records the worker's state and, when it leaves, why and when
  * the launcher may start it again.
  */
@@ -869,7 +884,8 @@ SetMyState(EsDbState state, EsDbReason reason, int retry_s)
 	if (my_slot == NULL)
 		return;
 	SpinLockAcquire(&es_projection_shared->mutex);
-	if (my_slot->dboid == MyDatabaseId && my_slot->state != ES_DB_FREE)
+	if (my_slot->dboid == MyDatabaseId && my_slot->state != ES_DB_FREE &&
+		!OtherWorkerRuns())
 	{
 		my_slot->state = state;
 		my_slot->reason = reason;
@@ -912,7 +928,8 @@ LeaveUnneeded(void)
 	if (my_slot == NULL)
 		return;
 	SpinLockAcquire(&es_projection_shared->mutex);
-	if (my_slot->dboid == MyDatabaseId && my_slot->state != ES_DB_FREE)
+	if (my_slot->dboid == MyDatabaseId && my_slot->state != ES_DB_FREE &&
+		!OtherWorkerRuns())
 	{
 		my_slot->pid = 0;
 		my_slot->latch = NULL;
