@@ -339,7 +339,8 @@ WakeUnshared(bool request)
 									ES_START_INTERVAL_MS))
 		return;
 	last_worker_start = GetCurrentTimestamp();
-	if (!es_projection_workers || RecoveryInProgress())
+	/* no workers while pg_upgrade runs the server (as with the launcher) */
+	if (!es_projection_workers || RecoveryInProgress() || IsBinaryUpgrade)
 		return;
 	if (EsRegisterWorker(MyDatabaseId, EsMyDatabaseName(), false, NULL))
 		start_failure_logged = false;

@@ -352,7 +352,7 @@ es_start_projection_worker(PG_FUNCTION_ARGS)
 				 errhint("Set es_pg.projection_workers = on and reload the configuration; until then es_apply_projections() applies async projections.")));
 		PG_RETURN_BOOL(false);
 	}
-	if (RecoveryInProgress())
+	if (RecoveryInProgress() || IsBinaryUpgrade)
 	{
 		ereport(WARNING,
 				(errcode(ERRCODE_READ_ONLY_SQL_TRANSACTION),
