@@ -170,6 +170,27 @@ SELECT es_create_projection_if_not_exists('pw_inline3', 'inline_apply(es_events)
 ROLLBACK;
 SELECT es_drop_projection('pw_inline2');
 
+-- a hostile search_path does not reach the status view's worker function
+CREATE SCHEMA pw_evil;
+CREATE FUNCTION pw_evil.es_projection_worker(OUT state text, OUT pid integer,
+		OUT reason text)
+LANGUAGE sql AS $$ SELECT 'hijacked', 0, 'hijacked' $$;
+SET search_path = pw_evil, public, proj_workers;
+SELECT name, worker_state FROM public.es_projection_status;
+SET search_path = proj_workers, public;
+DROP SCHEMA pw_evil CASCADE;
+
+-- the new objects are guarded like the others
+\set VERBOSITY sqlstate
+ALTER FUNCTION es_projection_worker() RENAME TO es_pw;
+CREATE OR REPLACE FUNCTION public.es_projection_worker(OUT state text,
+		OUT pid integer, OUT reason text)
+LANGUAGE sql AS $$ SELECT 'running', 1, NULL::text $$;
+ALTER FUNCTION es_create_projection_if_not_exists(text, regprocedure, text[],
+	text, regprocedure, boolean) SECURITY DEFINER;
+DROP VIEW es_projection_status;
+\set VERBOSITY default
+
 -- dropping the last async projection sends the worker away
 SELECT es_drop_projection('pw_async');
 SELECT wait_worker('not needed');
