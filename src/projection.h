@@ -269,6 +269,7 @@ extern bool EsRegisterWorker(Oid dboid, const char *dbname, bool notify,
 extern void EsWakeWorkerAtCommit(void);
 extern void EsRequestWorkerAtCommit(void);
 extern bool EsWorkerAskedAtCommit(void);
+extern void EsWakeWorkerNow(void);
 extern void EsCheckpointAdvanced(void);
 extern void EsWaitForCheckpoint(long timeout_ms, bool *prepared);
 extern int	EsProgressStart(const char *name, int64 total);

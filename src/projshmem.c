@@ -488,6 +488,24 @@ EsRequestWorkerAtCommit(void)
 }
 
 /*
+ * EsWakeWorkerNow wakes this database's worker now, or has one started
+ * when none runs: for a caller that waits for it (es_wait_for_projection).
+ */
+void
+EsWakeWorkerNow(void)
+{
+	/* the worker itself (a handler that waits) wakes no one */
+	if (MyBgworkerEntry != NULL &&
+		strcmp(MyBgworkerEntry->bgw_type, ES_WORKER_TYPE) == 0)
+		return;
+	(void) EsMyDatabaseName();
+	if (es_projection_shared != NULL)
+		WakeOrRequest(MyDatabaseId, false);
+	else
+		WakeUnshared(false);
+}
+
+/*
  * EsWorkerAskedAtCommit says whether this transaction asks for the worker
  * when it commits (it changed es_projections, or appended for async
  * projections).

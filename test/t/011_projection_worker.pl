@@ -7,10 +7,11 @@
 # read models and checkpoints and carries on (no handler re-run on restore).
 #
 # Without preloading: creating an async projection starts the database's
-# worker, and after a restart the first appends (from several sessions at
-# once: one worker between them) or es_start_projection_worker do; the
-# worker leaves with the last async projection; nothing errors, rebuilds
-# and waits work; with the workers off the status says so.
+# worker, and after a restart the first appends (from several sessions:
+# one worker between them), es_start_projection_worker or a wait for an
+# async projection do; the worker leaves with the last async projection;
+# nothing errors, rebuilds and waits work; with the workers off the status
+# says so.
 
 use strict;
 use warnings;
@@ -236,6 +237,17 @@ is($out, 'f', 'es_start_projection_worker says false');
 like($err, qr/WARNING:  es_pg.projection_workers is off/, 'with a warning naming the setting');
 is($plain->safe_psql('postgres', q{SELECT es_apply_projections('w_async')}), '10',
 	'es_apply_projections applies');
+
+# workers on again, events pending and no worker: a wait for the projection
+# is a call that needs one, and starts it
+$plain->safe_psql('postgres', $append10);
+$plain->append_conf('postgresql.conf', 'es_pg.projection_workers = on');
+$plain->reload;
+usleep(500_000);
+is($plain->safe_psql('postgres', "SELECT count(*) FROM pg_stat_activity WHERE backend_type = 'es_pg projection worker'"),
+	'0', 'no worker yet');
+is($plain->safe_psql('postgres', $caught_up), 't',
+	'es_wait_for_projection starts the worker it waits for');
 $plain->stop;
 
 done_testing();
