@@ -40,13 +40,29 @@ BEGIN
 END
 $$;
 
+-- wait (up to 30 s) until this database has that many workers (the
+-- launcher may be looking into it just now: such a look leaves at once)
+CREATE FUNCTION wait_workers(want integer) RETURNS integer
+LANGUAGE plpgsql AS $$
+DECLARE
+	got integer;
+BEGIN
+	FOR i IN 1 .. 300 LOOP
+		SELECT count(*) INTO got FROM pg_stat_activity
+		 WHERE backend_type = 'es_pg projection worker'
+		   AND datname = current_database();
+		EXIT WHEN got = want;
+		PERFORM pg_sleep(0.1);
+	END LOOP;
+	RETURN got;
+END
+$$;
+
 -- no async projection here: no worker, and none is started
 SELECT wait_worker('not needed');
 SELECT state, pid, reason FROM es_projection_worker();
 SELECT es_start_projection_worker() AS started;
-SELECT count(*) AS workers FROM pg_stat_activity
- WHERE backend_type = 'es_pg projection worker'
-   AND datname = current_database();
+SELECT wait_workers(0) AS workers;
 
 -- an inline projection needs no worker either; its status has no worker
 SELECT es_create_projection('pw_inline', 'seen_apply(es_events)',
@@ -80,9 +96,7 @@ SELECT w.state, w.reason, w.pid = a.pid AS pid_is_the_worker
    AND a.datname = current_database();
 SELECT name, state, worker_state, worker_reason FROM es_projection_status;
 SELECT es_start_projection_worker() AS started;
-SELECT count(*) AS workers FROM pg_stat_activity
- WHERE backend_type = 'es_pg projection worker'
-   AND datname = current_database();
+SELECT wait_workers(1) AS workers;
 
 -- everybody may look at the worker (pg_stat_activity shows as much)
 SET ROLE regress_pw_nobody;
@@ -195,9 +209,7 @@ DROP VIEW es_projection_status;
 SELECT es_drop_projection('pw_async');
 SELECT wait_worker('not needed');
 SELECT state, pid, reason FROM es_projection_worker();
-SELECT count(*) AS workers FROM pg_stat_activity
- WHERE backend_type = 'es_pg projection worker'
-   AND datname = current_database();
+SELECT wait_workers(0) AS workers;
 
 RESET search_path;
 DROP SCHEMA proj_workers CASCADE;
