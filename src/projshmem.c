@@ -57,6 +57,7 @@ bool		es_projection_workers = true;
 
 /* without shared memory: this database's worker as last found */
 static pid_t known_worker_pid = 0;
+static PGPROC *known_worker_proc = NULL;
 static TimestampTz last_worker_search = 0;
 static TimestampTz last_worker_start = 0;
 static bool start_failure_logged = false;
@@ -304,10 +305,16 @@ WakeUnshared(bool request)
 	TimestampTz now;
 	bool		found = false;
 
+	/*
+	 * The worker found last time, if its PGPROC still holds it: read without
+	 * a lock (PGPROCs live as long as the server; a latch set on a process
+	 * that has just taken the slot over is a harmless wake-up).
+	 */
 	if (known_worker_pid != 0)
 	{
-		proc = BackendPidGetProc(known_worker_pid);
-		if (proc != NULL && proc->databaseId == MyDatabaseId)
+		proc = known_worker_proc;
+		if (proc != NULL && proc->pid == known_worker_pid &&
+			proc->databaseId == MyDatabaseId)
 		{
 			SetLatch(&proc->procLatch);
 			found = true;
@@ -327,6 +334,7 @@ WakeUnshared(bool request)
 		if (known_worker_pid != 0)
 		{
 			proc = BackendPidGetProc(known_worker_pid);
+			known_worker_proc = proc;
 			if (proc != NULL)
 				SetLatch(&proc->procLatch);
 			found = true;
