@@ -294,9 +294,9 @@ EsFindWorkerPid(Oid dboid)
  *
  * After a change of es_projections ("request") it also starts a worker
  * when one runs: that one may have just seen no async projection and be
- * leaving, and nothing without shared memory tells.  The new worker waits
- * up to two seconds for the worker lock, and leaves if the other one
- * stays.
+ * leaving, and nothing without shared memory tells.  A leaving worker lets
+ * go of the worker lock before its last look (worker.c), so the new one
+ * takes over, or finds the lock held and leaves at once.
  */
 static void
 WakeUnshared(bool request)

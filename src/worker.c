@@ -97,7 +97,7 @@ int			es_projection_naptime = 1000;
 /* how many databases the launcher looks into at once */
 #define ES_MAX_PROBES		2
 
-/* how long a new worker waits for one that is leaving */
+/* how long a new worker waits for one that is leaving (preloaded) */
 #define ES_LOCK_WAIT_MS		2000
 
 /* how a round of ApplyRound went */
@@ -1091,9 +1091,13 @@ ApplyRoundGuarded(MemoryContext round_cxt)
 }
 
 /*
- * TakeWorkerLock takes this database's worker lock, waiting a little for
- * a worker that is leaving (it may have seen no async projection just
- * before one was created).  False when another worker keeps it.
+ * TakeWorkerLock takes this database's worker lock.  False when another
+ * worker keeps it.  With the shared memory it waits a little for a worker
+ * that is leaving (the launcher may start a database's worker again while
+ * the one that stepped aside is still on its way out); without it a
+ * worker that leaves lets go of the lock before it looks a last time
+ * (StillNeeded), so a newcomer that finds the lock held has a worker
+ * beside it and leaves at once.
  */
 static bool
 TakeWorkerLock(Oid dboid)
@@ -1106,7 +1110,7 @@ TakeWorkerLock(Oid dboid)
 	{
 		if (LockAcquire(&tag, ExclusiveLock, true, true) != LOCKACQUIRE_NOT_AVAIL)
 			return true;
-		if (waited >= ES_LOCK_WAIT_MS)
+		if (waited >= ES_LOCK_WAIT_MS || es_projection_shared == NULL)
 			return false;
 		(void) WaitLatch(MyLatch,
 						 WL_LATCH_SET | WL_TIMEOUT | WL_EXIT_ON_PM_DEATH,
@@ -1114,6 +1118,34 @@ TakeWorkerLock(Oid dboid)
 		ResetLatch(MyLatch);
 		CHECK_FOR_INTERRUPTS();
 	}
+}
+
+/*
+ * StillNeeded is the last look of a worker without the shared memory that
+ * found no async projection: it lets go of the worker lock first, then
+ * looks again with a new snapshot.  A projection created before that look
+ * keeps it (if it gets the lock back); one created after it has its
+ * creating backend start a new worker at commit, which finds the lock
+ * free.  So no async projection is left without a worker.
+ */
+static bool
+StillNeeded(Oid dboid)
+{
+	LOCKTAG		tag;
+	const EsCatalog *cat;
+	bool		needed;
+
+	WorkerLockTag(&tag, dboid);
+	LockRelease(&tag, ExclusiveLock, true);
+	SetCurrentStatementStartTimestamp();
+	StartTransactionCommand();
+	PushActiveSnapshot(GetTransactionSnapshot());
+	cat = EsGetCatalogForExtension(true);
+	needed = cat != NULL && HasAsyncProjections(cat);
+	PopActiveSnapshot();
+	CommitTransactionCommand();
+	return needed &&
+		LockAcquire(&tag, ExclusiveLock, true, true) != LOCKACQUIRE_NOT_AVAIL;
 }
 
 /*
@@ -1171,6 +1203,9 @@ es_projection_worker_main(Datum main_arg)
 		}
 
 		r = ApplyRoundGuarded(round_cxt);
+		if ((r == ROUND_NOT_INSTALLED || r == ROUND_NO_ASYNC) &&
+			es_projection_shared == NULL && StillNeeded(dboid))
+			continue;
 		if (r == ROUND_NOT_INSTALLED || r == ROUND_NO_ASYNC)
 		{
 			/* nothing to apply here: the slot and the process go */

@@ -180,8 +180,8 @@ is($plain->safe_psql('postgres', q{SELECT es_start_projection_worker()}), 't',
 	'es_start_projection_worker: one runs');
 is($plain->safe_psql('postgres', q{SELECT state FROM es_projection_worker()}), 'running',
 	'es_projection_worker sees it');
-# (a change of es_projections also starts a standby that leaves within two
-# seconds if the running worker stays)
+# (a change of es_projections also starts a worker, which leaves at once
+# if the running one stays)
 is(eventually($plain, 'postgres', "SELECT count(*) FROM pg_stat_activity WHERE backend_type = 'es_pg projection worker'", '1'),
 	'1', 'still one worker');
 
