@@ -324,6 +324,36 @@ def seal_section(rows, meta):
                 f"{(before - after) / 1048576:.1f} MB reclaimed; es_archived_events holds "
                 f"{int(meta.get('archive_table_size', 0)) / 1048576:.1f} MB."]
     return out + [""]
+def apply_latency_section(meta):
+    """Append-to-apply latency of an async projection, preloaded and not:
+    medians over the rounds of each round's p50, p99 and maximum."""
+    per = {}
+    for k, v in meta.items():
+        m = re.match(r"apply_latency_(preloaded|unpreloaded)\.r\d+$", k)
+        if m:
+            per.setdefault(m.group(1), []).append([float(x) for x in v.split()])
+    if not per:
+        return []
+    targets = {"preloaded": 50.0, "unpreloaded": 200.0}
+    out = ["## Append-to-apply latency of an async projection", "",
+           f"Two clients append single events at {meta.get('apply_latency_rate', '?')} a second in all "
+           "(synchronous_commit off for them) while the projection",
+           "worker applies them to an async projection; an event's latency runs from its insert",
+           "(`recorded_at`, a little before its commit) to its handler call. Not preloaded, the",
+           "committing backend finds the worker among the server's processes and sets its latch",
+           "(src/projshmem.c). Medians over the rounds:", "",
+           "| es_pg | events | p50 | p99 | max | the appends' own latency | target (p99) |",
+           "|---|---:|---:|---:|---:|---:|---|"]
+    for v in ("preloaded", "unpreloaded"):
+        xs = per.get(v)
+        if not xs:
+            continue
+        med = [statistics.median(col) for col in zip(*xs)]
+        verdict = "met" if med[2] < targets[v] else "missed"
+        out.append(f"| {v} | {med[0]:,.0f} | {med[1]:.1f} ms | {med[2]:.1f} ms | {med[3]:.1f} ms "
+                   f"| {med[4]:.2f} ms | < {targets[v]:g} ms: **{verdict}** |")
+    out.append("")
+    return out
 
 
 def cpu_table(table):
@@ -513,6 +543,8 @@ def main():
     print(text_table(table, skipped))
     print()
     print(targets_summary(table))
+    for line in apply_latency_section(meta):
+        print(line)
 
     section = None
     if args.ratios:
@@ -594,6 +626,7 @@ def main():
         parts += [""]
     parts += large_event_section(rows, meta)
     parts += seal_section(rows, meta)
+    parts += apply_latency_section(meta)
     parts += ["## Targets", "", targets_summary(table), "",
               "## Backend CPU per event", "",
               "CPU time the server's backends used per event (per load for the snapshot",

@@ -724,6 +724,62 @@ else
 	done
 fi
 
+# ---- append-to-apply latency of an async projection (issue 12): pgbench
+# appends single events at a fixed rate (2 clients, $lat_rate a second in
+# all, synchronous_commit off so that the rate holds on a small machine;
+# the worker commits with the server's default) while the projection worker applies them; each event's latency is
+# from its insert (recorded_at) to its handler call (bench/sql/
+# apply_latency.sql).  Measured with es_pg preloaded (the worker's latch
+# is set from shared memory at commit) and, after a restart without
+# shared_preload_libraries, not preloaded (the committing backend finds
+# the worker among the server's processes).  Targets: p99 under 50 ms
+# preloaded, under 200 ms not.  The reference is the appends' own latency
+# in the same run (pgbench's average), for scale.
+phase apply_latency
+lat_rate=1000
+lat_secs=$((secs * 3 > 3 ? secs * 3 : 3))
+restart_cluster() {
+	es_as_pg "$bindir/pg_ctl" -D "$ES_TMP/data" -l "$ES_TMP/server.log" -w -t 60 restart >/dev/null ||
+		{ tail -n 20 "$ES_TMP/server.log"; es_die "the cluster did not restart"; }
+	pm_pid=$(head -n 1 "$ES_TMP/data/postmaster.pid")
+}
+if has_function 'es_projection_worker()'; then
+	sql -c "ALTER SYSTEM RESET es_pg.projection_workers" -c "SELECT pg_reload_conf()" >/dev/null
+	sql -f "$BENCH/sql/apply_latency.sql" >/dev/null
+	for v in preloaded unpreloaded; do
+		if [ "$v" = unpreloaded ]; then
+			# (ALTER SYSTEM would store '""', a library named "")
+			echo "shared_preload_libraries = ''	# apply_latency" |
+				es_as_pg tee -a "$ES_TMP/data/postgresql.conf" >/dev/null
+			restart_cluster
+		fi
+		es_log "append-to-apply latency, $v"
+		for r in $(seq 1 "$rounds"); do
+			runid=$((runid + 1))
+			log=$OUT/raw/apply_latency.$v.r$r
+			status=ok
+			PGOPTIONS="-c synchronous_commit=off" "$PGBENCH" -n -M prepared -c 2 -j 2 \
+				-R "$lat_rate" -T "$lat_secs" -f "$S/apply_latency.sql" \
+				-D nclients=2 -D run="$runid" >"$log.out" 2>&1 || status=failed
+			sql -c "SELECT es_wait_for_projection('bench_latency', es_head_position(), '60 s')" \
+				>"$log.wait" 2>&1 || status=failed
+			[ "$(cat "$log.wait")" = t ] || status=failed
+			IFS='|' read -r n p50 p99 pmax < <(sql -c "SELECT * FROM bench.lat_stats('lat-$runid-')")
+			alat=$(sed -n 's/^latency average = \([0-9.]*\) ms/\1/p' "$log.out")
+			tps=$(sed -n 's/^tps = \([0-9.]*\) .*/\1/p' "$log.out")
+			[ -n "$tps" ] && [ "${n:-0}" -gt 0 ] || status=failed
+			[ "$status" = ok ] || echo "  apply_latency/$v failed, see $log.*"
+			meta "apply_latency_$v.r$r" "$n ${p50:-0} ${p99:-0} ${pmax:-0} ${alat:-0} ${tps:-0}"
+			record apply_latency "$v" off 2 "$r" "${tps:-0}" "${tps:-0}" "${p99:-0}" "$status"
+		done
+	done
+	es_as_pg sed -i '/# apply_latency$/d' "$ES_TMP/data/postgresql.conf"
+	restart_cluster
+	meta apply_latency_rate "$lat_rate"
+else
+	skip apply_latency "es_projection_worker is not installed (issue 12)"
+fi
+
 phase end
 meta phases "$phases"
 meta loadavg_end "$(cut -d' ' -f1-3 /proc/loadavg)"

@@ -50,6 +50,17 @@ static const EsStatement ExistsStatement = {
 	1, {TEXTOID}, false
 };
 
+/* whether the stored definition is the one given (0.2.0 tables) */
+static const EsStatement SameDefinitionStatement = {
+	"SELECT p.mode OPERATOR(pg_catalog.=) $2"
+	" AND p.handler OPERATOR(pg_catalog.=) $3"
+	" AND p.reset IS NOT DISTINCT FROM $4"
+	" AND p.event_types IS NOT DISTINCT FROM $5"
+	" FROM @extschema@.es_projections p"
+	" WHERE p.name OPERATOR(pg_catalog.=) $1",
+	5, {TEXTOID, TEXTOID, TEXTOID, TEXTOID, TEXTARRAYOID}, false
+};
+
 static const EsStatement InsertStatement = {
 	"INSERT INTO @extschema@.es_projections"
 	" (name, mode, handler, reset, event_types, owner, search_path,"
@@ -301,14 +312,22 @@ RequireReadCommitted(const char *what)
 }
 
 /*
- * es_create_projection registers a projection.
+ * CreateProjection registers a projection: the work of es_create_projection
+ * and es_create_projection_if_not_exists, whose arguments are the same
+ * (name text, handler regprocedure, event_types text[], mode text, reset
+ * regprocedure, from_beginning boolean).  With if_not_exists a projection
+ * of that name with the same definition (mode, handler, reset function,
+ * event types) is left as it is, with a notice, and false returned; one
+ * with another definition is an error either way.  Returns true when it
+ * created the projection.
  *
- * es_create_projection(name text, handler regprocedure, event_types text[],
- *						mode text, reset regprocedure, from_beginning boolean)
+ * Whether the name is taken is read with a fresh snapshot once the lock on
+ * es_projections is held, so two migrations that create the same
+ * projection at once serialize: the second waits for the first, then sees
+ * its projection, at any isolation level.
  */
-PG_FUNCTION_INFO_V1(es_create_projection);
-Datum
-es_create_projection(PG_FUNCTION_ARGS)
+static bool
+CreateProjection(FunctionCallInfo fcinfo, bool if_not_exists)
 {
 	char	   *name = EsProjectionNameArgument(fcinfo, 0);
 	Oid			handler;
@@ -323,6 +342,7 @@ es_create_projection(PG_FUNCTION_ARGS)
 	Datum		values[8];
 	char		nulls[8];
 	int64		position;
+	bool		isnull;
 
 	EsRequireArgument(fcinfo, 1, "projection handler");
 	handler = PG_GETARG_OID(1);
@@ -358,32 +378,8 @@ es_create_projection(PG_FUNCTION_ARGS)
 	}
 	if (!PG_ARGISNULL(2))
 		types = EventTypesArray(PG_GETARG_ARRAYTYPE_P(2));
-	if (!async)
-		RequireReadCommitted("creating an inline projection");
-
-	/*
-	 * An inline projection must see every event: history is replayed below,
-	 * later appends call the handler once they see the projection, and in
-	 * between no append may commit.  ExclusiveLock on es_events waits for
-	 * the appenders in flight and holds new ones until we commit (they then
-	 * process our cache invalidation when they get their lock).  An async
-	 * projection starting at the head needs the same for an exact head.
-	 */
-	LockRelationOid(pc->projections_relid, ShareRowExclusiveLock);
-	if (!async || !from_beginning)
-		LockRelationOid(cat->events_relid, ExclusiveLock);
 
 	search_path = EsPinnedSearchPath();
-	EsSpiConnect();
-
-	if (RunForName(pc, &ExistsStatement, name) > 0)
-		ereport(ERROR,
-				(errcode(ERRCODE_DUPLICATE_OBJECT),
-				 errmsg("projection \"%s\" already exists", name),
-				 errhint("Drop it first with es_drop_projection, or rebuild it with es_rebuild_projection.")));
-
-	position = from_beginning ? 0 : EsHeadPosition(cat, GetLatestSnapshot());
-
 	memset(nulls, ' ', sizeof(nulls));
 	values[0] = CStringGetTextDatum(name);
 	values[1] = CStringGetTextDatum(mode);
@@ -397,6 +393,53 @@ es_create_projection(PG_FUNCTION_ARGS)
 	values[6] = CStringGetTextDatum(search_path);
 	values[7] = EsCreatingExtensionName();
 	nulls[7] = values[7] == (Datum) 0 ? 'n' : ' ';
+
+	LockRelationOid(pc->projections_relid, ShareRowExclusiveLock);
+	EsSpiConnect();
+
+	if (EsProjectionExecute(pc, &ExistsStatement, values, nulls,
+							GetLatestSnapshot()) > 0 && SPI_processed > 0)
+	{
+		if (!if_not_exists)
+			ereport(ERROR,
+					(errcode(ERRCODE_DUPLICATE_OBJECT),
+					 errmsg("projection \"%s\" already exists", name),
+					 errhint("Drop it first with es_drop_projection, or rebuild it with es_rebuild_projection.")));
+		if (pc->version < ES_VERSION_0_2 ||
+			EsProjectionExecute(pc, &SameDefinitionStatement, values, nulls,
+								GetLatestSnapshot()) <= 0 ||
+			SPI_processed == 0 ||
+			!DatumGetBool(SPI_getbinval(SPI_tuptable->vals[0],
+										SPI_tuptable->tupdesc, 1, &isnull)) ||
+			isnull)
+			ereport(ERROR,
+					(errcode(ERRCODE_DUPLICATE_OBJECT),
+					 errmsg("projection \"%s\" already exists with another definition", name),
+					 errdetail("The mode, handler, reset function or event types differ."),
+					 errhint("Compare with es_projection_status; to change a projection, drop it with es_drop_projection and create it again.")));
+		ereport(NOTICE,
+				(errcode(ERRCODE_DUPLICATE_OBJECT),
+				 errmsg("projection \"%s\" already exists, skipping", name)));
+		SPI_finish();
+		return false;
+	}
+
+	if (!async)
+		RequireReadCommitted("creating an inline projection");
+
+	/*
+	 * An inline projection must see every event: history is replayed below,
+	 * later appends call the handler once they see the projection, and in
+	 * between no append may commit.  ExclusiveLock on es_events waits for
+	 * the appenders in flight and holds new ones until we commit (they then
+	 * process our cache invalidation when they get their lock).  An async
+	 * projection starting at the head needs the same for an exact head.
+	 */
+	if (!async || !from_beginning)
+		LockRelationOid(cat->events_relid, ExclusiveLock);
+
+	position = from_beginning ? 0 : EsHeadPosition(cat, GetLatestSnapshot());
+
 	EsProjectionExecute(pc, pc->version >= ES_VERSION_0_2 ?
 						&InsertStatement : &InsertStatement_0_1,
 						values, nulls, InvalidSnapshot);
@@ -421,7 +464,34 @@ es_create_projection(PG_FUNCTION_ARGS)
 						InvalidSnapshot);
 
 	SPI_finish();
+	return true;
+}
+
+/*
+ * es_create_projection registers a projection; an error if one of that
+ * name exists.
+ *
+ * es_create_projection(name text, handler regprocedure, event_types text[],
+ *						mode text, reset regprocedure, from_beginning boolean)
+ */
+PG_FUNCTION_INFO_V1(es_create_projection);
+Datum
+es_create_projection(PG_FUNCTION_ARGS)
+{
+	(void) CreateProjection(fcinfo, false);
 	PG_RETURN_VOID();
+}
+
+/*
+ * es_create_projection_if_not_exists registers a projection unless one of
+ * that name and definition exists: for migrations that run more than once,
+ * or at the same time.  True when it created it.
+ */
+PG_FUNCTION_INFO_V1(es_create_projection_if_not_exists);
+Datum
+es_create_projection_if_not_exists(PG_FUNCTION_ARGS)
+{
+	PG_RETURN_BOOL(CreateProjection(fcinfo, true));
 }
 
 /*

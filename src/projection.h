@@ -54,6 +54,7 @@
 #include "port/atomics.h"
 #include "storage/condition_variable.h"
 #include "storage/latch.h"
+#include "postmaster/bgworker.h"
 #include "storage/spin.h"
 
 #include "es_pg.h"
@@ -188,8 +189,13 @@ extern List *EsPendingAsyncProjections(const EsCatalog *cat);
 extern int64 EsApplyProjectionBatch(const EsCatalog *cat, const char *name,
 									bool skip_locked, int elevel, bool *more);
 
-/* projshmem.c: what needs es_pg in shared_preload_libraries */
-#define ES_MAX_DATABASES	64
+/*
+ * projshmem.c: what needs es_pg in shared_preload_libraries.  Database
+ * slots go only to databases that have async projections (and, briefly, to
+ * the ones the launcher looks into): at least ES_MIN_DB_SLOTS, and at least
+ * max_worker_processes, since each running worker takes one of those.
+ */
+#define ES_MIN_DB_SLOTS		64
 #define ES_MAX_REBUILDS		32
 
 /* the state of a database's worker, as the launcher sees it */
@@ -199,19 +205,34 @@ typedef enum EsDbState
 	ES_DB_WANTED,				/* start a worker as soon as possible */
 	ES_DB_STARTING,				/* registered, not running yet */
 	ES_DB_RUNNING,
-	ES_DB_ABSENT,				/* es_pg is not installed there */
 	ES_DB_AWAY,					/* left for a database-wide command */
-	ES_DB_FAILED				/* exited with an error */
+	ES_DB_FAILED				/* could not start, or exited with an error */
 } EsDbState;
+
+/* why a database has no running worker (ES_DB_FAILED, ES_DB_WANTED) */
+typedef enum EsDbReason
+{
+	ES_REASON_NONE = 0,
+	ES_REASON_NO_BGWORKER_SLOT, /* max_worker_processes reached */
+	ES_REASON_DIED_STARTING,	/* exited before it was running */
+	ES_REASON_CRASHED,			/* exited with an error */
+	ES_REASON_DISABLED			/* es_pg.projection_workers = off */
+} EsDbReason;
 
 typedef struct EsDbSlot
 {
 	Oid			dboid;
 	EsDbState	state;
+	EsDbReason	reason;
+	bool		probe;			/* the launcher looks whether it needs one */
+	bool		requested;		/* asked for since the worker's last look */
+	int			failures;		/* failed starts in a row */
 	pid_t		pid;
 	Latch	   *latch;
 	TimestampTz retry_at;		/* for WANTED, AWAY and FAILED */
 	TimestampTz started_at;		/* for STARTING */
+	TimestampTz failed_at;		/* the first failure in a row */
+	NameData	dbname;			/* for log lines; may be empty */
 } EsDbSlot;
 
 typedef struct EsProgressSlot
@@ -230,18 +251,27 @@ typedef struct EsProjectionShared
 	Latch	   *launcher_latch;
 	pid_t		launcher_pid;
 	ConditionVariable checkpoint_cv;	/* a checkpoint moved (committed) */
-	EsDbSlot	dbs[ES_MAX_DATABASES];
 	EsProgressSlot progress[ES_MAX_REBUILDS];
+	int			ndbs;
+	EsDbSlot	dbs[FLEXIBLE_ARRAY_MEMBER];
 } EsProjectionShared;
 
 /* NULL when es_pg is not preloaded */
 extern EsProjectionShared *es_projection_shared;
+extern bool es_projection_workers;	/* es_pg.projection_workers */
 
 extern void EsInitProjectionShmem(void);
 extern EsDbSlot *EsFindDbSlot(Oid dboid);
-extern EsDbSlot *EsNewDbSlot(Oid dboid);
+extern EsDbSlot *EsNewDbSlot(Oid dboid, const char *dbname);
+extern const char *EsDbReasonText(EsDbReason reason);
+extern const char *EsMyDatabaseName(void);
+extern pid_t EsFindWorkerPid(Oid dboid);
+extern bool EsRegisterWorker(Oid dboid, const char *dbname, bool notify,
+							 BackgroundWorkerHandle **handle);
 extern void EsWakeWorkerAtCommit(void);
 extern void EsRequestWorkerAtCommit(void);
+extern bool EsWorkerAskedAtCommit(void);
+extern void EsWakeWorkerNow(void);
 extern void EsCheckpointAdvanced(void);
 extern void EsWaitForCheckpoint(long timeout_ms, bool *prepared);
 extern int	EsProgressStart(const char *name, int64 total);
@@ -255,8 +285,8 @@ extern int	EsProgressSnapshot(Oid dboid, char (*names)[NAMEDATALEN],
 extern void EsInitInlineDispatch(void);
 
 /* worker.c */
+#define ES_WORKER_TYPE "es_pg projection worker"
 extern int	es_projection_naptime;
-extern bool es_projection_workers;
 extern void EsInitWorkers(void);
 
 #endif							/* ES_PROJECTION_H */

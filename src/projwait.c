@@ -9,7 +9,9 @@
  * dirty snapshot and waits for the transaction writing it.  An async one
  * has applied it once its checkpoint reaches the position: the wait reads
  * the committed checkpoint and sleeps on the checkpoint condition variable
- * (projshmem.c) until the next one moves.
+ * (projshmem.c) until the next one moves; it wakes the database's worker
+ * first, or has one started when none runs (after a restart without
+ * preloading nothing else may have asked for one).
  *
  * IDENTIFICATION
  *	  src/projwait.c
@@ -243,6 +245,7 @@ es_wait_for_projection(PG_FUNCTION_ARGS)
 	else
 	{
 		bool		prepared = false;
+		bool		woken = false;
 
 		for (;;)
 		{
@@ -252,6 +255,12 @@ es_wait_for_projection(PG_FUNCTION_ARGS)
 			{
 				reached = true;
 				break;
+			}
+			/* a wait needs a worker: start one if none runs (after a restart) */
+			if (!woken)
+			{
+				EsWakeWorkerNow();
+				woken = true;
 			}
 			remaining = RemainingMs(deadline);
 			if (remaining <= 0)

@@ -3,14 +3,23 @@
  * worker.c
  *	  Background workers that apply async projections.
  *
- * With es_pg in shared_preload_libraries, a launcher worker starts one
- * worker per database that has es_pg installed.  It learns about databases
- * by reading pg_database (every ten seconds) and from requests that
- * backends post at commit when es_projections changes (es_create_projection,
- * a restore's COPY).  A database worker applies the pending events of every
- * async projection, a batch per projection per transaction, then sleeps
+ With es_pg in shared_preload_libraries, a launcher worker starts one
+ * worker per database that has async projections.  It cannot look into a
+ * database itself (a process connects to one database, once), so it learns
+ * about them in two ways: backends post requests at commit when
+ * es_projections changes (es_create_projection, a restore's COPY) or when
+ * an append concerns async projections; and, once per database and
+ * launcher lifetime (at start, and for each new database), it starts a
+ * worker there that looks and leaves at once when the database has no
+ * async projections, or no es_pg: a few of those at a time, so that they
+ * never crowd out the workers that are needed.  A database without async
+ * projections keeps no worker and no slot.
+ *
+ * A database worker applies the pending events of every async projection,
+ * a batch per projection per transaction, then sleeps
  * es_pg.projection_naptime or until an append that concerns async
- * projections commits and sets its latch.
+ * projections commits and sets its latch.  It leaves when the last async
+ * projection is dropped.
  *
  * A database worker stays connected to its database, which would make DROP
  * DATABASE, ALTER DATABASE RENAME or SET TABLESPACE and CREATE DATABASE
@@ -21,11 +30,20 @@
  * starts it again a few seconds later (its connection then waits for the
  * command to finish, and fails if the database is gone).
  *
- * Without preloading there is no shared memory (projshmem.c):
- * es_start_projection_worker starts a worker for the current database
+ When no worker can start (every background worker slot is taken), the
+ * launcher logs it once per database and tries again every ten seconds;
+ * es_projection_worker() and es_projection_status give the reason, and
+ * es_start_projection_worker() returns false with a warning that names the
+ * setting to raise.
+ *
+ * Without preloading there is no shared memory: a backend registers the
+ * worker itself, as a dynamic background worker, when a transaction that
+ * changed es_projections or appended for async projections commits and
+ * finds none (projshmem.c), and es_start_projection_worker starts one
  * directly.  An advisory lock keeps it to one worker per database either
- * way.  The workers call the apply code (projapply.c) and nothing else of
- * the projection subsystem; nothing calls back into this file.
+ * way.  The workers call the apply code (projapply.c), the projection list
+ * (projcache.c) and the shared memory, and nothing else of the projection
+ * subsystem; nothing calls back into this file.
  *
  * IDENTIFICATION
  *	  src/worker.c
@@ -39,10 +57,12 @@
 #include "access/table.h"
 #include "access/tableam.h"
 #include "access/xact.h"
+#include "access/xlog.h"
 #include "catalog/pg_database.h"
 #include "commands/dbcommands.h"
 #include "commands/defrem.h"
 #include "commands/extension.h"
+#include "funcapi.h"
 #include "miscadmin.h"
 #include "pgstat.h"
 #include "postmaster/bgworker.h"
@@ -68,14 +88,17 @@
 /* es_pg.projection_naptime, milliseconds */
 int			es_projection_naptime = 1000;
 
-/* es_pg.projection_workers */
-bool		es_projection_workers = true;
-
 /* seconds between scans of pg_database, and before restarting a worker */
 #define ES_SCAN_INTERVAL_S	10
 #define ES_RETRY_AWAY_S		3
 #define ES_RETRY_FAILED_S	10
 #define ES_STARTING_LIMIT_S 60
+
+/* how many databases the launcher looks into at once */
+#define ES_MAX_PROBES		2
+
+/* how long a new worker waits for one that is leaving (preloaded) */
+#define ES_LOCK_WAIT_MS		2000
 
 /* how a round of ApplyRound went */
 typedef enum RoundResult
@@ -83,8 +106,18 @@ typedef enum RoundResult
 	ROUND_IDLE,					/* nothing more to do now */
 	ROUND_MORE,					/* some batch was full: more work now */
 	ROUND_NOT_INSTALLED,		/* es_pg is not installed here */
+	ROUND_NO_ASYNC,				/* no async projection here */
 	ROUND_CLAIMED				/* a command claims the database */
 } RoundResult;
+
+/* a database the launcher has seen in pg_database */
+typedef struct SeenDatabase
+{
+	Oid			dboid;
+	bool		probed;			/* looked into, or asked for by a backend */
+	bool		present;		/* in the last scan */
+	NameData	name;
+} SeenDatabase;
 
 static ProcessUtility_hook_type prev_ProcessUtility = NULL;
 
@@ -184,13 +217,6 @@ EsInitWorkers(void)
 							1000, 10, 3600000,
 							PGC_SIGHUP, GUC_UNIT_MS,
 							NULL, NULL, NULL);
-	DefineCustomBoolVariable("es_pg.projection_workers",
-							 "Runs background workers that apply async projections (needs es_pg in shared_preload_libraries).",
-							 NULL,
-							 &es_projection_workers,
-							 true,
-							 PGC_SIGHUP, 0,
-							 NULL, NULL, NULL);
 	if (!process_shared_preload_libraries_in_progress)
 		return;
 
@@ -217,49 +243,6 @@ EsInitWorkers(void)
 }
 
 /*
- * FillWorker describes a database worker.
- */
-static void
-FillWorker(BackgroundWorker *worker, Oid dboid)
-{
-	memset(worker, 0, sizeof(BackgroundWorker));
-	worker->bgw_flags = BGWORKER_SHMEM_ACCESS |
-		BGWORKER_BACKEND_DATABASE_CONNECTION;
-	worker->bgw_start_time = BgWorkerStart_RecoveryFinished;
-	worker->bgw_restart_time = BGW_NEVER_RESTART;
-	snprintf(worker->bgw_library_name, BGW_MAXLEN, "es_pg");
-	snprintf(worker->bgw_function_name, BGW_MAXLEN, "es_projection_worker_main");
-	snprintf(worker->bgw_name, BGW_MAXLEN, "es_pg projection worker for database %u",
-			 dboid);
-	snprintf(worker->bgw_type, BGW_MAXLEN, "es_pg projection worker");
-	worker->bgw_main_arg = ObjectIdGetDatum(dboid);
-}
-
-/*
- * StartWorkerNow registers a database worker directly, for installs
- * without the launcher.  Returns false (with a warning if "report") when
- * no background worker slot is free.
- */
-static bool
-StartWorkerNow(Oid dboid, bool report)
-{
-	BackgroundWorker worker;
-	BackgroundWorkerHandle *handle;
-
-	FillWorker(&worker, dboid);
-	if (!RegisterDynamicBackgroundWorker(&worker, &handle))
-	{
-		if (report)
-			ereport(WARNING,
-					(errcode(ERRCODE_INSUFFICIENT_RESOURCES),
-					 errmsg("could not start an es_pg projection worker"),
-					 errhint("Raise max_worker_processes.")));
-		return false;
-	}
-	return true;
-}
-
-/*
  * WorkerLockTag names the advisory lock a database's worker holds.
  */
 static void
@@ -269,55 +252,329 @@ WorkerLockTag(LOCKTAG *tag, Oid dboid)
 }
 
 /*
+ * WorkerHoldsLock says whether some worker holds this database's worker
+ * lock.
+ */
+static bool
+WorkerHoldsLock(Oid dboid)
+{
+	LOCKTAG		tag;
+
+	WorkerLockTag(&tag, dboid);
+	if (LockAcquire(&tag, ExclusiveLock, false, true) == LOCKACQUIRE_NOT_AVAIL)
+		return true;
+	LockRelease(&tag, ExclusiveLock, false);
+	return false;
+}
+
+/*
+ * HasAsyncProjections says whether this database's install has async
+ * projections.
+ */
+static bool
+HasAsyncProjections(const EsCatalog *cat)
+{
+	const EsProjectionCatalog *pc = EsGetProjectionCatalog(cat, true);
+
+	return pc != NULL && EsGetProjectionList(pc)->nasync > 0;
+}
+
+/*
+ * NoWorkerWarning reports that no worker could be started, naming what to
+ * change.
+ */
+static void
+NoWorkerWarning(EsDbReason reason)
+{
+	if (reason == ES_REASON_NO_BGWORKER_SLOT)
+		ereport(WARNING,
+				(errcode(ERRCODE_CONFIGURATION_LIMIT_EXCEEDED),
+				 errmsg("could not start an es_pg projection worker for database \"%s\"",
+						EsMyDatabaseName()),
+				 errdetail("All %d background worker slots are in use.",
+						   max_worker_processes),
+				 errhint("Raise max_worker_processes (needs a restart); until then es_apply_projections() applies async projections.")));
+	else
+		ereport(WARNING,
+				(errcode(ERRCODE_OBJECT_NOT_IN_PREREQUISITE_STATE),
+				 errmsg("the es_pg projection worker for database \"%s\" exited as it started",
+						EsMyDatabaseName()),
+				 errhint("See the server log.")));
+}
+
+/*
+ * StartAndWait registers this database's worker and waits until the
+ * postmaster has started it.  Returns false (with reason) when it could
+ * not.
+ */
+static bool
+StartAndWait(EsDbReason *reason)
+{
+	BackgroundWorkerHandle *handle;
+	BgwHandleStatus status;
+	pid_t		pid;
+
+	if (!EsRegisterWorker(MyDatabaseId, EsMyDatabaseName(), true, &handle))
+	{
+		*reason = ES_REASON_NO_BGWORKER_SLOT;
+		return false;
+	}
+	status = WaitForBackgroundWorkerStartup(handle, &pid);
+	pfree(handle);
+	if (status == BGWH_STARTED)
+		return true;
+	*reason = ES_REASON_DIED_STARTING;
+	return false;
+}
+
+/*
  * es_start_projection_worker makes sure a worker applies this database's
- * async projections: with the launcher running it asks the launcher (at
- * commit), otherwise it starts one now.  Returns true when a worker runs or
- * has been asked for.
+ * async projections: it starts one now unless one runs or is starting
+ * (with es_pg preloaded the launcher learns of it through the database's
+ * slot).  Returns true when a worker runs or has started; false, with a
+ * warning that says why and what to change, when none can; false, with a
+ * notice, when the database has no async projections to apply.
  */
 PG_FUNCTION_INFO_V1(es_start_projection_worker);
 Datum
 es_start_projection_worker(PG_FUNCTION_ARGS)
 {
-	LOCKTAG		tag;
-	bool		launcher = false;
+	const EsCatalog *cat = EsGetCatalogForFunction(fcinfo);
+	EsDbSlot   *s = NULL;
+	EsDbReason	reason = ES_REASON_NONE;
+	bool		started;
 
-	(void) EsGetCatalogForFunction(fcinfo);
+	if (!es_projection_workers)
+	{
+		ereport(WARNING,
+				(errcode(ERRCODE_OBJECT_NOT_IN_PREREQUISITE_STATE),
+				 errmsg("es_pg.projection_workers is off"),
+				 errhint("Set es_pg.projection_workers = on and reload the configuration; until then es_apply_projections() applies async projections.")));
+		PG_RETURN_BOOL(false);
+	}
+	if (RecoveryInProgress() || IsBinaryUpgrade)
+	{
+		ereport(WARNING,
+				(errcode(ERRCODE_READ_ONLY_SQL_TRANSACTION),
+				 errmsg("no es_pg projection worker runs during recovery"),
+				 errhint("Async projections are applied on the primary; a standby gets their read models by replication.")));
+		PG_RETURN_BOOL(false);
+	}
+	if (!HasAsyncProjections(cat))
+	{
+		ereport(NOTICE,
+				(errmsg("database \"%s\" has no async projections: it needs no projection worker",
+						EsMyDatabaseName())));
+		PG_RETURN_BOOL(false);
+	}
+
 	if (es_projection_shared != NULL)
 	{
 		SpinLockAcquire(&es_projection_shared->mutex);
-		launcher = es_projection_shared->launcher_pid != 0;
+		s = EsFindDbSlot(MyDatabaseId);
+		if (s != NULL && (s->state == ES_DB_RUNNING ||
+						  s->state == ES_DB_STARTING))
+		{
+			SpinLockRelease(&es_projection_shared->mutex);
+			PG_RETURN_BOOL(true);
+		}
+		if (s == NULL)
+			s = EsNewDbSlot(MyDatabaseId, EsMyDatabaseName());
+		if (s != NULL)
+		{
+			s->state = ES_DB_STARTING;
+			s->probe = false;
+			s->started_at = GetCurrentTimestamp();
+		}
 		SpinLockRelease(&es_projection_shared->mutex);
 	}
-	if (launcher && es_projection_workers)
-	{
-		EsRequestWorkerAtCommit();
+	else if (WorkerHoldsLock(MyDatabaseId) ||
+			 EsFindWorkerPid(MyDatabaseId) != 0)
 		PG_RETURN_BOOL(true);
-	}
 
-	/* is a worker running already? */
-	WorkerLockTag(&tag, MyDatabaseId);
-	if (LockAcquire(&tag, ExclusiveLock, false, true) == LOCKACQUIRE_NOT_AVAIL)
-		PG_RETURN_BOOL(true);
-	LockRelease(&tag, ExclusiveLock, false);
-	PG_RETURN_BOOL(StartWorkerNow(MyDatabaseId, true));
+	started = StartAndWait(&reason);
+	if (!started && s != NULL)
+	{
+		TimestampTz now = GetCurrentTimestamp();
+
+		SpinLockAcquire(&es_projection_shared->mutex);
+		if (s->dboid == MyDatabaseId && s->state == ES_DB_STARTING)
+		{
+			s->state = ES_DB_FAILED;
+			s->reason = reason;
+			if (s->failures++ == 0)
+				s->failed_at = now;
+			s->retry_at = now + ES_RETRY_FAILED_S * USECS_PER_SEC;
+		}
+		SpinLockRelease(&es_projection_shared->mutex);
+	}
+	if (!started)
+		NoWorkerWarning(reason);
+	PG_RETURN_BOOL(started);
 }
 
 /*
- * ScanDatabases adds a slot for every database that accepts connections
- * and is not a template, and frees the slots of databases that are gone.
- * Runs in the launcher, which is connected to no database.
+ * es_projection_worker says whether a worker applies this database's async
+ * projections: its state, its pid while it runs, and why there is none.
  */
-static void
-ScanDatabases(void)
+PG_FUNCTION_INFO_V1(es_projection_worker);
+Datum
+es_projection_worker(PG_FUNCTION_ARGS)
+{
+	const EsCatalog *cat = EsGetCatalogForFunction(fcinfo);
+	TupleDesc	tupdesc;
+	Datum		values[3];
+	bool		nulls[3] = {false, true, true};
+	const char *state = NULL;
+	const char *reason = NULL;
+	pid_t		pid = 0;
+
+	if (get_call_result_type(fcinfo, NULL, &tupdesc) != TYPEFUNC_COMPOSITE)
+		elog(ERROR, "return type must be a row type");
+
+	if (es_projection_shared != NULL)
+	{
+		EsDbSlot   *s;
+
+		SpinLockAcquire(&es_projection_shared->mutex);
+		s = EsFindDbSlot(MyDatabaseId);
+		if (s != NULL)
+		{
+			switch (s->state)
+			{
+				case ES_DB_RUNNING:
+					state = "running";
+					pid = s->pid;
+					break;
+				case ES_DB_STARTING:
+					state = "starting";
+					break;
+				case ES_DB_WANTED:
+					state = "waiting";
+					reason = EsDbReasonText(s->reason);
+					break;
+				case ES_DB_AWAY:
+					state = "away";
+					reason = "stepped aside for a database-wide command; back in a few seconds";
+					break;
+				case ES_DB_FAILED:
+					state = "failed";
+					reason = EsDbReasonText(s->reason);
+					break;
+				case ES_DB_FREE:
+					break;
+			}
+		}
+		SpinLockRelease(&es_projection_shared->mutex);
+	}
+	if (state == NULL || strcmp(state, "running") != 0)
+	{
+		pid = EsFindWorkerPid(MyDatabaseId);
+		if (pid != 0)
+		{
+			state = "running";
+			reason = NULL;
+		}
+	}
+	if (es_projection_shared != NULL && es_projection_workers && pid == 0 &&
+		(state == NULL || strcmp(state, "starting") != 0) &&
+		!IsBinaryUpgrade && HasAsyncProjections(cat))
+	{
+		bool		launcher;
+
+		SpinLockAcquire(&es_projection_shared->mutex);
+		launcher = es_projection_shared->launcher_pid != 0;
+		SpinLockRelease(&es_projection_shared->mutex);
+		if (!launcher)
+		{
+			state = "failed";
+			reason = "the es_pg projection launcher is not running: raise max_worker_processes (needs a restart)";
+		}
+	}
+	if (state == NULL && es_projection_workers && EsWorkerAskedAtCommit())
+		state = "requested";	/* when this transaction commits */
+	if (state == NULL || (!es_projection_workers && pid == 0))
+	{
+		bool		async = HasAsyncProjections(cat);
+
+		pid = 0;
+		if (!es_projection_workers)
+		{
+			state = "disabled";
+			reason = EsDbReasonText(ES_REASON_DISABLED);
+		}
+		else if (!async)
+		{
+			state = "not needed";
+			reason = "this database has no async projections";
+		}
+		else if (RecoveryInProgress())
+		{
+			state = "not running";
+			reason = "the server is in recovery";
+		}
+		else if (es_projection_shared == NULL)
+		{
+			state = "not running";
+			reason = "es_pg is not preloaded: the next append for an async projection, or es_start_projection_worker(), starts one";
+		}
+		else
+		{
+			state = "not running";
+			reason = "none asked for since the server started: the next append for an async projection, or es_start_projection_worker(), starts one";
+		}
+	}
+	values[0] = CStringGetTextDatum(state);
+	if (pid != 0)
+	{
+		values[1] = Int32GetDatum((int32) pid);
+		nulls[1] = false;
+	}
+	if (reason != NULL)
+	{
+		values[2] = CStringGetTextDatum(reason);
+		nulls[2] = false;
+	}
+	PG_RETURN_DATUM(HeapTupleGetDatum(heap_form_tuple(tupdesc, values, nulls)));
+}
+
+/*
+ * FindSeen returns the launcher's entry for a database, or NULL.
+ */
+static SeenDatabase *
+FindSeen(List *seen, Oid dboid)
+{
+	ListCell   *lc;
+
+	foreach(lc, seen)
+	{
+		SeenDatabase *d = (SeenDatabase *) lfirst(lc);
+
+		if (d->dboid == dboid)
+			return d;
+	}
+	return NULL;
+}
+
+/*
+ * ScanDatabases brings the launcher's list of databases up to date from
+ * pg_database (those that accept connections and are not templates), and
+ * frees the slots of databases that are gone.  Runs in the launcher, which
+ * is connected to no database.  The list lives in TopMemoryContext.
+ */
+static List *
+ScanDatabases(List *seen)
 {
 	Relation	rel;
 	TableScanDesc scan;
 	HeapTuple	tuple;
-	Oid			found[ES_MAX_DATABASES * 4];
-	int			nfound = 0;
-	bool		complete = true;
+	ListCell   *lc;
+	List	   *kept = NIL;
+	MemoryContext oldcxt;
 	int			i;
-	int			j;
+
+	foreach(lc, seen)
+		((SeenDatabase *) lfirst(lc))->present = false;
 
 	SetCurrentStatementStartTimestamp();
 	StartTransactionCommand();
@@ -327,47 +584,114 @@ ScanDatabases(void)
 	while ((tuple = heap_getnext(scan, ForwardScanDirection)) != NULL)
 	{
 		Form_pg_database db = (Form_pg_database) GETSTRUCT(tuple);
+		SeenDatabase *d;
 
 		if (!db->datallowconn || db->datistemplate)
 			continue;
-		if (nfound < lengthof(found))
-			found[nfound++] = db->oid;
-		else
-			complete = false;
+		d = FindSeen(seen, db->oid);
+		if (d == NULL)
+		{
+			oldcxt = MemoryContextSwitchTo(TopMemoryContext);
+			d = palloc0(sizeof(SeenDatabase));
+			d->dboid = db->oid;
+			seen = lappend(seen, d);
+			MemoryContextSwitchTo(oldcxt);
+		}
+		d->present = true;
+		d->name = db->datname;
 	}
 	table_endscan(scan);
 	table_close(rel, AccessShareLock);
 	CommitTransactionCommand();
 
-	SpinLockAcquire(&es_projection_shared->mutex);
-	for (i = 0; i < nfound; i++)
-		if (EsFindDbSlot(found[i]) == NULL)
-			(void) EsNewDbSlot(found[i]);
-	if (complete)
+	oldcxt = MemoryContextSwitchTo(TopMemoryContext);
+	foreach(lc, seen)
 	{
-		for (i = 0; i < ES_MAX_DATABASES; i++)
-		{
-			EsDbSlot   *s = &es_projection_shared->dbs[i];
-			bool		exists = false;
+		SeenDatabase *d = (SeenDatabase *) lfirst(lc);
 
-			if (s->state == ES_DB_FREE || s->state == ES_DB_RUNNING ||
-				s->state == ES_DB_STARTING)
-				continue;
-			for (j = 0; j < nfound && !exists; j++)
-				exists = (found[j] == s->dboid);
-			if (!exists)
-				s->state = ES_DB_FREE;
+		if (d->present)
+			kept = lappend(kept, d);
+		else
+			pfree(d);
+	}
+	list_free(seen);
+	MemoryContextSwitchTo(oldcxt);
+
+	SpinLockAcquire(&es_projection_shared->mutex);
+	for (i = 0; i < es_projection_shared->ndbs; i++)
+	{
+		EsDbSlot   *s = &es_projection_shared->dbs[i];
+		SeenDatabase *d;
+
+		if (s->state == ES_DB_FREE)
+			continue;
+		d = FindSeen(kept, s->dboid);
+		if (d != NULL)
+		{
+			/* a database a backend asked for needs no look */
+			d->probed = true;
+			if (NameStr(s->dbname)[0] == '\0')
+				s->dbname = d->name;
 		}
+		else if (s->state != ES_DB_RUNNING && s->state != ES_DB_STARTING)
+			s->state = ES_DB_FREE;
+	}
+	SpinLockRelease(&es_projection_shared->mutex);
+	return kept;
+}
+
+/*
+ * StartProbes gives slots to databases the launcher has not looked into
+ * yet, a few at a time: their worker looks whether it is needed and
+ * leaves at once if not.
+ */
+static void
+StartProbes(List *seen)
+{
+	ListCell   *lc;
+	int			active = 0;
+	int			i;
+
+	SpinLockAcquire(&es_projection_shared->mutex);
+	for (i = 0; i < es_projection_shared->ndbs; i++)
+	{
+		EsDbSlot   *s = &es_projection_shared->dbs[i];
+
+		if (s->probe && s->state != ES_DB_FREE && s->state != ES_DB_RUNNING)
+			active++;
+	}
+	foreach(lc, seen)
+	{
+		SeenDatabase *d = (SeenDatabase *) lfirst(lc);
+		EsDbSlot   *s;
+
+		if (active >= ES_MAX_PROBES)
+			break;
+		if (d->probed)
+			continue;
+		d->probed = true;
+		if (EsFindDbSlot(d->dboid) != NULL)
+			continue;
+		s = EsNewDbSlot(d->dboid, NameStr(d->name));
+		if (s == NULL)
+		{
+			d->probed = false;	/* try again when a slot is free */
+			break;
+		}
+		s->probe = true;
+		active++;
 	}
 	SpinLockRelease(&es_projection_shared->mutex);
 }
 
 /*
  * StartWorkers starts the workers that are due and notices the ones that
- * died before they were running.
+ * died before they were running.  handles[i] is the launcher's handle of
+ * the worker it started for slot i at time started[i].
  */
 static void
-StartWorkers(BackgroundWorkerHandle **handles, TimestampTz now)
+StartWorkers(BackgroundWorkerHandle **handles, TimestampTz *started,
+			 List **seen, TimestampTz now)
 {
 	int			i;
 	bool		rescan = false;
@@ -377,35 +701,43 @@ StartWorkers(BackgroundWorkerHandle **handles, TimestampTz now)
 	 * if its database still exists: look at pg_database first.
 	 */
 	SpinLockAcquire(&es_projection_shared->mutex);
-	for (i = 0; i < ES_MAX_DATABASES; i++)
+	for (i = 0; i < es_projection_shared->ndbs; i++)
 		if (es_projection_shared->dbs[i].state == ES_DB_AWAY &&
 			now >= es_projection_shared->dbs[i].retry_at)
 			rescan = true;
 	SpinLockRelease(&es_projection_shared->mutex);
 	if (rescan)
-		ScanDatabases();
+		*seen = ScanDatabases(*seen);
 
-	for (i = 0; i < ES_MAX_DATABASES; i++)
+	for (i = 0; i < es_projection_shared->ndbs; i++)
 	{
 		EsDbSlot   *s = &es_projection_shared->dbs[i];
 		Oid			dboid = InvalidOid;
-		BackgroundWorker worker;
+		NameData	dbname;
+		bool		mine;
+		bool		stopped;
+		bool		report = false;
 		pid_t		pid;
 
+		/* no LWLock (GetBackgroundWorkerPid takes one) under the spinlock */
+		stopped = handles[i] != NULL &&
+			GetBackgroundWorkerPid(handles[i], &pid) == BGWH_STOPPED;
 		SpinLockAcquire(&es_projection_shared->mutex);
+		mine = handles[i] != NULL && started[i] == s->started_at;
 		if (s->state == ES_DB_STARTING &&
-			(handles[i] != NULL ?
-			 GetBackgroundWorkerPid(handles[i], &pid) == BGWH_STOPPED :
+			(mine ? stopped :
 			 now > s->started_at + ES_STARTING_LIMIT_S * USECS_PER_SEC))
 		{
 			/* died before it got going, e.g. its database was dropped */
 			s->state = ES_DB_FAILED;
+			s->reason = ES_REASON_DIED_STARTING;
 			s->retry_at = now + ES_RETRY_FAILED_S * USECS_PER_SEC;
 		}
 		if ((s->state == ES_DB_WANTED || s->state == ES_DB_AWAY ||
 			 s->state == ES_DB_FAILED) && now >= s->retry_at)
 		{
 			dboid = s->dboid;
+			dbname = s->dbname;
 			s->state = ES_DB_STARTING;
 			s->started_at = now;
 		}
@@ -418,24 +750,49 @@ StartWorkers(BackgroundWorkerHandle **handles, TimestampTz now)
 			pfree(handles[i]);
 			handles[i] = NULL;
 		}
-		FillWorker(&worker, dboid);
-		worker.bgw_notify_pid = MyProcPid;
-		if (!RegisterDynamicBackgroundWorker(&worker, &handles[i]))
+		started[i] = now;
+		if (EsRegisterWorker(dboid, NameStr(dbname), true, &handles[i]))
+			continue;
+
+		handles[i] = NULL;
+		SpinLockAcquire(&es_projection_shared->mutex);
+		if (s->state == ES_DB_STARTING && s->dboid == dboid)
 		{
-			handles[i] = NULL;
-			ereport(LOG,
-					(errmsg("es_pg could not start a projection worker for database %u",
-							dboid),
-					 errhint("Raise max_worker_processes.")));
-			SpinLockAcquire(&es_projection_shared->mutex);
-			if (s->state == ES_DB_STARTING && s->dboid == dboid)
-			{
-				s->state = ES_DB_FAILED;
-				s->retry_at = now + ES_RETRY_FAILED_S * USECS_PER_SEC;
-			}
-			SpinLockRelease(&es_projection_shared->mutex);
+			s->state = ES_DB_FAILED;
+			s->reason = ES_REASON_NO_BGWORKER_SLOT;
+			/* a look into a database that may need no worker is not logged */
+			if (!s->probe)
+				report = s->failures++ == 0;
+			if (report)
+				s->failed_at = now;
+			s->retry_at = now + ES_RETRY_FAILED_S * USECS_PER_SEC;
 		}
+		SpinLockRelease(&es_projection_shared->mutex);
+
+		/* once per database, not at every try */
+		if (report)
+			ereport(LOG,
+					(errmsg("es_pg could not start a projection worker for database \"%s\"",
+							NameStr(dbname)),
+					 errdetail("All %d background worker slots are in use; es_pg tries again every %d seconds and says so here once.",
+							   max_worker_processes, ES_RETRY_FAILED_S),
+					 errhint("Raise max_worker_processes (needs a restart).")));
 	}
+}
+
+/*
+ * LauncherExit records that the launcher is gone.
+ */
+static void
+LauncherExit(int code, Datum arg)
+{
+	SpinLockAcquire(&es_projection_shared->mutex);
+	if (es_projection_shared->launcher_pid == MyProcPid)
+	{
+		es_projection_shared->launcher_pid = 0;
+		es_projection_shared->launcher_latch = NULL;
+	}
+	SpinLockRelease(&es_projection_shared->mutex);
 }
 
 /*
@@ -444,21 +801,28 @@ StartWorkers(BackgroundWorkerHandle **handles, TimestampTz now)
 void
 es_projection_launcher_main(Datum main_arg)
 {
-	BackgroundWorkerHandle *handles[ES_MAX_DATABASES];
+	BackgroundWorkerHandle **handles;
+	TimestampTz *started;
+	List	   *seen = NIL;
 	TimestampTz next_scan = 0;
 	int			i;
 
-	memset(handles, 0, sizeof(handles));
 	pqsignal(SIGHUP, SignalHandlerForConfigReload);
 	pqsignal(SIGTERM, die);
 	BackgroundWorkerUnblockSignals();
 	BackgroundWorkerInitializeConnection(NULL, NULL, 0);
 
+	handles = MemoryContextAllocZero(TopMemoryContext,
+									 es_projection_shared->ndbs * sizeof(BackgroundWorkerHandle *));
+	started = MemoryContextAllocZero(TopMemoryContext,
+									 es_projection_shared->ndbs * sizeof(TimestampTz));
+
+	before_shmem_exit(LauncherExit, (Datum) 0);
 	SpinLockAcquire(&es_projection_shared->mutex);
 	es_projection_shared->launcher_latch = MyLatch;
 	es_projection_shared->launcher_pid = MyProcPid;
 	/* after a launcher restart, workers it started may still be starting */
-	for (i = 0; i < ES_MAX_DATABASES; i++)
+	for (i = 0; i < es_projection_shared->ndbs; i++)
 		if (es_projection_shared->dbs[i].state == ES_DB_STARTING)
 			es_projection_shared->dbs[i].started_at = GetCurrentTimestamp();
 	SpinLockRelease(&es_projection_shared->mutex);
@@ -478,14 +842,16 @@ es_projection_launcher_main(Datum main_arg)
 			now = GetCurrentTimestamp();
 			if (now >= next_scan)
 			{
-				ScanDatabases();
+				seen = ScanDatabases(seen);
 				next_scan = now + ES_SCAN_INTERVAL_S * USECS_PER_SEC;
 			}
-			StartWorkers(handles, now);
+			StartProbes(seen);
+			StartWorkers(handles, started, &seen, now);
 		}
 		(void) WaitLatch(MyLatch,
 						 WL_LATCH_SET | WL_TIMEOUT | WL_EXIT_ON_PM_DEATH,
-						 1000L, PG_WAIT_EXTENSION);
+						 es_projection_workers ? 200L : 1000L,
+						 PG_WAIT_EXTENSION);
 		ResetLatch(MyLatch);
 	}
 }
@@ -494,24 +860,42 @@ es_projection_launcher_main(Datum main_arg)
 static EsDbSlot *my_slot = NULL;
 
 /*
- * SetMyState records the worker's state and, when it leaves, when the
- * launcher may start it again.
+ * OtherWorkerRuns says whether the slot belongs to another worker of the
+ * database, running (one that lost the race for the worker lock leaves it
+ * alone).  Caller holds the mutex.
+ */
+static bool
+OtherWorkerRuns(void)
+{
+	return my_slot->state == ES_DB_RUNNING && my_slot->pid != 0 &&
+		my_slot->pid != MyProcPid;
+}
+
+/*
+ * SetMyState records the worker's state and, when it leaves, why and when
+ * the launcher may start it again.
  */
 static void
-SetMyState(EsDbState state, int retry_s)
+SetMyState(EsDbState state, EsDbReason reason, int retry_s)
 {
 	Latch	   *launcher = NULL;
+	int			failures = 0;
 
 	if (my_slot == NULL)
 		return;
 	SpinLockAcquire(&es_projection_shared->mutex);
-	if (my_slot->dboid == MyDatabaseId && my_slot->state != ES_DB_FREE)
+	if (my_slot->dboid == MyDatabaseId && my_slot->state != ES_DB_FREE &&
+		!OtherWorkerRuns())
 	{
 		my_slot->state = state;
+		my_slot->reason = reason;
 		if (state == ES_DB_RUNNING)
 		{
 			my_slot->pid = MyProcPid;
 			my_slot->latch = MyLatch;
+			my_slot->probe = false;
+			failures = my_slot->failures;
+			my_slot->failures = 0;
 		}
 		else
 		{
@@ -521,6 +905,44 @@ SetMyState(EsDbState state, int retry_s)
 				(int64) retry_s * USECS_PER_SEC;
 			launcher = es_projection_shared->launcher_latch;
 		}
+	}
+	SpinLockRelease(&es_projection_shared->mutex);
+	if (launcher != NULL)
+		SetLatch(launcher);
+	if (failures > 0)
+		ereport(LOG,
+				(errmsg("es_pg projection worker started for database \"%s\" after %d failed attempts",
+						EsMyDatabaseName(), failures)));
+}
+
+/*
+ * LeaveUnneeded gives up the slot of a database that needs no worker (no
+ * es_pg, or no async projection), unless a backend asked for a worker
+ * since the last look: then the launcher starts one again at once.
+ */
+static void
+LeaveUnneeded(void)
+{
+	Latch	   *launcher = NULL;
+
+	if (my_slot == NULL)
+		return;
+	SpinLockAcquire(&es_projection_shared->mutex);
+	if (my_slot->dboid == MyDatabaseId && my_slot->state != ES_DB_FREE &&
+		!OtherWorkerRuns())
+	{
+		my_slot->pid = 0;
+		my_slot->latch = NULL;
+		if (my_slot->requested)
+		{
+			my_slot->state = ES_DB_WANTED;
+			my_slot->reason = ES_REASON_NONE;
+			my_slot->retry_at = 0;
+			my_slot->probe = false;
+			launcher = es_projection_shared->launcher_latch;
+		}
+		else
+			my_slot->state = ES_DB_FREE;
 	}
 	SpinLockRelease(&es_projection_shared->mutex);
 	if (launcher != NULL)
@@ -542,7 +964,7 @@ WorkerExit(int code, Datum arg)
 	running = my_slot->state == ES_DB_RUNNING && my_slot->pid == MyProcPid;
 	SpinLockRelease(&es_projection_shared->mutex);
 	if (running)
-		SetMyState(ES_DB_FAILED, ES_RETRY_FAILED_S);
+		SetMyState(ES_DB_FAILED, ES_REASON_CRASHED, ES_RETRY_FAILED_S);
 }
 
 /*
@@ -577,6 +999,15 @@ ApplyRound(MemoryContext round_cxt)
 	bool		more = false;
 	MemoryContext oldcxt;
 
+	/* a request from now on makes the worker look again before it leaves */
+	if (my_slot != NULL)
+	{
+		SpinLockAcquire(&es_projection_shared->mutex);
+		if (my_slot->dboid == MyDatabaseId)
+			my_slot->requested = false;
+		SpinLockRelease(&es_projection_shared->mutex);
+	}
+
 	MemoryContextReset(round_cxt);
 	SetCurrentStatementStartTimestamp();
 	StartTransactionCommand();
@@ -592,6 +1023,12 @@ ApplyRound(MemoryContext round_cxt)
 		PopActiveSnapshot();
 		CommitTransactionCommand();
 		return ROUND_NOT_INSTALLED;
+	}
+	if (!HasAsyncProjections(cat))
+	{
+		PopActiveSnapshot();
+		CommitTransactionCommand();
+		return ROUND_NO_ASYNC;
 	}
 	oldcxt = MemoryContextSwitchTo(round_cxt);
 	names = EsPendingAsyncProjections(cat);
@@ -654,6 +1091,64 @@ ApplyRoundGuarded(MemoryContext round_cxt)
 }
 
 /*
+ * TakeWorkerLock takes this database's worker lock.  False when another
+ * worker keeps it.  With the shared memory it waits a little for a worker
+ * that is leaving (the launcher may start a database's worker again while
+ * the one that stepped aside is still on its way out); without it a
+ * worker that leaves lets go of the lock before it looks a last time
+ * (StillNeeded), so a newcomer that finds the lock held has a worker
+ * beside it and leaves at once.
+ */
+static bool
+TakeWorkerLock(Oid dboid)
+{
+	LOCKTAG		tag;
+	int			waited;
+
+	WorkerLockTag(&tag, dboid);
+	for (waited = 0;; waited += 10)
+	{
+		if (LockAcquire(&tag, ExclusiveLock, true, true) != LOCKACQUIRE_NOT_AVAIL)
+			return true;
+		if (waited >= ES_LOCK_WAIT_MS || es_projection_shared == NULL)
+			return false;
+		(void) WaitLatch(MyLatch,
+						 WL_LATCH_SET | WL_TIMEOUT | WL_EXIT_ON_PM_DEATH,
+						 10L, PG_WAIT_EXTENSION);
+		ResetLatch(MyLatch);
+		CHECK_FOR_INTERRUPTS();
+	}
+}
+
+/*
+ * StillNeeded is the last look of a worker without the shared memory that
+ * found no async projection: it lets go of the worker lock first, then
+ * looks again with a new snapshot.  A projection created before that look
+ * keeps it (if it gets the lock back); one created after it has its
+ * creating backend start a new worker at commit, which finds the lock
+ * free.  So no async projection is left without a worker.
+ */
+static bool
+StillNeeded(Oid dboid)
+{
+	LOCKTAG		tag;
+	const EsCatalog *cat;
+	bool		needed;
+
+	WorkerLockTag(&tag, dboid);
+	LockRelease(&tag, ExclusiveLock, true);
+	SetCurrentStatementStartTimestamp();
+	StartTransactionCommand();
+	PushActiveSnapshot(GetTransactionSnapshot());
+	cat = EsGetCatalogForExtension(true);
+	needed = cat != NULL && HasAsyncProjections(cat);
+	PopActiveSnapshot();
+	CommitTransactionCommand();
+	return needed &&
+		LockAcquire(&tag, ExclusiveLock, true, true) != LOCKACQUIRE_NOT_AVAIL;
+}
+
+/*
  * es_projection_worker_main is the entry point of a database's worker.
  */
 void
@@ -661,8 +1156,6 @@ es_projection_worker_main(Datum main_arg)
 {
 	Oid			dboid = DatumGetObjectId(main_arg);
 	MemoryContext round_cxt;
-	LOCKTAG		tag;
-	bool		installed;
 
 	pqsignal(SIGHUP, SignalHandlerForConfigReload);
 	pqsignal(SIGTERM, die);
@@ -679,24 +1172,16 @@ es_projection_worker_main(Datum main_arg)
 
 	SetCurrentStatementStartTimestamp();
 	StartTransactionCommand();
-	installed = OidIsValid(get_extension_oid("es_pg", true));
+	(void) EsMyDatabaseName();
 	CommitTransactionCommand();
-	if (!installed)
-	{
-		SetMyState(ES_DB_ABSENT, 0);
-		proc_exit(0);
-	}
 
 	/* one worker per database, with or without the launcher */
-	WorkerLockTag(&tag, dboid);
-	if (LockAcquire(&tag, ExclusiveLock, true, true) == LOCKACQUIRE_NOT_AVAIL)
+	if (!TakeWorkerLock(dboid))
 	{
-		SetMyState(ES_DB_AWAY, ES_RETRY_FAILED_S);
+		SetMyState(ES_DB_AWAY, ES_REASON_NONE, ES_RETRY_FAILED_S);
 		proc_exit(0);
 	}
-	SetMyState(ES_DB_RUNNING, 0);
-	ereport(DEBUG1,
-			(errmsg("es_pg projection worker started for database %u", dboid)));
+	SetMyState(ES_DB_RUNNING, ES_REASON_NONE, 0);
 
 	round_cxt = AllocSetContextCreate(TopMemoryContext,
 									  "es_pg projection worker",
@@ -713,19 +1198,26 @@ es_projection_worker_main(Datum main_arg)
 		}
 		if (!es_projection_workers)
 		{
-			SetMyState(ES_DB_WANTED, ES_RETRY_FAILED_S);
+			SetMyState(ES_DB_WANTED, ES_REASON_DISABLED, ES_RETRY_FAILED_S);
 			proc_exit(0);
 		}
 
 		r = ApplyRoundGuarded(round_cxt);
-		if (r == ROUND_NOT_INSTALLED)
+		if ((r == ROUND_NOT_INSTALLED || r == ROUND_NO_ASYNC) &&
+			es_projection_shared == NULL && StillNeeded(dboid))
+			continue;
+		if (r == ROUND_NOT_INSTALLED || r == ROUND_NO_ASYNC)
 		{
-			SetMyState(ES_DB_ABSENT, 0);
+			/* nothing to apply here: the slot and the process go */
+			ereport(DEBUG1,
+					(errmsg("es_pg projection worker leaves database \"%s\": no async projections",
+							EsMyDatabaseName())));
+			LeaveUnneeded();
 			proc_exit(0);
 		}
 		if (r == ROUND_CLAIMED)
 		{
-			SetMyState(ES_DB_AWAY, ES_RETRY_AWAY_S);
+			SetMyState(ES_DB_AWAY, ES_REASON_NONE, ES_RETRY_AWAY_S);
 			proc_exit(0);
 		}
 		if (r == ROUND_IDLE)

@@ -6,8 +6,12 @@
 # aside); it comes back after a restart; a pg_dump/pg_restore copy keeps the
 # read models and checkpoints and carries on (no handler re-run on restore).
 #
-# Without preloading: nothing errors, es_apply_projections and waits work,
-# es_start_projection_worker starts a worker for the database, only one.
+# Without preloading: creating an async projection starts the database's
+# worker, and after a restart the first appends (from several sessions:
+# one worker between them), es_start_projection_worker or a wait for an
+# async projection do; the worker leaves with the last async projection;
+# nothing errors, rebuilds and waits work; with the workers off the status
+# says so.
 
 use strict;
 use warnings;
@@ -153,37 +157,97 @@ is($node->safe_psql('wdb3', q{SELECT es_apply_projections()}), '10',
 $node->stop;
 
 #
-# Without preloading
+# Without preloading: no shared memory, no launcher.  Creating an async
+# projection starts the database's worker (the committing backend registers
+# it); after a restart the first append for an async projection does; the
+# worker leaves when the last async projection goes; with the workers
+# turned off nothing starts and es_apply_projections still applies.
 #
 my $plain = PostgreSQL::Test::Cluster->new('plain');
 $plain->init;
 $plain->start;
 $plain->safe_psql('postgres', $setup);
+is(eventually($plain, 'postgres', "SELECT count(*) FROM pg_stat_activity WHERE backend_type = 'es_pg projection worker'", '1'),
+	'1', 'creating an async projection starts a worker, without preloading');
 $plain->safe_psql('postgres', $append10);
+is($plain->safe_psql('postgres', $caught_up), 't',
+	'the worker applies new events');
 is($plain->safe_psql('postgres', 'SELECT count(*) FROM es_projection_progress()'),
 	'0', 'no progress slots without preloading, and no error');
-is($plain->safe_psql('postgres',
-		q{SELECT state || ' ' || lag_events FROM es_projection_status WHERE name = 'w_async'}),
-	'catching up 10', 'the status view shows the lag');
-is($plain->safe_psql('postgres', q{SELECT es_apply_projections('w_async')}), '10',
-	'es_apply_projections applies');
-is($plain->safe_psql('postgres', $caught_up), 't', 'waits work without shared memory');
 is($plain->safe_psql('postgres', q{SELECT es_rebuild_projection('w_async')}), '10',
 	'rebuild works without shared memory');
 is($plain->safe_psql('postgres', q{SELECT es_start_projection_worker()}), 't',
-	'es_start_projection_worker starts a worker');
+	'es_start_projection_worker: one runs');
+is($plain->safe_psql('postgres', q{SELECT state FROM es_projection_worker()}), 'running',
+	'es_projection_worker sees it');
+# (a change of es_projections also starts a worker, which leaves at once
+# if the running one stays)
 is(eventually($plain, 'postgres', "SELECT count(*) FROM pg_stat_activity WHERE backend_type = 'es_pg projection worker'", '1'),
-	'1', 'the worker runs');
-$plain->safe_psql('postgres', $append10);
-is($plain->safe_psql('postgres', $caught_up), 't',
-	'the started worker applies new events');
-is($plain->safe_psql('postgres', q{SELECT es_start_projection_worker()}), 't',
-	'asking again is harmless');
-usleep(1_000_000);
-is($plain->safe_psql('postgres', "SELECT count(*) FROM pg_stat_activity WHERE backend_type = 'es_pg projection worker'"),
 	'1', 'still one worker');
+
+# after a restart: no worker until something needs one
+$plain->restart;
+is($plain->safe_psql('postgres', "SELECT count(*) FROM pg_stat_activity WHERE backend_type = 'es_pg projection worker'"),
+	'0', 'no worker after a restart');
+is($plain->safe_psql('postgres', q{SELECT state || ': ' || reason FROM es_projection_worker()}),
+	'not running: es_pg is not preloaded: the next append for an async projection, or es_start_projection_worker(), starts one',
+	'es_projection_worker says why, and what starts one');
+# appends from several sessions, one after another, start one worker
+my @bg;
+for my $i (1 .. 4)
+{
+	push @bg, $plain->background_psql('postgres');
+}
+$_->query_safe($append10) for @bg;
+$_->quit for @bg;
+is($plain->safe_psql('postgres', $caught_up), 't',
+	'the first appends after a restart start a worker, which applies them');
+is(eventually($plain, 'postgres', "SELECT count(*) FROM pg_stat_activity WHERE backend_type = 'es_pg projection worker'", '1'),
+	'1', 'one worker, however many sessions woke it');
 is($plain->safe_psql('postgres', 'SELECT count(*) || \' \' || max(n) FROM seen'),
-	'20 1', 'every event applied once');
+	'50 1', 'every event applied once');
+
+# a restart, then es_start_projection_worker
+$plain->restart;
+is($plain->safe_psql('postgres', q{SELECT es_start_projection_worker()}), 't',
+	'es_start_projection_worker starts a worker after a restart');
+$plain->safe_psql('postgres', $append10);
+is($plain->safe_psql('postgres', $caught_up), 't', 'which applies');
+
+# the last async projection goes: the worker leaves
+$plain->safe_psql('postgres', q{SELECT es_drop_projection('w_async')});
+is(eventually($plain, 'postgres', "SELECT count(*) FROM pg_stat_activity WHERE backend_type = 'es_pg projection worker'", '0'),
+	'0', 'the worker leaves with the last async projection');
+is($plain->safe_psql('postgres', q{SELECT state FROM es_projection_worker()}), 'not needed',
+	'no worker needed');
+
+# workers off: creating one starts nothing, the status says so
+$plain->append_conf('postgresql.conf', 'es_pg.projection_workers = off');
+$plain->reload;
+$plain->safe_psql('postgres', q{SELECT es_create_projection('w_async', 'seen_apply(es_events)', NULL, 'async', 'seen_reset()', false)});
+$plain->safe_psql('postgres', $append10);
+usleep(500_000);
+is($plain->safe_psql('postgres', "SELECT count(*) FROM pg_stat_activity WHERE backend_type = 'es_pg projection worker'"),
+	'0', 'es_pg.projection_workers = off: no worker starts');
+is($plain->safe_psql('postgres',
+		q{SELECT state || ' ' || lag_events || ' ' || worker_state FROM es_projection_status WHERE name = 'w_async'}),
+	'no worker 10 disabled', 'the status view shows the lag and why');
+my ($ret, $out, $err) = $plain->psql('postgres', q{SELECT es_start_projection_worker()});
+is($out, 'f', 'es_start_projection_worker says false');
+like($err, qr/WARNING:  es_pg.projection_workers is off/, 'with a warning naming the setting');
+is($plain->safe_psql('postgres', q{SELECT es_apply_projections('w_async')}), '10',
+	'es_apply_projections applies');
+
+# workers on again, events pending and no worker: a wait for the projection
+# is a call that needs one, and starts it
+$plain->safe_psql('postgres', $append10);
+$plain->append_conf('postgresql.conf', 'es_pg.projection_workers = on');
+$plain->reload;
+usleep(500_000);
+is($plain->safe_psql('postgres', "SELECT count(*) FROM pg_stat_activity WHERE backend_type = 'es_pg projection worker'"),
+	'0', 'no worker yet');
+is($plain->safe_psql('postgres', $caught_up), 't',
+	'es_wait_for_projection starts the worker it waits for');
 $plain->stop;
 
 done_testing();
