@@ -23,6 +23,7 @@
 #include "executor/tuptable.h"
 #include "utils/jsonb.h"
 #include "utils/relcache.h"
+#include "access/skey.h"
 #include "utils/snapshot.h"
 #include "utils/uuid.h"
 
@@ -67,12 +68,14 @@
 #define ES_LOCKTAG_SNAPSHOT	0x534E	/* a policy snapshot writer: try-lock */
 #define ES_LOCKTAG_WORKER	0x4557	/* a database's projection worker */
 #define ES_LOCKTAG_APPLY	0x4541	/* an applier of one projection */
+#define ES_LOCKTAG_SUBSCRIPTION	0x5355	/* creating or dropping a subscription */
 
 #define ES_ERRCODE_VERSION_CONFLICT ERRCODE_T_R_SERIALIZATION_FAILURE
 
 #define ES_STREAM_VERSION_CONSTRAINT	"es_events_stream_id_version_key"
 #define ES_EVENT_ID_CONSTRAINT			"es_events_event_id_key"
 #define ES_INSERT_CHECK_CONSTRAINT		"es_events_insert_check"
+#define ES_CATEGORY_INDEX				"es_events_category_idx"
 
 /*
  * EsCatalog holds the OIDs of the extension's objects in this database.  It
@@ -258,6 +261,10 @@ extern int64 EsStreamVersion(const EsCatalog *cat, Relation rel,
 							 text *stream_id, Snapshot snapshot);
 extern int64 EsReadFeed(const EsCatalog *cat, int64 from_position,
 						int64 max_count, EsFeedCallback callback, void *arg);
+extern int64 EsReadFeedIndex(const EsCatalog *cat, Oid index_oid,
+							 ScanKey keys, int nkeys, int64 from_position,
+							 int64 max_count, EsFeedCallback callback,
+							 void *arg, int64 *reached);
 extern int64 EsHeadPosition(const EsCatalog *cat, Snapshot snapshot);
 
 #endif							/* ES_PG_H */
