@@ -69,6 +69,7 @@
 #include "utils/builtins.h"
 #include "utils/fmgroids.h"
 #include "utils/lsyscache.h"
+#include "utils/memutils.h"
 #include "utils/snapmgr.h"
 #include "utils/timestamp.h"
 #include "utils/tuplestore.h"
@@ -727,6 +728,7 @@ es_poll(PG_FUNCTION_ARGS)
 	SubscriptionRels rels;
 	Member		m;
 	TimestampTz deadline;
+	MemoryContext walk_cxt;
 
 	if (max_count < 1 || max_count > MAX_POLL_COUNT)
 		ereport(ERROR,
@@ -748,6 +750,9 @@ es_poll(PG_FUNCTION_ARGS)
 	LoadMember(&rels, name, member, false, &m);
 	CheckLease(&m, name, consumer);
 
+	/* what one walk allocates goes with it: a wait may walk many times */
+	walk_cxt = AllocSetContextCreate(CurrentMemoryContext, "es_poll walk",
+									 ALLOCSET_SMALL_SIZES);
 	for (;;)
 	{
 		uint64		generation = EsSubWaitGeneration();
@@ -755,6 +760,7 @@ es_poll(PG_FUNCTION_ARGS)
 		int64		last;
 		int64		reached;
 		TimestampTz now;
+		MemoryContext oldcxt = MemoryContextSwitchTo(walk_cxt);
 
 		if (m.replay_pending)
 			count = DeliverReplays(cat, &rels, name, &m, rsinfo, max_count);
@@ -786,12 +792,15 @@ es_poll(PG_FUNCTION_ARGS)
 				m.checkpoint = m.delivered_to = m.scanned_to = reached;
 		}
 
+		MemoryContextSwitchTo(oldcxt);
+		MemoryContextReset(walk_cxt);
 		now = GetCurrentTimestamp();
 		if (count > 0 || now >= deadline)
 			break;
 		EsSubWaitSleep(generation,
 					   (long) ((deadline - now + 999) / 1000));
 	}
+	MemoryContextDelete(walk_cxt);
 
 	StoreMember(&rels, name, &m, consumer, true);
 	SPI_finish();

@@ -2,6 +2,8 @@
 -- not at the end of its wait; an append that stays open is not delivered
 -- until it commits; a wait with nothing to deliver returns empty at its
 -- end.  The appenders run in a dblink connection while this session polls.
+-- Then LISTEN/NOTIFY (es_pg.notify_appends), with the dblink connection
+-- listening.
 SET client_min_messages = warning;
 CREATE EXTENSION IF NOT EXISTS es_pg;
 CREATE EXTENSION IF NOT EXISTS dblink;
@@ -47,6 +49,38 @@ SELECT count(*) AS nothing,
 SET statement_timeout = '200ms';
 SELECT count(*) FROM es_poll('wait', 0, 10, '60 s');
 RESET statement_timeout;
+
+-- es_pg.notify_appends: off by default, no notification; on, each
+-- appending transaction notifies channel es_pg with its highest position
+SELECT dblink_exec('bg', 'LISTEN es_pg') AS listening;
+SELECT es_append('wait-2', 'Quiet', '{}') AS v;
+SELECT pg_sleep(0.2);
+SELECT count(*) AS no_notification FROM dblink_get_notify('bg');
+SET es_pg.notify_appends = on;
+BEGIN;
+SELECT es_append('wait-2', 'Loud', '{}') AS v;
+SELECT es_append_batch('wait-3', '[{"type": "Loud", "data": {}}, {"type": "Loud", "data": {}}]') AS v;
+COMMIT;
+-- a transaction that rolls back notifies nothing
+BEGIN;
+SELECT es_append('wait-2', 'Rolled', '{}') AS v;
+ROLLBACK;
+RESET es_pg.notify_appends;
+-- collect what arrives for up to 10 s, then 0.2 s more: one notification
+CREATE TEMP TABLE notes AS SELECT * FROM dblink_get_notify('bg') WHERE false;
+DO $$
+BEGIN
+	FOR i IN 1 .. 200 LOOP
+		INSERT INTO notes SELECT * FROM dblink_get_notify('bg');
+		EXIT WHEN EXISTS (SELECT FROM notes);
+		PERFORM pg_sleep(0.05);
+	END LOOP;
+	PERFORM pg_sleep(0.2);
+	INSERT INTO notes SELECT * FROM dblink_get_notify('bg');
+END $$;
+SELECT notify_name, extra::bigint = es_head_position() AS payload_is_head
+  FROM notes;
+SELECT dblink_exec('bg', 'UNLISTEN es_pg') AS unlistened;
 
 SELECT dblink_disconnect('bg');
 SELECT es_drop_subscription('wait') AS dropped;
