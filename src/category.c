@@ -114,52 +114,97 @@ EsInCategory(HeapTuple tuple, TupleDesc tupdesc, int category_len)
 }
 
 /*
- * EsPutEventRow appends one event to a result set whose descriptor is
- * "result": each column takes the es_events column of the same name, and
- * the columns es_events does not have take extra[] in order (the delivery
- * attempt of es_poll).  Every read for consumers returns events through
- * here.
+ * BuildEventRowMap fills the map from the result's columns to es_events'
+ * columns, by name: -1 for a result column es_events does not have (it
+ * takes the next extra value), -2 for a dropped one.
  */
-void
-EsPutEventRow(Tuplestorestate *store, TupleDesc result, HeapTuple tuple,
-			  TupleDesc tupdesc, const Datum *extra, const bool *extra_null,
-			  int nextra)
+static void
+BuildEventRowMap(EsEventRowMap *map, TupleDesc result, TupleDesc tupdesc)
 {
-	Datum	   *ev_values = palloc(tupdesc->natts * sizeof(Datum));
-	bool	   *ev_null = palloc(tupdesc->natts * sizeof(bool));
-	Datum	   *values = palloc(result->natts * sizeof(Datum));
-	bool	   *nulls = palloc(result->natts * sizeof(bool));
-	int			next_extra = 0;
 	int			i;
 
-	heap_deform_tuple(tuple, tupdesc, ev_values, ev_null);
+	map->source = MemoryContextAlloc(CurrentMemoryContext,
+									 Max(result->natts, 1) * sizeof(int));
+	map->identity = result->natts == tupdesc->natts;
 	for (i = 0; i < result->natts; i++)
 	{
 		Form_pg_attribute ra = TupleDescAttr(result, i);
 		int			j;
 
-		nulls[i] = true;
-		values[i] = (Datum) 0;
+		map->source[i] = ra->attisdropped ? -2 : -1;
 		if (ra->attisdropped)
+		{
+			map->identity = false;
 			continue;
+		}
 		for (j = 0; j < tupdesc->natts; j++)
 		{
 			Form_pg_attribute ea = TupleDescAttr(tupdesc, j);
 
 			if (!ea->attisdropped &&
 				strcmp(NameStr(ea->attname), NameStr(ra->attname)) == 0)
+			{
+				map->source[i] = j;
 				break;
+			}
 		}
-		if (j < tupdesc->natts)
+		if (map->source[i] != i ||
+			TupleDescAttr(tupdesc, i)->atttypid != ra->atttypid)
+			map->identity = false;
+	}
+}
+
+/*
+ * EsPutEventRow appends one event to a result set whose descriptor is
+ * "result": each column takes the es_events column of the same name, and
+ * the columns es_events does not have take extra[] in order (the delivery
+ * attempt of es_poll).  The map (zeroed by the caller) is built at the
+ * first row.  Every read for consumers returns events through here.
+ */
+void
+EsPutEventRow(Tuplestorestate *store, TupleDesc result, EsEventRowMap *map,
+			  HeapTuple tuple, TupleDesc tupdesc, const Datum *extra,
+			  const bool *extra_null, int nextra)
+{
+	Datum	   *ev_values;
+	bool	   *ev_null;
+	Datum	   *values;
+	bool	   *nulls;
+	int			next_extra = 0;
+	int			i;
+
+	if (map->source == NULL)
+		BuildEventRowMap(map, result, tupdesc);
+	if (map->identity && nextra == 0)
+	{
+		/* the result is es_events' row type: the tuple as it is */
+		tuplestore_puttuple(store, tuple);
+		return;
+	}
+	ev_values = palloc(tupdesc->natts * sizeof(Datum));
+	ev_null = palloc(tupdesc->natts * sizeof(bool));
+	values = palloc(result->natts * sizeof(Datum));
+	nulls = palloc(result->natts * sizeof(bool));
+	heap_deform_tuple(tuple, tupdesc, ev_values, ev_null);
+	for (i = 0; i < result->natts; i++)
+	{
+		int			j = map->source[i];
+
+		if (j >= 0)
 		{
 			values[i] = ev_values[j];
 			nulls[i] = ev_null[j];
 		}
-		else if (next_extra < nextra)
+		else if (j == -1 && next_extra < nextra)
 		{
 			values[i] = extra[next_extra];
 			nulls[i] = extra_null[next_extra];
 			next_extra++;
+		}
+		else
+		{
+			values[i] = (Datum) 0;
+			nulls[i] = true;
 		}
 	}
 	tuplestore_putvalues(store, result, values, nulls);
@@ -173,6 +218,7 @@ EsPutEventRow(Tuplestorestate *store, TupleDesc result, HeapTuple tuple,
 typedef struct CategoryRead
 {
 	ReturnSetInfo *rsinfo;
+	EsEventRowMap map;
 	int			category_len;
 	int64		max_count;
 	int64		count;
@@ -188,8 +234,8 @@ StoreCategoryEvent(HeapTuple tuple, TupleDesc tupdesc, void *arg)
 
 	if (!EsInCategory(tuple, tupdesc, read->category_len))
 		return true;
-	EsPutEventRow(read->rsinfo->setResult, read->rsinfo->setDesc, tuple,
-				  tupdesc, NULL, NULL, 0);
+	EsPutEventRow(read->rsinfo->setResult, read->rsinfo->setDesc, &read->map,
+				  tuple, tupdesc, NULL, NULL, 0);
 	return ++read->count < read->max_count;
 }
 
@@ -227,6 +273,7 @@ es_read_category(PG_FUNCTION_ARGS)
 	if (max_count == 0)
 		return (Datum) 0;
 
+	memset(&read, 0, sizeof(read));
 	read.rsinfo = (ReturnSetInfo *) fcinfo->resultinfo;
 	read.category_len = VARSIZE_ANY_EXHDR(category);
 	read.max_count = max_count;

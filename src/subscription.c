@@ -563,6 +563,7 @@ typedef struct PollWalk
 {
 	const Member *m;
 	ReturnSetInfo *rsinfo;
+	EsEventRowMap *map;
 	int			max_count;
 	int			count;
 	int64		bound;			/* stop after this position; 0: none */
@@ -589,8 +590,8 @@ DeliverEvent(HeapTuple tuple, TupleDesc tupdesc, void *arg)
 	if (!Matches(walk->m, tuple, tupdesc))
 		return true;
 	extra[0] = Int32GetDatum(walk->attempt);
-	EsPutEventRow(walk->rsinfo->setResult, walk->rsinfo->setDesc, tuple,
-				  tupdesc, extra, extra_null, 1);
+	EsPutEventRow(walk->rsinfo->setResult, walk->rsinfo->setDesc, walk->map,
+				  tuple, tupdesc, extra, extra_null, 1);
 	walk->last = position;
 	return ++walk->count < walk->max_count;
 }
@@ -608,9 +609,11 @@ Walk(const EsCatalog *cat, const Member *m, ReturnSetInfo *rsinfo,
 {
 	PollWalk	walk;
 	ScanKeyData keys[2];
+	EsEventRowMap map = {0};
 
 	walk.m = m;
 	walk.rsinfo = rsinfo;
+	walk.map = &map;
 	walk.max_count = max_count;
 	walk.count = 0;
 	walk.bound = bound;
@@ -674,6 +677,7 @@ DeliverReplays(const EsCatalog *cat, const SubscriptionRels *rels,
 	uint64		n;
 	uint64		i;
 	int			count = 0;
+	EsEventRowMap map = {0};
 
 	values[0] = PointerGetDatum(name);
 	values[1] = Int32GetDatum(m->member);
@@ -700,8 +704,8 @@ DeliverReplays(const EsCatalog *cat, const SubscriptionRels *rels,
 		if (!FetchEvent(cat, position, &tuple, &tupdesc))
 			continue;
 		extra[0] = Int32GetDatum(attempts + 1);
-		EsPutEventRow(rsinfo->setResult, rsinfo->setDesc, tuple, tupdesc,
-					  extra, extra_null, 1);
+		EsPutEventRow(rsinfo->setResult, rsinfo->setDesc, &map, tuple,
+					  tupdesc, extra, extra_null, 1);
 		count++;
 	}
 	return count;

@@ -21,6 +21,12 @@
 #include "es_pg.h"
 
 /* category.c */
+typedef struct EsEventRowMap
+{
+	int		   *source;			/* per result column; NULL: not built yet */
+	bool		identity;		/* the result is es_events' row type */
+} EsEventRowMap;
+
 extern Oid	EsCategoryIndex(const EsCatalog *cat);
 extern void EsCheckCategory(text *category);
 extern void EsCategoryScanKeys(ScanKey keys, text *category,
@@ -28,9 +34,9 @@ extern void EsCategoryScanKeys(ScanKey keys, text *category,
 extern bool EsInCategory(HeapTuple tuple, TupleDesc tupdesc,
 						 int category_len);
 extern void EsPutEventRow(Tuplestorestate *store, TupleDesc result,
-						  HeapTuple tuple, TupleDesc tupdesc,
-						  const Datum *extra, const bool *extra_null,
-						  int nextra);
+						  EsEventRowMap *map, HeapTuple tuple,
+						  TupleDesc tupdesc, const Datum *extra,
+						  const bool *extra_null, int nextra);
 
 /* subwait.c */
 extern void EsInitSubWait(void);
