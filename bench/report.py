@@ -65,6 +65,22 @@ WORKLOADS = [
     ("append_validator", "single-event append, random stream, its type with a jsonpath validator",
      ("es", "es_append, validator $.amount > 0"),
      [("none", "es_append, the type not registered", {"on": 0.9, "off": 0.9})]),
+    ("read_category", "category page: 1,000 events of category \"account\" (issue 12)",
+     ("es", "es_read_category"),
+     [("ref", "SELECT ... WHERE split_part(stream_id, '-', 1) = $1 AND global_position > $2 ORDER BY ... LIMIT 1000, on an index of that expression",
+       {"any": 0.9})]),
+    ("delivery100", "subscription delivery in pages of 100 (issue 12): 50,000 events from a checkpoint",
+     ("es", "BEGIN; es_poll(name, 0, 100); es_ack(name, 0, last); COMMIT"),
+     [("ref", "BEGIN; SELECT ... WHERE global_position > checkpoint ORDER BY global_position LIMIT 100; UPDATE of a checkpoint row; COMMIT", None)]),
+    ("delivery1000", "subscription delivery in pages of 1,000 (issue 12): 50,000 events from a checkpoint",
+     ("es", "BEGIN; es_poll(name, 0, 1000); es_ack(name, 0, last); COMMIT"),
+     [("ref", "BEGIN; SELECT ... WHERE global_position > checkpoint ORDER BY global_position LIMIT 1000; UPDATE of a checkpoint row; COMMIT", None)]),
+    ("group100", "consumer group: member 0 of 2 of category \"account\", pages of 100 (issue 12): 25,000 events",
+     ("es", "BEGIN; es_poll(name, 0, 100) (category account, group of 2); es_ack(name, 0, last); COMMIT"),
+     [("msgdb", "BEGIN; Message DB get_category_messages('account', pos, 100, NULL, 0, 2); write_message of the position; COMMIT", None)]),
+    ("group1000", "consumer group: member 0 of 2 of category \"account\", pages of 1,000 (issue 12): 25,000 events",
+     ("es", "BEGIN; es_poll(name, 0, 1000) (category account, group of 2); es_ack(name, 0, last); COMMIT"),
+     [("msgdb", "BEGIN; Message DB get_category_messages('account', pos, 1000, NULL, 0, 2); write_message of the position; COMMIT", None)]),
     ("snapshot", "load a 10,000-event stream's state (loads/s), snapshot 100 events from the head",
      ("snapshot", "es_aggregate, snapshot + 100-event tail"),
      [("replay", "es_aggregate, full replay of 10,000 events (no snapshot)",
@@ -102,7 +118,7 @@ WORKLOADS = [
 ]
 
 SYNC_LABEL = {"on": "sync on", "off": "sync off", "any": "n/a (read)"}
-READS = {"read_stream", "read_all", "snapshot", "read_no_upcaster",
+READS = {"read_stream", "read_all", "read_category", "snapshot", "read_no_upcaster",
          "read_other_upcaster", "read_upcast", "seal", "verify", "archive"}
 
 
@@ -530,6 +546,29 @@ def replace_majors_section(main_doc, section):
         f.write(text)
 
 
+def latency_section(meta):
+    """The append-to-delivery latency of a long-polling subscription while
+    pgbench appends 1,000 events/s, with es_pg preloaded and not."""
+    labels = [("preloaded", "preloaded (shared memory wake-up at commit)"),
+              ("not_preloaded", "not preloaded (the poll looks again every 10 ms)")]
+    rows = [(text, meta.get(f"latency_{k}_p50_ms"), meta.get(f"latency_{k}_p99_ms"),
+             meta.get(f"latency_{k}_max_ms"), meta.get(f"latency_{k}_appended"),
+             meta.get(f"latency_{k}_delivered"))
+            for k, text in labels if meta.get(f"latency_{k}_p50_ms")]
+    if not rows:
+        return []
+    out = ["## Append to delivery", "",
+           "A consumer long-polls a subscription (`es_poll(name, 0, 1000, '1 s')`, then",
+           "`es_ack`) while pgbench appends single events at 1,000 per second (2 clients,",
+           "synchronous_commit on); for each event, the time from its append (`recorded_at`,",
+           "before the commit's WAL flush) to its delivery:", "",
+           "| es_pg | p50 | p99 | max | appended | delivered |", "|---|---:|---:|---:|---:|---:|"]
+    for text, p50, p99, mx, app, dlv in rows:
+        out.append(f"| {text} | {p50} ms | {p99} ms | {mx} ms | {app} | {dlv} |")
+    out.append("")
+    return out
+
+
 def main():
     ap = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
     ap.add_argument("--ratios", help="write the run's ratios to this file")
@@ -627,6 +666,7 @@ def main():
     parts += large_event_section(rows, meta)
     parts += seal_section(rows, meta)
     parts += apply_latency_section(meta)
+    parts += latency_section(meta)
     parts += ["## Targets", "", targets_summary(table), "",
               "## Backend CPU per event", "",
               "CPU time the server's backends used per event (per load for the snapshot",

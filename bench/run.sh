@@ -380,15 +380,172 @@ meta copy_overhead "$copy_overhead"
 
 # ---- reads: no commit record is written, so once, not per durability
 phase reads
+# category pages (issue 12) against an index of the same expression on the
+# reference table, there only while the reads run (the append references
+# below have the indexes of 0.1.0's es_events)
+category=0
+if has_function 'es_read_category(text,bigint,bigint)'; then
+	category=1
+	sql -c "CREATE INDEX ref_events_category_idx ON bench.ref_events (split_part(stream_id, '-', 1), global_position)" \
+		-c "ANALYZE bench.ref_events" >/dev/null
+fi
 for c in 1 2; do
 	es_log "reads, $c client(s)"
 	for r in $(seq 1 "$rounds"); do
 		for v in $(rotate "$r" es ref); do
 			bench_pgbench read_stream "$v" any "$c" "$r" "$S/read_stream_$v.sql" prepared "$read_len"
 			bench_pgbench read_all "$v" any "$c" "$r" "$S/read_all_$v.sql" prepared 1000
+			if [ "$category" = 1 ]; then
+				bench_pgbench read_category "$v" any "$c" "$r" "$S/read_category_$v.sql" prepared 1000
+			fi
 		done
 	done
 done
+if [ "$category" = 1 ]; then
+	sql -c "DROP INDEX bench.ref_events_category_idx" >/dev/null
+else
+	skip read_category "es_read_category is not installed (issue 12)"
+fi
+
+# ---- subscriptions (issue 12): delivery through es_poll + es_ack in pages
+# of 100 and 1,000 (50,000 events per measurement, from the start of the
+# feed), each page and its ack one transaction (the exactly-once pattern),
+# against plain SELECT paging from a checkpoint row that each page updates
+# in one transaction; then the append-to-delivery latency of a long poll while
+# pgbench appends 1,000 events/s
+# delivery_script VARIANT PAGE FILE: the psql script of one measurement
+delivery_script() {
+	local v=$1 page=$2 n=$((50000 / $2)) i
+	for ((i = 0; i < n; i++)); do
+		echo "BEGIN;"
+		if [ "$v" = es ]; then
+			echo "SELECT max(global_position) AS p FROM es_poll('bench_delivery', 0, $page) \\gset"
+			echo "SELECT es_ack('bench_delivery', 0, :p);"
+		else
+			echo "SELECT max(global_position) AS p FROM (SELECT * FROM bench.ref_events WHERE global_position > (SELECT position FROM bench.ref_checkpoint) ORDER BY global_position LIMIT $page) x \\gset"
+			echo "UPDATE bench.ref_checkpoint SET position = :p;"
+		fi
+		echo "COMMIT;"
+	done >"$3"
+}
+# group_script VARIANT PAGE FILE: the psql script of one consumer-group
+# measurement
+group_script() {
+	local v=$1 page=$2 n=$((25000 / $2)) i
+	{
+	if [ "$v" = msgdb ]; then
+		echo "SET search_path = message_store, public;"
+		echo "\\set pos 1"
+	fi
+	for ((i = 0; i < n; i++)); do
+		echo "BEGIN;"
+		if [ "$v" = es ]; then
+			echo "SELECT max(global_position) AS p FROM es_poll('bench_group', 0, $page) \\gset"
+			echo "SELECT es_ack('bench_group', 0, :p);"
+		else
+			echo "SELECT max(global_position) + 1 AS pos FROM get_category_messages('account', :pos, $page, NULL, 0, 2) \\gset"
+			echo "SELECT write_message(gen_random_uuid()::text, 'benchConsumer:position-0', 'Recorded', jsonb_build_object('position', :pos));"
+		fi
+		echo "COMMIT;"
+	done
+	} >"$3"
+}
+# msgdb_install: Message DB's package from npm, installed into this
+# database (schema message_store), with the events of the account streams
+msgdb_install() {
+	local dir=$OUT/gen/msgdb
+	es_need_node || return 1
+	mkdir -p "$dir"
+	(cd "$dir" && npm pack --silent @eventide/message-db@1.3.1 && tar xzf eventide-message-db-1.3.1.tgz) \
+		>"$OUT/raw/msgdb.install.log" 2>&1 || return 1
+	env PGUSER=postgres DATABASE_NAME=postgres CREATE_DATABASE=off PATH="$bindir:$PATH" \
+		bash "$dir/package/database/install.sh" >>"$OUT/raw/msgdb.install.log" 2>&1 || return 1
+	sql -c "INSERT INTO message_store.messages (id, stream_name, type, position, data, metadata, time)
+			SELECT event_id, stream_id, event_type, version - 1, data, metadata, recorded_at
+			  FROM es_events WHERE stream_id LIKE 'account-%' ORDER BY global_position" \
+		-c "ANALYZE message_store.messages" >/dev/null
+}
+if has_function 'es_poll(text,integer,integer,interval,text)'; then
+	phase subscriptions
+	es_log "subscriptions: delivery"
+	sql -c "CREATE TABLE bench.ref_checkpoint (position bigint NOT NULL)" \
+		-c "INSERT INTO bench.ref_checkpoint VALUES (0)" >/dev/null
+	for page in 100 1000; do
+		delivery_script es "$page" "$OUT/gen/delivery_es_$page.sql"
+		delivery_script ref "$page" "$OUT/gen/delivery_ref_$page.sql"
+	done
+	for r in $(seq 1 "$rounds"); do
+		for page in 100 1000; do
+			for v in $(rotate "$r" es ref); do
+				sql -c "SELECT es_drop_subscription('bench_delivery', true)" \
+					-c "SELECT es_create_subscription('bench_delivery')" \
+					-c "UPDATE bench.ref_checkpoint SET position = 0" >/dev/null
+				bench_sql "delivery$page" "$v" "$r" "@$OUT/gen/delivery_${v}_$page.sql" 50000
+			done
+		done
+	done
+	# every page was full: the subscription's checkpoint is at the 50,000th event
+	n=$(sql -c "SELECT count(*) FROM es_events WHERE global_position <= (SELECT position FROM es_subscription_status WHERE subscription = 'bench_delivery')")
+	[ "$n" = 50000 ] || record delivery1000 - - - - - - - "invalid: the last measurement delivered $n events, not 50,000"
+
+	# consumer groups: member 0 of a group of 2 on the category "account",
+	# 25,000 events per measurement, each page and its checkpoint one
+	# transaction, against Message DB (npm @eventide/message-db, installed
+	# here in schema message_store with the same events): its
+	# get_category_messages with a consumer group, the consumer writing its
+	# position to a stream after each page, as Message DB consumers do
+	if msgdb_install; then
+		es_log "subscriptions: consumer groups beside Message DB"
+		for page in 100 1000; do
+			group_script es "$page" "$OUT/gen/group_es_$page.sql"
+			group_script msgdb "$page" "$OUT/gen/group_msgdb_$page.sql"
+		done
+		for r in $(seq 1 "$rounds"); do
+			for page in 100 1000; do
+				for v in $(rotate "$r" es msgdb); do
+					sql -c "SELECT es_drop_subscription('bench_group', true)" \
+						-c "SELECT es_create_subscription('bench_group', 'account', group_size => 2)" >/dev/null
+					bench_sql "group$page" "$v" "$r" "@$OUT/gen/group_${v}_$page.sql" 25000
+				done
+			done
+		done
+		n=$(sql -c "SELECT count(*) FROM es_events WHERE stream_id LIKE 'account-%' AND (hashtextextended(stream_id, 0) & 9223372036854775807) % 2 = 0 AND global_position <= (SELECT position FROM es_subscription_status WHERE subscription = 'bench_group' AND member = 0)")
+		[ "$n" = 25000 ] || record group1000 - - - - - - - "invalid: the last measurement delivered $n events, not 25,000"
+	else
+		skip group100 "Message DB (npm @eventide/message-db) could not be installed: see $OUT/raw/msgdb.install.log"
+		skip group1000 "Message DB (npm @eventide/message-db) could not be installed"
+	fi
+
+	es_log "subscriptions: append-to-delivery latency at 1,000 appends/s"
+	lat_secs=$([ "$mode" = quick ] && echo 3 || echo 6)
+	sql -c "CREATE TABLE bench.delivery_lat (global_position bigint, latency interval)" >/dev/null
+	# measure_latency LABEL: one run; its p50 and p99 go to the report
+	measure_latency() {
+		local label=$1 consumer appended delivered
+		sql -c "TRUNCATE bench.delivery_lat" \
+			-c "SELECT es_drop_subscription('bench_lat', true)" \
+			-c "SELECT es_create_subscription('bench_lat', 'lat', start_position => es_head_position())" >/dev/null
+		sql -v dur=$((lat_secs + 2)) -f "$BENCH/sql/delivery_latency.sql" >/dev/null &
+		consumer=$!
+		sleep 0.5
+		"$PGBENCH" -n -M prepared -c 2 -j 2 -R 1000 -T "$lat_secs" -f "$S/latency_append.sql" \
+			>"$OUT/raw/latency.$label.log" 2>&1
+		wait "$consumer"
+		appended=$(sed -n 's/^number of transactions actually processed: \([0-9]*\).*/\1/p' "$OUT/raw/latency.$label.log")
+		delivered=$(sql -c "SELECT count(*) FROM bench.delivery_lat")
+		meta "latency_${label}_appended" "${appended:-0}"
+		meta "latency_${label}_delivered" "$delivered"
+		meta "latency_${label}_p50_ms" "$(sql -c "SELECT round((extract(epoch FROM percentile_cont(0.5) WITHIN GROUP (ORDER BY latency)) * 1000)::numeric, 2) FROM bench.delivery_lat")"
+		meta "latency_${label}_p99_ms" "$(sql -c "SELECT round((extract(epoch FROM percentile_cont(0.99) WITHIN GROUP (ORDER BY latency)) * 1000)::numeric, 2) FROM bench.delivery_lat")"
+		meta "latency_${label}_max_ms" "$(sql -c "SELECT round((extract(epoch FROM max(latency)) * 1000)::numeric, 2) FROM bench.delivery_lat")"
+	}
+	measure_latency preloaded
+	subscriptions=1
+else
+	skip delivery100 "es_poll is not installed (issue 12)"
+	skip delivery1000 "es_poll is not installed (issue 12)"
+	subscriptions=0
+fi
 
 # ---- schema evolution (issue 13): stream reads with no upcaster at all,
 # with upcasters for other types only, and with a one-step SQL upcaster on
@@ -778,6 +935,16 @@ if has_function 'es_projection_worker()'; then
 	meta apply_latency_rate "$lat_rate"
 else
 	skip apply_latency "es_projection_worker is not installed (issue 12)"
+fi
+
+# ---- the append-to-delivery latency without shared_preload_libraries: the
+# cluster restarts without es_pg preloaded, so this comes last
+if [ "$subscriptions" = 1 ]; then
+	phase latency_not_preloaded
+	es_log "subscriptions: append-to-delivery latency, es_pg not preloaded"
+	es_as_pg "$bindir/pg_ctl" -D "$ES_TMP/data" -l "$ES_TMP/server.log" -w -t 60 \
+		-o "-c shared_preload_libraries=" restart -m fast >/dev/null
+	measure_latency not_preloaded
 fi
 
 phase end

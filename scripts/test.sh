@@ -27,8 +27,8 @@ es_chroot_if_needed "$@"
 started=$SECONDS
 es_need_server
 es_need_packages libipc-run-perl python3 python3-psycopg2 python3-sqlalchemy
-if want tap; then es_need_fuzzer; fi
-if want clients; then es_need_node; fi
+if want tap; then es_need_fuzzer; es_need_packages pgbouncer; fi
+if want clients; then es_need_node; es_need_packages nats-server; fi
 es_build_install
 es_cluster_start
 es_copy_tree "$ES_TMP/src"

@@ -34,6 +34,7 @@
 #include "access/table.h"
 #include "access/tableam.h"
 #include "access/xact.h"
+#include "catalog/index.h"
 #include "catalog/pg_type.h"
 #include "commands/sequence.h"
 #include "commands/trigger.h"
@@ -53,6 +54,7 @@
 
 #include "es_pg.h"
 #include "common.h"
+#include "subscription.h"
 
 /* rows handed to table_multi_insert at once, as in COPY */
 #define ES_MULTI_INSERT_CHUNK	1000
@@ -393,19 +395,41 @@ NeedsConstraintCheck(Relation rel)
 	return false;
 }
 
-/* the global_position index, filled in flight */
+/*
+ * The indexes filled in flight: the global_position index, and the category
+ * index of 0.2.0 (es_events_category_idx, category.c), whose readers rely
+ * on the feed protocol's safe high position as much as es_read_all does.
+ */
 typedef struct PositionIndex
 {
 	Relation	index;
 	IndexInfo  *info;
-	int			nindices;		/* ri_NumIndices with it included */
+	Relation	category;		/* NULL: none (a 0.1.0 install) */
+	IndexInfo  *category_info;
+	int			nindices;		/* ri_NumIndices with them included */
 } PositionIndex;
 
 /*
- * TakeOutPositionIndex moves es_events_pkey to the end of the result
- * relation's index arrays and hides it from ExecInsertIndexTuples, which
- * then fills only the other indexes.  PutBackPositionIndex undoes it before
- * the indexes are closed.
+ * MoveIndexToEnd swaps index i of the result relation with the last one of
+ * the first n and returns it.
+ */
+static void
+MoveIndexToEnd(ResultRelInfo *rri, int i, int n)
+{
+	Relation	index = rri->ri_IndexRelationDescs[i];
+	IndexInfo  *info = rri->ri_IndexRelationInfo[i];
+
+	rri->ri_IndexRelationDescs[i] = rri->ri_IndexRelationDescs[n - 1];
+	rri->ri_IndexRelationInfo[i] = rri->ri_IndexRelationInfo[n - 1];
+	rri->ri_IndexRelationDescs[n - 1] = index;
+	rri->ri_IndexRelationInfo[n - 1] = info;
+}
+
+/*
+ * TakeOutPositionIndex moves es_events_pkey (and the category index, when
+ * the install has it) to the end of the result relation's index arrays and
+ * hides them from ExecInsertIndexTuples, which then fills only the other
+ * indexes.  PutBackPositionIndex undoes it before the indexes are closed.
  */
 static void
 TakeOutPositionIndex(const EsCatalog *cat, ResultRelInfo *rri,
@@ -422,20 +446,53 @@ TakeOutPositionIndex(const EsCatalog *cat, ResultRelInfo *rri,
 	if (i == n)
 		elog(ERROR, "es_events_pkey is not among the indexes of es_events");
 
-	pkey->index = rri->ri_IndexRelationDescs[i];
-	pkey->info = rri->ri_IndexRelationInfo[i];
 	pkey->nindices = n;
-	rri->ri_IndexRelationDescs[i] = rri->ri_IndexRelationDescs[n - 1];
-	rri->ri_IndexRelationInfo[i] = rri->ri_IndexRelationInfo[n - 1];
-	rri->ri_IndexRelationDescs[n - 1] = pkey->index;
-	rri->ri_IndexRelationInfo[n - 1] = pkey->info;
-	rri->ri_NumIndices = n - 1;
+	MoveIndexToEnd(rri, i, n);
+	pkey->index = rri->ri_IndexRelationDescs[n - 1];
+	pkey->info = rri->ri_IndexRelationInfo[n - 1];
+	n--;
+	pkey->category = NULL;
+	pkey->category_info = NULL;
+	for (i = 0; i < n; i++)
+	{
+		Relation	index = rri->ri_IndexRelationDescs[i];
+
+		if (RelationGetNamespace(index) == cat->namespace_oid &&
+			strcmp(RelationGetRelationName(index), ES_CATEGORY_INDEX) == 0)
+		{
+			MoveIndexToEnd(rri, i, n);
+			pkey->category = rri->ri_IndexRelationDescs[n - 1];
+			pkey->category_info = rri->ri_IndexRelationInfo[n - 1];
+			n--;
+			break;
+		}
+	}
+	rri->ri_NumIndices = n;
 }
 
 static void
 PutBackPositionIndex(ResultRelInfo *rri, PositionIndex *pkey)
 {
 	rri->ri_NumIndices = pkey->nindices;
+}
+
+/*
+ * InsertCategoryEntry puts one appended row into the category index: an
+ * expression index, whose key the executor computes from the slot.
+ */
+static void
+InsertCategoryEntry(EState *estate, Relation rel, PositionIndex *pkey,
+					TupleTableSlot *slot)
+{
+	ExprContext *econtext = GetPerTupleExprContext(estate);
+	Datum		values[INDEX_MAX_KEYS];
+	bool		isnull[INDEX_MAX_KEYS];
+
+	econtext->ecxt_scantuple = slot;
+	FormIndexDatum(pkey->category_info, slot, estate, values, isnull);
+	index_insert(pkey->category, values, isnull, &slot->tts_tid, rel,
+				 UNIQUE_CHECK_NO, false, pkey->category_info);
+	ResetPerTupleExprContext(estate);
 }
 
 /*
@@ -469,6 +526,14 @@ CheckTriggerKeptKeys(TupleTableSlot *slot, int64 position, text *stream_id,
 				 errmsg("a BEFORE INSERT trigger on es_events changed a column es_pg assigns"),
 				 errdetail("Triggers on es_events may change event_type, data and metadata, never global_position, stream_id, version, event_id or recorded_at.")));
 }
+
+/*
+ * The position of the last event this backend appended, and the
+ * (sub)transaction that wrote it: es_last_position (subscription work of
+ * 0.2.0) hands it back while that transaction is current.
+ */
+static int64 es_last_appended_position = 0;
+static TransactionId es_last_appended_xid = InvalidTransactionId;
 
 /* the position whose row es_append is checking constraints of, or 0 */
 static int64 es_own_check_position = 0;
@@ -512,6 +577,7 @@ InsertEvents(const EsCatalog *cat, Relation rel, text *stream_id,
 	EsAppendedEvents appended;
 	MemoryContext oldcxt;
 	int64		first_position;
+	int64		last_position;
 	int			i;
 
 	estate = CreateExecutorState();
@@ -606,6 +672,8 @@ InsertEvents(const EsCatalog *cat, Relation rel, text *stream_id,
 				Int64GetDatum(nextval_internal(cat->position_seq, false));
 		first_position =
 			DatumGetInt64(slots[0]->tts_values[Anum_es_events_global_position - 1]);
+		last_position =
+			DatumGetInt64(slots[nevents - 1]->tts_values[Anum_es_events_global_position - 1]);
 		EsFeedRegister(&hold, first_position);
 
 		/* a direct-insert window that we waited for may have moved on */
@@ -674,6 +742,11 @@ InsertEvents(const EsCatalog *cat, Relation rel, text *stream_id,
 			index_insert(pkey.index, &position, &isnull, &slots[i]->tts_tid,
 						 rel, UNIQUE_CHECK_YES, false, pkey.info);
 		}
+		if (pkey.category != NULL)
+		{
+			for (i = 0; i < nevents; i++)
+				InsertCategoryEntry(estate, rel, &pkey, slots[i]);
+		}
 	}
 	PG_CATCH();
 	{
@@ -683,6 +756,9 @@ InsertEvents(const EsCatalog *cat, Relation rel, text *stream_id,
 	}
 	PG_END_TRY();
 	EsFeedEndAppend(&hold);
+	es_last_appended_position = last_position;
+	es_last_appended_xid = GetCurrentTransactionId();
+	EsSubWaitNoteAppend(last_position);
 
 	for (i = 0; i < nevents; i++)
 	{
@@ -1028,6 +1104,24 @@ es_append_batch(PG_FUNCTION_ARGS)
 
 	PG_RETURN_INT64(AppendEvents(fcinfo, stream_id, events, nevents,
 								 check_version, expected));
+}
+
+/*
+ * es_last_position returns the global position of the last event an append
+ * of this transaction wrote, NULL when it wrote none (or only in
+ * subtransactions that rolled back since, or only exact retries, which
+ * write nothing).  Its own transaction's positions are known to the
+ * caller, so no privilege is checked.
+ */
+PG_FUNCTION_INFO_V1(es_last_position);
+Datum
+es_last_position(PG_FUNCTION_ARGS)
+{
+	if (es_last_appended_position == 0 ||
+		!TransactionIdIsValid(es_last_appended_xid) ||
+		!TransactionIdIsCurrentTransactionId(es_last_appended_xid))
+		PG_RETURN_NULL();
+	PG_RETURN_INT64(es_last_appended_position);
 }
 
 /*

@@ -14,6 +14,7 @@
 #include "utils/guc.h"
 
 #include "es_pg.h"
+#include "subscription.h"
 #include "projection.h"
 #include "snapshot.h"
 
@@ -42,6 +43,7 @@ _PG_init(void)
 	EsInitApply();
 	EsInitProjectionShmem();
 	EsInitWorkers();
+	EsInitSubWait();
 	EsInitCatalogCache();
 	EsInitEvolution();
 	EsInitVerify();

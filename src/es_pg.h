@@ -23,6 +23,7 @@
 #include "executor/tuptable.h"
 #include "utils/jsonb.h"
 #include "utils/relcache.h"
+#include "access/skey.h"
 #include "utils/snapshot.h"
 #include "utils/uuid.h"
 
@@ -70,6 +71,7 @@
 #define ES_LOCKTAG_WORKER	0x4557	/* a database's projection worker */
 #define ES_LOCKTAG_APPLY	0x4541	/* an applier of one projection */
 #define ES_LOCKTAG_SEAL		0x534C	/* es_seal of a database: held until transaction end */
+#define ES_LOCKTAG_SUBSCRIPTION	0x5355	/* creating or dropping a subscription */
 
 #define ES_ERRCODE_VERSION_CONFLICT ERRCODE_T_R_SERIALIZATION_FAILURE
 /* 55Z01: a stream deleted by es_delete_stream (tombstone.c) */
@@ -78,6 +80,7 @@
 #define ES_STREAM_VERSION_CONSTRAINT	"es_events_stream_id_version_key"
 #define ES_EVENT_ID_CONSTRAINT			"es_events_event_id_key"
 #define ES_INSERT_CHECK_CONSTRAINT		"es_events_insert_check"
+#define ES_CATEGORY_INDEX				"es_events_category_idx"
 
 /*
  * EsCatalog holds the OIDs of the extension's objects in this database.  It
@@ -264,6 +267,10 @@ extern int64 EsStreamVersion(const EsCatalog *cat, Relation rel,
 							 text *stream_id, Snapshot snapshot);
 extern int64 EsReadFeed(const EsCatalog *cat, int64 from_position,
 						int64 max_count, EsFeedCallback callback, void *arg);
+extern int64 EsReadFeedIndex(const EsCatalog *cat, Oid index_oid,
+							 ScanKey keys, int nkeys, int64 from_position,
+							 int64 max_count, EsFeedCallback callback,
+							 void *arg, int64 *reached);
 extern int64 EsHeadPosition(const EsCatalog *cat, Snapshot snapshot);
 
 /*

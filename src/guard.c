@@ -630,6 +630,15 @@ CheckEventsIntact(Oid namespace_oid)
 				 errdetail("An unlogged table loses its rows in a crash; a partition can be written through its parent.")));
 	table_close(rel, AccessShareLock);
 
+	/* 0.2.0: category reads and subscriptions walk the category index */
+	if (version >= ES_VERSION_0_2 &&
+		!OidIsValid(get_relname_relid(ES_CATEGORY_INDEX, namespace_oid)))
+		ereport(ERROR,
+				(errcode(ERRCODE_FEATURE_NOT_SUPPORTED),
+				 errmsg("index \"%s\" on es_events must stay in place",
+						ES_CATEGORY_INDEX),
+				 errdetail("Category reads and subscriptions rely on it.")));
+
 	for (i = 0; i < lengthof(es_required_constraints); i++)
 	{
 		bool		ok = false;

@@ -310,16 +310,42 @@ int64
 EsReadFeed(const EsCatalog *cat, int64 from_position, int64 max_count,
 		   EsFeedCallback callback, void *arg)
 {
+	ScanKeyData key;
+
+	ScanKeyInit(&key, 1, BTGreaterStrategyNumber, F_INT8GT,
+				Int64GetDatum(from_position));
+	return EsReadFeedIndex(cat, InvalidOid, &key, 1, from_position,
+						   max_count, callback, arg, NULL);
+}
+
+/*
+ * EsReadFeedIndex is EsReadFeed along another index of es_events whose
+ * entries are in global position order for the scan keys given (the
+ * category index, category.c); InvalidOid walks the global_position index.
+ * The keys select the positions after from_position.  *reached (unless
+ * NULL) is set to the position up to which the walk saw every entry of the
+ * index that will ever commit: the last row passed to the callback when the
+ * walk stopped there, else just below the row that ended it, else the safe
+ * high position.
+ */
+int64
+EsReadFeedIndex(const EsCatalog *cat, Oid index_oid, ScanKey keys, int nkeys,
+				int64 from_position, int64 max_count,
+				EsFeedCallback callback, void *arg, int64 *reached)
+{
 	Relation	rel;
 	Relation	index;
+	Relation	walk;
 	TupleDesc	tupdesc;
 	IndexScanDesc scan;
-	ScanKeyData key;
 	Snapshot	snapshot;
 	Buffer		buffer = InvalidBuffer;
 	int64		high;
 	int64		count = 0;
+	int64		reached_here = from_position;
 
+	if (reached != NULL)
+		*reached = from_position;
 	if (max_count <= 0)
 		return 0;
 
@@ -335,6 +361,7 @@ EsReadFeed(const EsCatalog *cat, int64 from_position, int64 max_count,
 		table_close(rel, AccessShareLock);
 		return 0;
 	}
+	walk = OidIsValid(index_oid) ? index_open(index_oid, AccessShareLock) : index;
 
 	/*
 	 * The snapshot must be taken after "high" was read, so that it sees
@@ -347,10 +374,8 @@ EsReadFeed(const EsCatalog *cat, int64 from_position, int64 max_count,
 	else
 		snapshot = RegisterSnapshot(GetLatestSnapshot());
 
-	ScanKeyInit(&key, 1, BTGreaterStrategyNumber, F_INT8GT,
-				Int64GetDatum(from_position));
-	scan = EsIndexBeginScan(rel, index, SnapshotAny, 1, 0);
-	index_rescan(scan, &key, 1, NULL, 0);
+	scan = EsIndexBeginScan(rel, walk, SnapshotAny, nkeys, 0);
+	index_rescan(scan, keys, nkeys, NULL, 0);
 
 	/*
 	 * The heap is read here rather than through index_getnext_slot: rows of
@@ -369,9 +394,13 @@ EsReadFeed(const EsCatalog *cat, int64 from_position, int64 max_count,
 		bool		isnull;
 		bool		visible;
 		TransactionId xmin;
+		int64		position;
 
 		if (tid == NULL)
+		{
+			reached_here = high;
 			break;
+		}
 		block = ItemPointerGetBlockNumber(tid);
 		if (buffer == InvalidBuffer || BufferGetBlockNumber(buffer) != block)
 			buffer = ReleaseAndReadBuffer(buffer, rel, block);
@@ -393,13 +422,19 @@ EsReadFeed(const EsCatalog *cat, int64 from_position, int64 max_count,
 		xmin = HeapTupleHeaderGetXmin(tuple.t_data);
 		LockBuffer(buffer, BUFFER_LOCK_UNLOCK);
 
-		if (DatumGetInt64(heap_getattr(&tuple, Anum_es_events_global_position,
-									   tupdesc, &isnull)) > high)
+		position = DatumGetInt64(heap_getattr(&tuple,
+											  Anum_es_events_global_position,
+											  tupdesc, &isnull));
+		if (position > high)
+		{
+			reached_here = high;
 			break;
+		}
 
 		if (visible)
 		{
 			count++;
+			reached_here = position;
 			if (!callback(&tuple, tupdesc, arg))
 				break;
 			continue;
@@ -416,15 +451,22 @@ EsReadFeed(const EsCatalog *cat, int64 from_position, int64 max_count,
 		 * version on the same page is returned in its place).
 		 */
 		if (TransactionIdIsCurrentTransactionId(xmin))
+		{
+			reached_here = position - 1;
 			break;
+		}
 		if (XidInMVCCSnapshot(xmin, snapshot))
 		{
 			if (!TransactionIdDidAbort(xmin))
+			{
+				reached_here = position - 1;
 				break;
+			}
 		}
 		else if (TransactionIdDidCommit(xmin))
 		{
 			/* an UPDATE that stayed on the page: its new version, if any */
+			reached_here = position;
 			if (HeapTupleHeaderIsHotUpdated(tuple.t_data) &&
 				FollowHotChain(rel, buffer, snapshot, &tuple))
 			{
@@ -434,14 +476,19 @@ EsReadFeed(const EsCatalog *cat, int64 from_position, int64 max_count,
 			}
 			continue;
 		}
+		reached_here = position;
 		if (!scan->xactStartedInRecovery)
 			scan->kill_prior_tuple = true;
 	}
 
 	if (BufferIsValid(buffer))
 		ReleaseBuffer(buffer);
+	if (reached != NULL)
+		*reached = Max(reached_here, from_position);
 	index_endscan(scan);
 	UnregisterSnapshot(snapshot);
+	if (walk != index)
+		index_close(walk, AccessShareLock);
 	index_close(index, AccessShareLock);
 	table_close(rel, AccessShareLock);
 	return count;

@@ -5,4 +5,4 @@
 set -euo pipefail
 cd "$(dirname "${BASH_SOURCE[0]}")"
 npm ci --no-audit --no-fund --loglevel=error
-node --test test/bank.test.js
+node --test test/bank.test.js test/consumer.test.js

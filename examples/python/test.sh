@@ -7,4 +7,4 @@
 set -euo pipefail
 cd "$(dirname "${BASH_SOURCE[0]}")"
 export PYTHONDONTWRITEBYTECODE=1
-exec /usr/bin/python3 -m unittest -v test_bank_client
+exec /usr/bin/python3 -m unittest -v test_bank_client test_consumer

@@ -167,6 +167,14 @@ SELECT m.kind, m.object_type, m.object,
 	('reader', 'function', '@extschema@.es_projection_worker()'::pg_catalog.regprocedure::pg_catalog.oid, 'EXECUTE'),
 	('reader', 'view', '@extschema@.es_projection_status'::pg_catalog.regclass::pg_catalog.oid, 'SELECT'),
 	('reader', 'function', '@extschema@.es_verify(bigint, bigint)'::pg_catalog.regprocedure::pg_catalog.oid, 'EXECUTE'),
+	-- reader: category reads and consumers of subscriptions (40_subscription.sql)
+	('reader', 'function', '@extschema@.es_read_category(text, bigint, bigint)'::pg_catalog.regprocedure::pg_catalog.oid, 'EXECUTE'),
+	('reader', 'function', '@extschema@.es_poll(text, integer, integer, interval, text)'::pg_catalog.regprocedure::pg_catalog.oid, 'EXECUTE'),
+	('reader', 'function', '@extschema@.es_ack(text, integer, bigint, text)'::pg_catalog.regprocedure::pg_catalog.oid, 'EXECUTE'),
+	('reader', 'function', '@extschema@.es_nack(text, integer, bigint, text, text)'::pg_catalog.regprocedure::pg_catalog.oid, 'EXECUTE'),
+	('reader', 'function', '@extschema@.es_release(text, integer, text)'::pg_catalog.regprocedure::pg_catalog.oid, 'EXECUTE'),
+	('reader', 'view', '@extschema@.es_subscription_status'::pg_catalog.regclass::pg_catalog.oid, 'SELECT'),
+	('reader', 'view', '@extschema@.es_parked_events'::pg_catalog.regclass::pg_catalog.oid, 'SELECT'),
 	-- the check of direct inserts: callable by anyone, it only reads this session's state
 	('reader', 'function', '@extschema@.es_events_insert_check(bigint)'::pg_catalog.regprocedure::pg_catalog.oid, 'EXECUTE'),
 	-- reader: the event type registry
@@ -176,6 +184,8 @@ SELECT m.kind, m.object_type, m.object,
 	-- appender
 	('appender', 'function', '@extschema@.es_append(text, text, jsonb, bigint, jsonb, uuid)'::pg_catalog.regprocedure::pg_catalog.oid, 'EXECUTE'),
 	('appender', 'function', '@extschema@.es_append_batch(text, jsonb, bigint)'::pg_catalog.regprocedure::pg_catalog.oid, 'EXECUTE'),
+	-- appender: the position of its own appends (40_subscription.sql)
+	('appender', 'function', '@extschema@.es_last_position()'::pg_catalog.regprocedure::pg_catalog.oid, 'EXECUTE'),
 	('appender', 'function', '@extschema@.es_save_snapshot(text, bigint, jsonb, regprocedure)'::pg_catalog.regprocedure::pg_catalog.oid, 'EXECUTE'),
 	-- admin: snapshot policies and invalidation, the tables behind them
 	('admin', 'function', '@extschema@.es_set_snapshot_policy(regprocedure, integer)'::pg_catalog.regprocedure::pg_catalog.oid, 'EXECUTE'),
@@ -209,6 +219,13 @@ SELECT m.kind, m.object_type, m.object,
 	('admin', 'function', '@extschema@.es_archive(bigint, name)'::pg_catalog.regprocedure::pg_catalog.oid, 'EXECUTE'),
 	('admin', 'table', '@extschema@.es_archived_events'::pg_catalog.regclass::pg_catalog.oid, 'SELECT'),
 	('admin', 'table', '@extschema@.es_archives'::pg_catalog.regclass::pg_catalog.oid, 'SELECT'),
+	-- admin: subscriptions (40_subscription.sql)
+	('admin', 'function', '@extschema@.es_create_subscription(text, text, text[], integer, bigint, integer, interval, boolean)'::pg_catalog.regprocedure::pg_catalog.oid, 'EXECUTE'),
+	('admin', 'function', '@extschema@.es_drop_subscription(text, boolean)'::pg_catalog.regprocedure::pg_catalog.oid, 'EXECUTE'),
+	('admin', 'function', '@extschema@.es_replay_parked(text, integer, bigint)'::pg_catalog.regprocedure::pg_catalog.oid, 'EXECUTE'),
+	('admin', 'table', '@extschema@.es_subscriptions'::pg_catalog.regclass::pg_catalog.oid, 'SELECT'),
+	('admin', 'table', '@extschema@.es_subscription_members'::pg_catalog.regclass::pg_catalog.oid, 'SELECT'),
+	('admin', 'table', '@extschema@.es_subscription_parked'::pg_catalog.regclass::pg_catalog.oid, 'SELECT'),
 	-- owner only
 	('owner', 'sequence', '@extschema@.es_events_position_seq'::pg_catalog.regclass::pg_catalog.oid, NULL),
 	('owner', 'function', '@extschema@.es_events_append_only()'::pg_catalog.regprocedure::pg_catalog.oid, NULL),

@@ -17,6 +17,8 @@ CREATE FUNCTION nul_validator(data jsonb, metadata jsonb) RETURNS boolean
 	LANGUAGE sql AS $$SELECT true$$;
 SELECT es_register_event_type('NulT', 2), es_register_event_type('NulT2', 1),
 	   es_create_upcaster('NulT', 1, 'nul_upcaster(es_events)');
+SELECT es_create_subscription('nul_sub', start_position => es_head_position() - 1);
+SELECT count(*) FROM es_poll('nul_sub');
 
 -- valid arguments for each function, and what a NULL in each place gives
 CREATE TEMP TABLE fn_cases (fn regprocedure, args text[], want text[]);
@@ -79,6 +81,28 @@ INSERT INTO fn_cases VALUES
 	('es_audit_append_only()', ARRAY[]::text[], ARRAY['42804']),
 	('es_archive(bigint,name)', ARRAY['100', $$'pg_default'$$], ARRAY['ok', 'ok']),
 	('es_delete_stream(text,bigint,jsonb)', ARRAY[$$'nul-1'$$, '1', $$'{}'$$],
+	 ARRAY['22004', 'ok', 'ok']),
+	-- positions, categories and subscriptions
+	('es_last_position()', ARRAY[]::text[], ARRAY['null']),
+	('es_read_category(text,bigint,bigint)', ARRAY[$$'nul'$$, '0', '10'],
+	 ARRAY['22004', 'ok', 'ok']),
+	('es_create_subscription(text,text,text[],integer,bigint,integer,interval,boolean)',
+	 ARRAY[$$'nul_sub_2'$$, $$'nul'$$, $$'{Created}'$$, '2', '0', '3', $$'1 min'$$, 'false'],
+	 ARRAY['22004', 'ok', 'ok', 'ok', 'ok', 'ok', 'ok', 'ok']),
+	('es_drop_subscription(text,boolean)', ARRAY[$$'nul_sub'$$, 'false'],
+	 ARRAY['22004', 'ok']),
+	('es_poll(text,integer,integer,interval,text)',
+	 ARRAY[$$'nul_sub'$$, '0', '10', $$'0 s'$$, $$'c'$$],
+	 ARRAY['22004', 'ok', 'ok', 'ok', 'ok']),
+	('es_ack(text,integer,bigint,text)',
+	 ARRAY[$$'nul_sub'$$, '0', 'es_head_position()', $$'c'$$],
+	 ARRAY['22004', '22004', '22004', 'ok']),
+	('es_nack(text,integer,bigint,text,text)',
+	 ARRAY[$$'nul_sub'$$, '0', 'es_head_position()', $$'e'$$, $$'c'$$],
+	 ARRAY['22004', '22004', '22004', 'ok', 'ok']),
+	('es_release(text,integer,text)', ARRAY[$$'nul_sub'$$, '0', $$'c'$$],
+	 ARRAY['22004', '22004', '22004']),
+	('es_replay_parked(text,integer,bigint)', ARRAY[$$'nul_sub'$$, '0', '1'],
 	 ARRAY['22004', 'ok', 'ok']),
 	-- privileges
 	('es_privileges_apply(text,regrole,boolean)',
@@ -190,6 +214,7 @@ DROP ROLE regress_es_nulls;
 SELECT es_drop_snapshots('nul_reducer(jsonb,es_events)'), es_drop_snapshots(NULL, 'nul-1');
 DROP FUNCTION nul_reducer(jsonb, es_events);
 SELECT es_drop_projection('nul_proj');
+SELECT es_drop_subscription('nul_sub');
 DROP FUNCTION nul_handler(es_events);
 DROP FUNCTION nul_reset();
 SELECT es_drop_upcaster('NulT', 1), es_drop_event_type('NulT'),

@@ -61,6 +61,27 @@ SELECT version, event_type, data, schema_version
 SELECT version, event_type, data, schema_version
   FROM es_read_all((SELECT min(global_position) - 1 FROM stored_before), 1000)
  WHERE stream_id = 'evo-acc-1';
+-- the consumers' read paths: a category read, and a subscription to the
+-- category's MoneyDeposited events, which gets FundsAdded under its new
+-- name (the type filter sees the current shape), nacks it into the parked
+-- events and has it replayed, still in its current shape
+SELECT version, event_type, data, schema_version
+  FROM es_read_category('evo', (SELECT min(global_position) - 1 FROM stored_before))
+ WHERE stream_id = 'evo-acc-1';
+SELECT es_create_subscription('evo_deposits', 'evo', ARRAY['MoneyDeposited'],
+	start_position => (SELECT min(global_position) - 1 FROM stored_before),
+	max_attempts => 1);
+SELECT global_position - (SELECT min(global_position) FROM stored_before) AS at,
+	   version, event_type, data, attempt
+  FROM es_poll('evo_deposits', consumer => 'c1');
+SELECT es_nack('evo_deposits', 0, (SELECT min(global_position) + 2 FROM stored_before),
+			   'cannot handle it', 'c1') AS parked;
+SELECT "position" - (SELECT min(global_position) FROM stored_before) AS at,
+	   event_type, attempts FROM es_parked_events WHERE subscription = 'evo_deposits';
+SELECT es_replay_parked('evo_deposits');
+SELECT version, event_type, data, attempt FROM es_poll('evo_deposits', consumer => 'c1');
+SELECT es_drop_subscription('evo_deposits');
+
 -- the same through the reducer
 CREATE FUNCTION evo_balance(state jsonb, event es_events) RETURNS jsonb
 LANGUAGE sql IMMUTABLE AS $$
