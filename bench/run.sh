@@ -407,6 +407,136 @@ else
 	skip read_category "es_read_category is not installed (issue 12)"
 fi
 
+# ---- snapshots (issue 3): one stream with a snapshot $snap_tail events from
+# its head, one without (full replay), and one of twice the tail
+reducer="'bench.account_reducer(jsonb, es_events)'::regprocedure"
+if has_function 'es_aggregate(text,regprocedure,jsonb,bigint,timestamptz)' &&
+	has_function 'es_save_snapshot(text,bigint,jsonb,regprocedure)'; then
+	phase snapshots
+	es_log "snapshot load vs full replay"
+	at=$((snap_len - snap_tail))
+	sql -c "SELECT es_save_snapshot('snap-1', $at, es_aggregate('snap-1', $reducer, '{}', $at), $reducer)" >/dev/null
+	# the snapshot path must give the state the full replay gives
+	same=$(sql -c "SELECT es_aggregate('snap-1', $reducer)->'balance' = es_aggregate('snap-2', $reducer)->'balance'")
+	if [ "$same" != t ]; then
+		skip snapshot "the state loaded from the snapshot differs from the full replay"
+	else
+		for c in 1 2; do
+			for r in $(seq 1 "$rounds"); do
+				for v in $(rotate "$r" snapshot replay tail2x); do
+					bench_pgbench snapshot "$v" any "$c" "$r" "$S/snapshot_$v.sql" prepared 1
+				done
+			done
+		done
+		# a policy or an automatic snapshot would make "replay" a snapshot load
+		n=$(sql -c "SELECT (SELECT count(*) FROM es_load_snapshot('snap-2')) + (SELECT count(*) FROM es_load_snapshot('tail-1'))")
+		[ "$n" = 0 ] || record snapshot - - - - - - - "invalid: es_aggregate stored snapshots of snap-2 or tail-1 during the run"
+	fi
+else
+	skip snapshot "es_aggregate and es_save_snapshot are not installed (issue 3)"
+fi
+
+# ---- projections (issue 4)
+if [ "$projections" = 1 ]; then
+	sql -v bank=$bank -f "$BENCH/sql/projections.sql" >/dev/null
+	if [ "$bank" = 1 ]; then
+		meta projections "the bank module's three projections (es_pg_bank: bank_accounts, bank_transactions, bank_daily_summary)"
+	else
+		meta projections "three handlers of bench/sql/projections.sql, the same statements as the bank module's ($bank_note)"
+	fi
+	# async projections are applied by es_apply_projections here, not by the
+	# worker, so that the time is the machinery's and not the worker's nap
+	sql -c "ALTER SYSTEM SET es_pg.projection_workers = off" -c "SELECT pg_reload_conf()" >/dev/null
+	settle
+
+	# rebuild: es_rebuild_projection against reset + the handlers over every
+	# event; this also fills the read models for the workloads below
+	phase rebuild
+	es_log "projections: rebuild"
+	sql -c "SELECT bench.projections_on('inline')" >/dev/null
+	for r in $(seq 1 "$rounds"); do
+		for v in $(rotate "$r" rebuild handlers); do
+			if [ "$v" = rebuild ]; then
+				bench_sql rebuild_projection rebuild "$r" \
+					"SELECT sum(es_rebuild_projection(name)) FROM (SELECT name FROM bench.projection_defs ORDER BY name) d"
+			else
+				bench_sql rebuild_projection handlers "$r" \
+					"SELECT sum(bench.reset_and_apply(name)) FROM (SELECT name FROM bench.projection_defs ORDER BY name) d"
+			fi
+		done
+	done
+
+	# inline: the same single-event appends with and without the projections
+	phase inline
+	for sync in on off; do
+		for c in 1 2; do
+			es_log "projections: inline, synchronous_commit = $sync, $c client(s)"
+			for r in $(seq 1 "$rounds"); do
+				for v in $(rotate "$r" bank3 alone by_hand); do
+					if [ "$v" = bank3 ]; then
+						sql -c "SELECT bench.projections_on('inline')" >/dev/null
+					else
+						sql -c "SELECT bench.projections_off()" >/dev/null
+					fi
+					bench_pgbench inline_projections "$v" "$sync" "$c" "$r" \
+						"$S/$([ "$v" = by_hand ] && echo inline_by_hand || echo append_es).sql" prepared 1
+				done
+			done
+		done
+	done
+	sql -c "SELECT bench.projections_off()" >/dev/null
+
+	# async: a backlog of $backlog events applied in batches of 1,000 events
+	# per projection and transaction, as the worker applies them, by
+	# es_apply_projections(NULL, 1000) called until it has nothing left,
+	# against the handlers called on another backlog of the same shape, in
+	# the same batches
+	phase async
+	es_log "projections: async catch-up"
+	nbatch=$(((backlog + 999) / 1000))
+	for r in $(seq 1 "$rounds"); do
+		for v in $(rotate "$r" catchup handlers); do
+			if [ "$v" = catchup ]; then
+				sql -c "SELECT bench.projections_on('async')" >/dev/null
+				sql -c "SELECT bench.make_backlog($backlog, $streams)" >/dev/null
+				for ((i = 0; i <= nbatch; i++)); do
+					echo "SELECT es_apply_projections(NULL, 1000);"
+				done >"$OUT/gen/catchup.sql"
+				bench_sql async_projection catchup "$r" "@$OUT/gen/catchup.sql" "$backlog"
+				lag=$(sql -c "SELECT sum(lag_events) FROM es_projection_status WHERE name IN (SELECT name FROM bench.projection_defs)")
+				[ "$lag" = 0 ] || record async_projection - - - - - - - "invalid: es_apply_projections left $lag events unapplied"
+				sql -c "SELECT bench.projections_off()" >/dev/null
+			else
+				from=$(sql -c "SELECT max(global_position) FROM es_events")
+				sql -c "SELECT bench.make_backlog($backlog, $streams)" >/dev/null
+				to=$(sql -c "SELECT max(global_position) FROM es_events")
+				for ((i = from; i < to; i += 1000)); do
+					echo "SELECT bench.apply_handlers($i, $((i + 1000 < to ? i + 1000 : to)));"
+				done >"$OUT/gen/handlers.sql"
+				bench_sql async_projection handlers "$r" "@$OUT/gen/handlers.sql" "$backlog"
+				tail -n 1 "$RESULTS" | sed 's/^async_projection/async_worker/' >>"$RESULTS"
+			fi
+		done
+	done
+
+	# the worker: time from the commit of a backlog to the moment
+	# es_wait_for_projection says all three projections have applied it
+	sql -c "ALTER SYSTEM RESET es_pg.projection_workers" -c "SELECT pg_reload_conf()" >/dev/null
+	settle
+	for r in $(seq 1 "$rounds"); do
+		sql -c "SELECT bench.projections_on('async')" >/dev/null
+		bench_sql async_worker worker "$r" "@$BENCH/sql/worker_catchup.sql" "$backlog" \
+			-v backlog="$backlog" -v streams="$streams"
+		sql -c "SELECT bench.projections_off()" >/dev/null
+	done
+else
+	for w in rebuild_projection inline_projections async_projection; do
+		skip "$w" "es_create_projection is not installed (issue 4)"
+	done
+fi
+
+# (subscriptions and schema evolution append events of their own: they come
+# after the projections, whose rebuild replays every event in one transaction)
 # ---- subscriptions (issue 12): delivery through es_poll + es_ack in pages
 # of 100 and 1,000 (50,000 events per measurement, from the start of the
 # feed), each page and its ack one transaction (the exactly-once pattern),
@@ -599,134 +729,6 @@ if has_function 'es_register_event_type(text,integer,jsonpath,regprocedure)'; th
 else
 	for w in read_no_upcaster read_other_upcaster read_upcast append_validator; do
 		skip "$w" "es_register_event_type is not installed (issue 13)"
-	done
-fi
-
-# ---- snapshots (issue 3): one stream with a snapshot $snap_tail events from
-# its head, one without (full replay), and one of twice the tail
-reducer="'bench.account_reducer(jsonb, es_events)'::regprocedure"
-if has_function 'es_aggregate(text,regprocedure,jsonb,bigint,timestamptz)' &&
-	has_function 'es_save_snapshot(text,bigint,jsonb,regprocedure)'; then
-	phase snapshots
-	es_log "snapshot load vs full replay"
-	at=$((snap_len - snap_tail))
-	sql -c "SELECT es_save_snapshot('snap-1', $at, es_aggregate('snap-1', $reducer, '{}', $at), $reducer)" >/dev/null
-	# the snapshot path must give the state the full replay gives
-	same=$(sql -c "SELECT es_aggregate('snap-1', $reducer)->'balance' = es_aggregate('snap-2', $reducer)->'balance'")
-	if [ "$same" != t ]; then
-		skip snapshot "the state loaded from the snapshot differs from the full replay"
-	else
-		for c in 1 2; do
-			for r in $(seq 1 "$rounds"); do
-				for v in $(rotate "$r" snapshot replay tail2x); do
-					bench_pgbench snapshot "$v" any "$c" "$r" "$S/snapshot_$v.sql" prepared 1
-				done
-			done
-		done
-		# a policy or an automatic snapshot would make "replay" a snapshot load
-		n=$(sql -c "SELECT (SELECT count(*) FROM es_load_snapshot('snap-2')) + (SELECT count(*) FROM es_load_snapshot('tail-1'))")
-		[ "$n" = 0 ] || record snapshot - - - - - - - "invalid: es_aggregate stored snapshots of snap-2 or tail-1 during the run"
-	fi
-else
-	skip snapshot "es_aggregate and es_save_snapshot are not installed (issue 3)"
-fi
-
-# ---- projections (issue 4)
-if [ "$projections" = 1 ]; then
-	sql -v bank=$bank -f "$BENCH/sql/projections.sql" >/dev/null
-	if [ "$bank" = 1 ]; then
-		meta projections "the bank module's three projections (es_pg_bank: bank_accounts, bank_transactions, bank_daily_summary)"
-	else
-		meta projections "three handlers of bench/sql/projections.sql, the same statements as the bank module's ($bank_note)"
-	fi
-	# async projections are applied by es_apply_projections here, not by the
-	# worker, so that the time is the machinery's and not the worker's nap
-	sql -c "ALTER SYSTEM SET es_pg.projection_workers = off" -c "SELECT pg_reload_conf()" >/dev/null
-	settle
-
-	# rebuild: es_rebuild_projection against reset + the handlers over every
-	# event; this also fills the read models for the workloads below
-	phase rebuild
-	es_log "projections: rebuild"
-	sql -c "SELECT bench.projections_on('inline')" >/dev/null
-	for r in $(seq 1 "$rounds"); do
-		for v in $(rotate "$r" rebuild handlers); do
-			if [ "$v" = rebuild ]; then
-				bench_sql rebuild_projection rebuild "$r" \
-					"SELECT sum(es_rebuild_projection(name)) FROM (SELECT name FROM bench.projection_defs ORDER BY name) d"
-			else
-				bench_sql rebuild_projection handlers "$r" \
-					"SELECT sum(bench.reset_and_apply(name)) FROM (SELECT name FROM bench.projection_defs ORDER BY name) d"
-			fi
-		done
-	done
-
-	# inline: the same single-event appends with and without the projections
-	phase inline
-	for sync in on off; do
-		for c in 1 2; do
-			es_log "projections: inline, synchronous_commit = $sync, $c client(s)"
-			for r in $(seq 1 "$rounds"); do
-				for v in $(rotate "$r" bank3 alone by_hand); do
-					if [ "$v" = bank3 ]; then
-						sql -c "SELECT bench.projections_on('inline')" >/dev/null
-					else
-						sql -c "SELECT bench.projections_off()" >/dev/null
-					fi
-					bench_pgbench inline_projections "$v" "$sync" "$c" "$r" \
-						"$S/$([ "$v" = by_hand ] && echo inline_by_hand || echo append_es).sql" prepared 1
-				done
-			done
-		done
-	done
-	sql -c "SELECT bench.projections_off()" >/dev/null
-
-	# async: a backlog of $backlog events applied in batches of 1,000 events
-	# per projection and transaction, as the worker applies them, by
-	# es_apply_projections(NULL, 1000) called until it has nothing left,
-	# against the handlers called on another backlog of the same shape, in
-	# the same batches
-	phase async
-	es_log "projections: async catch-up"
-	nbatch=$(((backlog + 999) / 1000))
-	for r in $(seq 1 "$rounds"); do
-		for v in $(rotate "$r" catchup handlers); do
-			if [ "$v" = catchup ]; then
-				sql -c "SELECT bench.projections_on('async')" >/dev/null
-				sql -c "SELECT bench.make_backlog($backlog, $streams)" >/dev/null
-				for ((i = 0; i <= nbatch; i++)); do
-					echo "SELECT es_apply_projections(NULL, 1000);"
-				done >"$OUT/gen/catchup.sql"
-				bench_sql async_projection catchup "$r" "@$OUT/gen/catchup.sql" "$backlog"
-				lag=$(sql -c "SELECT sum(lag_events) FROM es_projection_status WHERE name IN (SELECT name FROM bench.projection_defs)")
-				[ "$lag" = 0 ] || record async_projection - - - - - - - "invalid: es_apply_projections left $lag events unapplied"
-				sql -c "SELECT bench.projections_off()" >/dev/null
-			else
-				from=$(sql -c "SELECT max(global_position) FROM es_events")
-				sql -c "SELECT bench.make_backlog($backlog, $streams)" >/dev/null
-				to=$(sql -c "SELECT max(global_position) FROM es_events")
-				for ((i = from; i < to; i += 1000)); do
-					echo "SELECT bench.apply_handlers($i, $((i + 1000 < to ? i + 1000 : to)));"
-				done >"$OUT/gen/handlers.sql"
-				bench_sql async_projection handlers "$r" "@$OUT/gen/handlers.sql" "$backlog"
-				tail -n 1 "$RESULTS" | sed 's/^async_projection/async_worker/' >>"$RESULTS"
-			fi
-		done
-	done
-
-	# the worker: time from the commit of a backlog to the moment
-	# es_wait_for_projection says all three projections have applied it
-	sql -c "ALTER SYSTEM RESET es_pg.projection_workers" -c "SELECT pg_reload_conf()" >/dev/null
-	settle
-	for r in $(seq 1 "$rounds"); do
-		sql -c "SELECT bench.projections_on('async')" >/dev/null
-		bench_sql async_worker worker "$r" "@$BENCH/sql/worker_catchup.sql" "$backlog" \
-			-v backlog="$backlog" -v streams="$streams"
-		sql -c "SELECT bench.projections_off()" >/dev/null
-	done
-else
-	for w in rebuild_projection inline_projections async_projection; do
-		skip "$w" "es_create_projection is not installed (issue 4)"
 	done
 fi
 
