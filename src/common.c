@@ -300,3 +300,25 @@ EsMaxIndexedPosition(Relation rel, Relation index)
 	index_endscan(scan);
 	return position;
 }
+
+/*
+ * EsDropCascades says whether the statement being run drops objects with
+ * CASCADE (or drops a whole extension or a role's objects, which takes
+ * what hangs on them along too).
+ */
+bool
+EsDropCascades(Node *parsetree)
+{
+	if (parsetree == NULL)
+		return false;
+	if (IsA(parsetree, DropStmt))
+	{
+		DropStmt   *stmt = (DropStmt *) parsetree;
+
+		return stmt->behavior == DROP_CASCADE ||
+			stmt->removeType == OBJECT_EXTENSION;
+	}
+	if (IsA(parsetree, DropOwnedStmt))
+		return ((DropOwnedStmt *) parsetree)->behavior == DROP_CASCADE;
+	return false;
+}

@@ -128,4 +128,7 @@ extern bool EsProbeNext(EsIndexProbe *probe, ScanDirection dir);
 extern void EsProbeClose(EsIndexProbe *probe);
 extern int64 EsMaxIndexedPosition(Relation rel, Relation index);
 
+/* whether the statement being run drops with CASCADE (event triggers) */
+extern bool EsDropCascades(Node *parsetree);
+
 #endif							/* ES_COMMON_H */

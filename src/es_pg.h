@@ -287,6 +287,13 @@ extern int32 EsCheckEventSchema(Oid namespace_oid, text *event_type,
 								Jsonb *data, Jsonb *metadata,
 								int batch_index);
 extern void EsUpcastFoldDigest(Oid namespace_oid, char *hex);
+
+/* reducer.c: the pieces of a function's digest, shared with evolution.c */
+struct pg_cryptohash_ctx;
+extern void EsDigestUpdate(struct pg_cryptohash_ctx *ctx, const char *data,
+						   size_t len);
+extern void EsDigestProcAttr(struct pg_cryptohash_ctx *ctx, HeapTuple tuple,
+							 AttrNumber attno);
 /* tombstone.c */
 extern Oid	EsTombstoneIndex(const EsCatalog *cat, Oid *relid);
 extern int64 EsStreamDeletedAt(const EsCatalog *cat, text *stream_id,

@@ -449,27 +449,6 @@ static const EsStatement ClearValidatorStatement = {
 };
 
 /*
- * DropCascades says whether the statement being run drops objects with
- * CASCADE, or drops a whole extension or a role's objects with CASCADE.
- */
-static bool
-DropCascades(Node *parsetree)
-{
-	if (parsetree == NULL)
-		return false;
-	if (IsA(parsetree, DropStmt))
-	{
-		DropStmt   *stmt = (DropStmt *) parsetree;
-
-		return stmt->behavior == DROP_CASCADE ||
-			stmt->removeType == OBJECT_EXTENSION;
-	}
-	if (IsA(parsetree, DropOwnedStmt))
-		return ((DropOwnedStmt *) parsetree)->behavior == DROP_CASCADE;
-	return false;
-}
-
-/*
  * es_evolution_sql_drop is the sql_drop event trigger that keeps upcasters
  * and validator functions from being dropped under the registry: a plain
  * DROP FUNCTION of one is refused (2BP01); with CASCADE (or with its
@@ -504,7 +483,7 @@ es_evolution_sql_drop(PG_FUNCTION_ARGS)
 	if (!OidIsValid(rt.types_relid) || !OidIsValid(rt.upcasters_relid))
 		PG_RETURN_NULL();
 	rt.owner = EsRelationOwner(rt.types_relid);
-	cascade = DropCascades(trigdata->parsetree);
+	cascade = EsDropCascades(trigdata->parsetree);
 
 	EsSpiConnect();
 	n = Run(&rt, &DroppedUpcastersStatement, NULL, NULL);

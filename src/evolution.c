@@ -856,39 +856,6 @@ EsUpcastBatchEnd(bool aborting)
 }
 
 /*
- * DigestUpdate feeds bytes to a hash, followed by a separator.
- */
-static void
-DigestUpdate(pg_cryptohash_ctx *ctx, const char *data, size_t len)
-{
-	static const uint8 separator = 0;
-
-	if (pg_cryptohash_update(ctx, (const uint8 *) data, len) < 0 ||
-		pg_cryptohash_update(ctx, &separator, 1) < 0)
-		elog(ERROR, "could not compute a SHA-256 digest: %s",
-			 pg_cryptohash_error(ctx));
-}
-
-/*
- * DigestProcAttr feeds a text attribute of a pg_proc row to the hash.
- */
-static void
-DigestProcAttr(pg_cryptohash_ctx *ctx, HeapTuple tuple, AttrNumber attno)
-{
-	bool		isnull;
-	Datum		value = SysCacheGetAttr(PROCOID, tuple, attno, &isnull);
-
-	if (isnull)
-		DigestUpdate(ctx, "\x01null", 5);
-	else
-	{
-		text	   *t = DatumGetTextPP(value);
-
-		DigestUpdate(ctx, VARDATA_ANY(t), VARSIZE_ANY_EXHDR(t));
-	}
-}
-
-/*
  * DigestUpcaster feeds what an upcaster does to the hash: which step it is,
  * its signature, its code and settings, its owner and search_path (names,
  * not OIDs, so that the digest survives a dump and restore).
@@ -901,22 +868,22 @@ DigestUpcaster(pg_cryptohash_ctx *ctx, const Upcaster *u)
 	char	   *owner = GetUserNameFromId(u->owner, true);
 
 	snprintf(version, sizeof(version), "%d", u->from_version);
-	DigestUpdate(ctx, u->event_type, strlen(u->event_type));
-	DigestUpdate(ctx, version, strlen(version));
-	DigestUpdate(ctx, u->name, strlen(u->name));
-	DigestUpdate(ctx, owner ? owner : "", owner ? strlen(owner) : 0);
-	DigestUpdate(ctx, u->search_path, strlen(u->search_path));
+	EsDigestUpdate(ctx, u->event_type, strlen(u->event_type));
+	EsDigestUpdate(ctx, version, strlen(version));
+	EsDigestUpdate(ctx, u->name, strlen(u->name));
+	EsDigestUpdate(ctx, owner ? owner : "", owner ? strlen(owner) : 0);
+	EsDigestUpdate(ctx, u->search_path, strlen(u->search_path));
 	tuple = OidIsValid(u->fn) ?
 		SearchSysCache1(PROCOID, ObjectIdGetDatum(u->fn)) : NULL;
 	if (!HeapTupleIsValid(tuple))
 	{
-		DigestUpdate(ctx, "\x01missing", 8);
+		EsDigestUpdate(ctx, "\x01missing", 8);
 		return;
 	}
-	DigestProcAttr(ctx, tuple, Anum_pg_proc_prosrc);
-	DigestProcAttr(ctx, tuple, Anum_pg_proc_probin);
-	DigestProcAttr(ctx, tuple, Anum_pg_proc_prosqlbody);
-	DigestProcAttr(ctx, tuple, Anum_pg_proc_proconfig);
+	EsDigestProcAttr(ctx, tuple, Anum_pg_proc_prosrc);
+	EsDigestProcAttr(ctx, tuple, Anum_pg_proc_probin);
+	EsDigestProcAttr(ctx, tuple, Anum_pg_proc_prosqlbody);
+	EsDigestProcAttr(ctx, tuple, Anum_pg_proc_proconfig);
 	ReleaseSysCache(tuple);
 }
 
@@ -942,7 +909,7 @@ EsUpcastFoldDigest(Oid namespace_oid, char *hex)
 		ctx = pg_cryptohash_create(PG_SHA256);
 		if (ctx == NULL || pg_cryptohash_init(ctx) < 0)
 			elog(ERROR, "could not compute a SHA-256 digest");
-		DigestUpdate(ctx, "es_pg upcasters 1", 17);
+		EsDigestUpdate(ctx, "es_pg upcasters 1", 17);
 		for (i = 0; i < r->nupcasters; i++)
 			DigestUpcaster(ctx, r->ordered[i]);
 		if (pg_cryptohash_final(ctx, r->digest, PG_SHA256_DIGEST_LENGTH) < 0)
@@ -954,8 +921,8 @@ EsUpcastFoldDigest(Oid namespace_oid, char *hex)
 	ctx = pg_cryptohash_create(PG_SHA256);
 	if (ctx == NULL || pg_cryptohash_init(ctx) < 0)
 		elog(ERROR, "could not compute a SHA-256 digest");
-	DigestUpdate(ctx, hex, strlen(hex));
-	DigestUpdate(ctx, (const char *) r->digest, PG_SHA256_DIGEST_LENGTH);
+	EsDigestUpdate(ctx, hex, strlen(hex));
+	EsDigestUpdate(ctx, (const char *) r->digest, PG_SHA256_DIGEST_LENGTH);
 	if (pg_cryptohash_final(ctx, digest, PG_SHA256_DIGEST_LENGTH) < 0)
 		elog(ERROR, "could not compute a SHA-256 digest");
 	pg_cryptohash_free(ctx);

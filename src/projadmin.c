@@ -701,28 +701,6 @@ es_projection_checkpoints_restore(PG_FUNCTION_ARGS)
 }
 
 /*
- * DropCascades says whether the statement being run drops objects with
- * CASCADE (or drops a whole extension or a role's objects, which takes
- * their projections along too).
- */
-static bool
-DropCascades(Node *parsetree)
-{
-	if (parsetree == NULL)
-		return false;
-	if (IsA(parsetree, DropStmt))
-	{
-		DropStmt   *stmt = (DropStmt *) parsetree;
-
-		return stmt->behavior == DROP_CASCADE ||
-			stmt->removeType == OBJECT_EXTENSION;
-	}
-	if (IsA(parsetree, DropOwnedStmt))
-		return ((DropOwnedStmt *) parsetree)->behavior == DROP_CASCADE;
-	return false;
-}
-
-/*
  * RenamedFunction returns what a command would rename or move: the
  * function, or the schema (*nsp), or nothing.
  */
@@ -838,7 +816,7 @@ es_projection_sql_drop(PG_FUNCTION_ARGS)
 						&DroppedStatement : &DroppedStatement_0_1,
 						NULL, NULL, InvalidSnapshot);
 	n = SPI_processed;
-	if (n > 0 && !DropCascades(trigdata->parsetree))
+	if (n > 0 && !EsDropCascades(trigdata->parsetree))
 	{
 		bool		isnull;
 

@@ -45,11 +45,11 @@ static struct
 }			es_last_reducer;
 
 /*
- * DigestUpdate feeds bytes to a hash, followed by a separator so that
+ * EsDigestUpdate feeds bytes to a hash, followed by a separator so that
  * ("ab", "c") and ("a", "bc") differ.
  */
-static void
-DigestUpdate(pg_cryptohash_ctx *ctx, const char *data, size_t len)
+void
+EsDigestUpdate(pg_cryptohash_ctx *ctx, const char *data, size_t len)
 {
 	static const uint8 separator = 0;
 
@@ -86,22 +86,22 @@ DigestEnd(pg_cryptohash_ctx *ctx, uint8 *dest)
 }
 
 /*
- * DigestTextAttr feeds a text-like attribute of a pg_proc row to the hash
+ * EsDigestProcAttr feeds a text-like attribute of a pg_proc row to the hash
  * (a NULL feeds a marker of its own).
  */
-static void
-DigestTextAttr(pg_cryptohash_ctx *ctx, HeapTuple tuple, AttrNumber attno)
+void
+EsDigestProcAttr(pg_cryptohash_ctx *ctx, HeapTuple tuple, AttrNumber attno)
 {
 	bool		isnull;
 	Datum		value = SysCacheGetAttr(PROCOID, tuple, attno, &isnull);
 
 	if (isnull)
-		DigestUpdate(ctx, "\x01null", 5);
+		EsDigestUpdate(ctx, "\x01null", 5);
 	else
 	{
 		text	   *t = DatumGetTextPP(value);
 
-		DigestUpdate(ctx, VARDATA_ANY(t), VARSIZE_ANY_EXHDR(t));
+		EsDigestUpdate(ctx, VARDATA_ANY(t), VARSIZE_ANY_EXHDR(t));
 	}
 }
 
@@ -122,11 +122,11 @@ ComputeCodeDigest(HeapTuple tuple, uint8 *dest)
 	bool		isnull;
 	Datum		config;
 
-	DigestUpdate(ctx, "es_pg reducer 1", 15);
-	DigestUpdate(ctx, lang, strlen(lang));
-	DigestTextAttr(ctx, tuple, Anum_pg_proc_prosrc);
-	DigestTextAttr(ctx, tuple, Anum_pg_proc_probin);
-	DigestTextAttr(ctx, tuple, Anum_pg_proc_prosqlbody);
+	EsDigestUpdate(ctx, "es_pg reducer 1", 15);
+	EsDigestUpdate(ctx, lang, strlen(lang));
+	EsDigestProcAttr(ctx, tuple, Anum_pg_proc_prosrc);
+	EsDigestProcAttr(ctx, tuple, Anum_pg_proc_probin);
+	EsDigestProcAttr(ctx, tuple, Anum_pg_proc_prosqlbody);
 	config = SysCacheGetAttr(PROCOID, tuple, Anum_pg_proc_proconfig, &isnull);
 	if (!isnull)
 	{
@@ -144,7 +144,7 @@ ComputeCodeDigest(HeapTuple tuple, uint8 *dest)
 			if (nulls[i])
 				continue;
 			t = DatumGetTextPP(items[i]);
-			DigestUpdate(ctx, VARDATA_ANY(t), VARSIZE_ANY_EXHDR(t));
+			EsDigestUpdate(ctx, VARDATA_ANY(t), VARSIZE_ANY_EXHDR(t));
 		}
 	}
 	DigestEnd(ctx, dest);
@@ -246,17 +246,17 @@ EsFoldDigest(const EsReducer *reducer, const EsSnapshotPolicy *policy,
 	char	   *initial_text = JsonbToCString(NULL, &initial->root,
 											  VARSIZE(initial));
 
-	DigestUpdate(ctx, (const char *) reducer->code_digest,
+	EsDigestUpdate(ctx, (const char *) reducer->code_digest,
 				 PG_SHA256_DIGEST_LENGTH);
-	DigestUpdate(ctx, initial_text, strlen(initial_text));
+	EsDigestUpdate(ctx, initial_text, strlen(initial_text));
 	if (policy->search_path != NULL)
 	{
 		/* role names, not OIDs, so that the digest survives a restore */
 		char	   *owner = GetUserNameFromId(reducer->owner, false);
 
-		DigestUpdate(ctx, "policy", 6);
-		DigestUpdate(ctx, owner, strlen(owner));
-		DigestUpdate(ctx, policy->search_path, strlen(policy->search_path));
+		EsDigestUpdate(ctx, "policy", 6);
+		EsDigestUpdate(ctx, owner, strlen(owner));
+		EsDigestUpdate(ctx, policy->search_path, strlen(policy->search_path));
 	}
 	DigestEnd(ctx, digest);
 	hex_encode((const char *) digest, PG_SHA256_DIGEST_LENGTH, hex);
