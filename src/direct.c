@@ -17,8 +17,9 @@
  *	  in use when the window opened (a follower past it would never see it);
  *	- just before commit (or PREPARE), every stream the window wrote to must
  *	  continue without a gap: its new versions follow the highest version it
- *	  had, one by one; the position sequence is moved past the highest
- *	  position written; then the window closes.
+ *	  had, one by one, and none follows a tombstone es_tombstones records
+ *	  (a deleted stream stays deleted, tombstone.c); the position sequence
+ *	  is moved past the highest position written; then the window closes.
  *
  * A restore into an empty store is the simplest case of it: the store is
  * empty when the window opens, every row is checked at commit, and the
@@ -201,6 +202,47 @@ CheckStreams(const EsCatalog *cat)
 }
 
 /*
+ * CheckTombstones raises an error for the first stream to which the
+ * window's rows add events after the tombstone es_tombstones records for it:
+ * nothing follows a deleted stream's tombstone (tombstone.c relies on it).
+ * A dump never holds such rows, whichever of es_events and es_tombstones a
+ * restore loads first.
+ */
+static void
+CheckTombstones(const EsCatalog *cat)
+{
+	const char *schema = quote_identifier(get_namespace_name(cat->namespace_oid));
+	char	   *sql;
+	Oid			argtypes[1] = {INT8OID};
+	Datum		values[1];
+	Oid			relid;
+
+	if (!OidIsValid(EsTombstoneIndex(cat, &relid)))
+		return;
+	sql = psprintf("SELECT t.stream_id, t.version, e.version"
+				   " FROM %s.es_events e JOIN %s.es_tombstones t"
+				   " ON t.stream_id OPERATOR(pg_catalog.=) e.stream_id"
+				   " WHERE e.global_position OPERATOR(pg_catalog.>) $1"
+				   " AND e.version OPERATOR(pg_catalog.>) t.version"
+				   " ORDER BY e.global_position LIMIT 1",
+				   schema, schema);
+	values[0] = Int64GetDatum(es_direct.floor);
+	EsRunAsOwner(cat->events_relid, sql, 1, argtypes, values, NULL, true, 1);
+	if (SPI_processed > 0)
+	{
+		HeapTuple	row = SPI_tuptable->vals[0];
+		TupleDesc	desc = SPI_tuptable->tupdesc;
+
+		ereport(ERROR,
+				(errcode(ES_ERRCODE_STREAM_DELETED),
+				 errmsg("stream \"%s\" is deleted", SPI_getvalue(row, desc, 1)),
+				 errdetail("Its tombstone is at version %s; this transaction inserted an event at version %s.",
+						   SPI_getvalue(row, desc, 2), SPI_getvalue(row, desc, 3)),
+				 errhint("Nothing follows a deleted stream's tombstone: insert the events into another stream.")));
+	}
+}
+
+/*
  * AdvanceSequence moves the position sequence past the highest position
  * the window wrote, so that later appends take positions above it.  The
  * window still excludes every other writer here.
@@ -241,6 +283,7 @@ DirectXactCallback(XactEvent event, void *arg)
 		PushActiveSnapshot(GetTransactionSnapshot());
 		EsSpiConnect();
 		CheckStreams(cat);
+		CheckTombstones(cat);
 		if (es_direct.highest > 0)
 			AdvanceSequence(cat);
 		SPI_finish();

@@ -263,6 +263,9 @@ extern bool EsOwnRowBeingChecked(int64 position);
 /* read.c */
 typedef bool (*EsFeedCallback) (HeapTuple tuple, TupleDesc tupdesc,
 								void *arg);
+extern int64 EsStreamHead(const EsCatalog *cat, Relation rel,
+						  text *stream_id, Snapshot snapshot,
+						  bool *maybe_deleted);
 extern int64 EsStreamVersion(const EsCatalog *cat, Relation rel,
 							 text *stream_id, Snapshot snapshot);
 extern int64 EsReadFeed(const EsCatalog *cat, int64 from_position,
@@ -294,7 +297,9 @@ extern void EsDigestUpdate(struct pg_cryptohash_ctx *ctx, const char *data,
 						   size_t len);
 extern void EsDigestProcAttr(struct pg_cryptohash_ctx *ctx, HeapTuple tuple,
 							 AttrNumber attno);
-/* tombstone.c */
+/* tombstone.c: the event type of a deleted stream's last event */
+#define ES_TOMBSTONE_EVENT_TYPE "$StreamDeleted"
+extern bool EsIsTombstoneType(text *event_type);
 extern Oid	EsTombstoneIndex(const EsCatalog *cat, Oid *relid);
 extern int64 EsStreamDeletedAt(const EsCatalog *cat, text *stream_id,
 							   Snapshot snapshot);
