@@ -1,8 +1,8 @@
 #!/usr/bin/env bash
 # bench/run.sh: es_pg beside plain PostgreSQL, measured in one run.
 #
-#   bench/run.sh            full run (8 to 10 minutes on 2 cores)
-#   bench/run.sh --quick    one short round of everything (under 2 minutes)
+#   bench/run.sh            full run (about 18 minutes on 2 cores)
+#   bench/run.sh --quick    one short round of everything (about 4 minutes)
 #
 # Installs what is missing, builds and installs es_pg and the bank example
 # (scripts/lib.sh),
@@ -15,7 +15,8 @@
 #
 # Settings (environment): PG_MAJOR, PG_CONFIG, ES_KEEP as for
 # scripts/test.sh; BENCH_ROUNDS, BENCH_SECONDS override the mode's rounds
-# and seconds per measurement; BENCH_NOTE adds a note at the report's top.
+# and seconds per measurement (BENCH_READ_ROUNDS the reads' rounds, 2 x
+# rounds + 1 by default); BENCH_NOTE adds a note at the report's top.
 #
 # The report of PostgreSQL 15 (the default major) is docs/benchmarks.md; a
 # run on another major (PG_MAJOR=17) writes docs/benchmarks-pg17.md instead,
@@ -33,6 +34,11 @@ case "${1:-}" in
 esac
 if [ "$mode" = quick ]; then rounds=1 secs=1; else rounds=3 secs=2; fi
 rounds=${BENCH_ROUNDS:-$rounds}
+# Reads add no data, so they get more rounds: on 2 cores a 2-client read
+# varies by 20% from one measurement to the next, and the median of 3
+# pairs is not enough to tell 3% apart
+read_rounds=$((rounds == 1 ? 1 : 2 * rounds + 1))
+read_rounds=${BENCH_READ_ROUNDS:-$read_rounds}
 secs=${BENCH_SECONDS:-$secs}
 report_args=()
 if [ -n "${BENCH_DOC:-}" ]; then
@@ -359,6 +365,7 @@ measure_copy_overhead
 # the machine and the settings, for the report
 meta mode "$mode"
 meta rounds "$rounds"
+meta read_rounds "$read_rounds"
 meta seconds "$secs"
 meta date "$(date -u '+%Y-%m-%d %H:%M UTC')"
 meta cpu "$(sed -n 's/^model name[[:space:]]*: //p' /proc/cpuinfo | head -n 1)"
@@ -389,15 +396,21 @@ if has_function 'es_read_category(text,bigint,bigint)'; then
 	sql -c "CREATE INDEX ref_events_category_idx ON bench.ref_events (split_part(stream_id, '-', 1), global_position)" \
 		-c "ANALYZE bench.ref_events" >/dev/null
 fi
+reads=(read_stream read_all)
+[ "$category" = 1 ] && reads+=(read_category)
 for c in 1 2; do
 	es_log "reads, $c client(s)"
-	for r in $(seq 1 "$rounds"); do
-		for v in $(rotate "$r" es ref); do
-			bench_pgbench read_stream "$v" any "$c" "$r" "$S/read_stream_$v.sql" prepared "$read_len"
-			bench_pgbench read_all "$v" any "$c" "$r" "$S/read_all_$v.sql" prepared 1000
-			if [ "$category" = 1 ]; then
-				bench_pgbench read_category "$v" any "$c" "$r" "$S/read_category_$v.sql" prepared 1000
-			fi
+	for r in $(seq 1 "$read_rounds"); do
+		# each workload's two variants run back to back, so that the
+		# machine's drift between them is a few seconds' worth
+		for w in "${reads[@]}"; do
+			for v in $(rotate "$r" es ref); do
+				case $w in
+					read_stream) n=$read_len ;;
+					*) n=1000 ;;
+				esac
+				bench_pgbench "$w" "$v" any "$c" "$r" "$S/${w}_$v.sql" prepared "$n"
+			done
 		done
 	done
 done
@@ -686,7 +699,7 @@ if has_function 'es_register_event_type(text,integer,jsonpath,regprocedure)'; th
 	phase evolution
 	for c in 1 2; do
 		es_log "schema evolution: reads, $c client(s)"
-		for r in $(seq 1 "$rounds"); do
+		for r in $(seq 1 "$read_rounds"); do
 			# one reference run serves the three workloads, and the read
 			# without upcaster is the second reference of the upcast one
 			for v in $(rotate "$r" none other upcast ref); do
