@@ -760,7 +760,7 @@ CREATE FUNCTION @extschema@.es_verify(from_position bigint DEFAULT 0,
 		OUT intact boolean, OUT problem text, OUT "position" bigint,
 		OUT expected text, OUT found text, OUT seal_id bigint,
 		OUT seals bigint, OUT events bigint, OUT sealed_to bigint,
-		OUT archived bigint)
+		OUT archived bigint, OUT archived_ranges int8multirange)
 	RETURNS record
 	AS 'MODULE_PATHNAME', 'es_verify'
 	LANGUAGE C STABLE;

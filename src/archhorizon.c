@@ -43,7 +43,9 @@
 #include "access/relscan.h"
 #include "access/table.h"
 #include "access/tableam.h"
+#include "catalog/pg_type.h"
 #include "commands/trigger.h"
+#include "executor/spi.h"
 #include "executor/tuptable.h"
 #include "utils/builtins.h"
 #include "utils/fmgroids.h"
@@ -238,6 +240,49 @@ EsCheckStreamNotArchived(const EsCatalog *cat, text *stream_id,
 						   (long long) first, (long long) head),
 				 errhint("Read them with es_read_archived(0, NULL, stream_id), or read the stream from version %lld on.",
 						 (long long) (first - 1))));
+}
+
+static const EsStatement ArchivedRangesStatement = {
+	"SELECT pg_catalog.range_agg(pg_catalog.int8range(a.first_position, "
+	"a.last_position, '[]')) FROM @extschema@.es_archives a "
+	"WHERE a.first_position OPERATOR(pg_catalog.<=) $2 "
+	"AND a.last_position OPERATOR(pg_catalog.>=) $1",
+	2, {INT8OID, INT8OID}, false
+};
+
+/*
+ * EsArchivedRanges returns the ranges of positions (an int8multirange,
+ * from es_archives) in which es_archive moved events, among the positions
+ * from_position to to_position, as the snapshot sees them; *isnull when
+ * there are none.  For es_verify.
+ */
+Datum
+EsArchivedRanges(const EsCatalog *cat, int64 from_position,
+				 int64 to_position, Snapshot snapshot, bool *isnull)
+{
+	Oid			relid = InvalidOid;
+	Datum		values[2];
+	Datum		result = (Datum) 0;
+	int			rc;
+
+	*isnull = true;
+	if (cat->version >= ES_VERSION_0_2)
+		relid = EsLookupRelation("es_archives", cat->namespace_oid, true);
+	if (!OidIsValid(relid))
+		return (Datum) 0;
+	values[0] = Int64GetDatum(from_position);
+	values[1] = Int64GetDatum(to_position);
+	EsSpiConnect();
+	rc = EsExecute(&ArchivedRangesStatement, cat->namespace_oid,
+				   EsRelationOwner(relid), values, NULL, snapshot);
+	if (rc != SPI_OK_SELECT || SPI_processed != 1)
+		elog(ERROR, "SPI_execute failed: %s", SPI_result_code_string(rc));
+	result = SPI_getbinval(SPI_tuptable->vals[0], SPI_tuptable->tupdesc, 1,
+						   isnull);
+	if (!*isnull)
+		result = SPI_datumTransfer(result, false, -1);
+	SPI_finish();
+	return result;
 }
 
 /*

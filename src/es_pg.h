@@ -315,6 +315,9 @@ extern void EsCheckStreamNotArchived(const EsCatalog *cat, text *stream_id,
 									 Snapshot snapshot, bool backward,
 									 int64 after, int64 before,
 									 int64 max_count);
+extern Datum EsArchivedRanges(const EsCatalog *cat, int64 from_position,
+							  int64 to_position, Snapshot snapshot,
+							  bool *isnull);
 
 /* verify.c (the seal chain's files share audit.h) */
 extern int	es_verify_progress_events;

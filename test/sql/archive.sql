@@ -146,6 +146,12 @@ SELECT stream_id, version FROM es_events WHERE global_position >= :l1 ORDER BY g
 SELECT stream_id, version FROM es_archived_events WHERE global_position >= :l1 ORDER BY global_position;
 SELECT es_archive(NULL, NULL, true) AS archived_nothing_left;
 SELECT intact, problem, archived > 0 AS some_archived FROM es_verify();
+-- which ranges are archived: one per es_archive call, within the range asked
+SELECT archive_id - :archives_before AS archive, first_position, last_position, live_streams
+  FROM es_archives WHERE archive_id > :archives_before ORDER BY archive_id;
+SELECT archived_ranges FROM es_verify();
+SELECT archived_ranges FROM es_verify(:l1, :l3);
+SELECT archived_ranges FROM es_verify(:lunsealed);
 
 -- appends: versions and expected versions as before
 SELECT es_stream_version('live-1') AS version;
