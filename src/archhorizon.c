@@ -128,6 +128,9 @@ EsArchiveHorizon(const EsCatalog *cat)
 {
 	Oid			relid;
 
+	/* 0.1.0's SQL (before ALTER EXTENSION UPDATE) archives nothing */
+	if (cat->version < ES_VERSION_0_2)
+		return 0;
 	if (cached.valid && cached.namespace_oid == cat->namespace_oid)
 		return cached.horizon;
 	if (!callback_registered)
@@ -135,13 +138,13 @@ EsArchiveHorizon(const EsCatalog *cat)
 		CacheRegisterRelcacheCallback(HorizonCallback, (Datum) 0);
 		callback_registered = true;
 	}
-	relid = InvalidOid;
-	if (cat->version >= ES_VERSION_0_2)
-		relid = EsLookupRelation("es_archives", cat->namespace_oid, true);
+	relid = EsLookupRelation("es_archives", cat->namespace_oid, true);
+	if (!OidIsValid(relid))
+		return 0;
 	cached.valid = false;
 	cached.namespace_oid = cat->namespace_oid;
 	cached.archives_relid = relid;
-	cached.horizon = OidIsValid(relid) ? LoadHorizon(relid) : 0;
+	cached.horizon = LoadHorizon(relid);
 	cached.valid = true;
 	return cached.horizon;
 }
