@@ -113,9 +113,11 @@ REVOKE ALL ON FUNCTION @extschema@.es_delete_stream(text, bigint, jsonb) FROM PU
 
 /*
  * Archiving (src/archive.c): es_archive moves the sealed events of deleted
- * streams, tombstones excepted, from es_events into es_archived_events
- * (which may live in another tablespace), through the one removal path the
- * guard of es_events lets through; es_verify checks them there.
+ * streams, tombstones excepted (and with live_streams those of live
+ * streams, each stream's last event excepted), from es_events into
+ * es_archived_events (which may live in another tablespace), through the
+ * one removal path the guard of es_events lets through; es_verify checks
+ * them there.  Reads that would miss them refuse (src/archhorizon.c).
  */
 CREATE TABLE @extschema@.es_archived_events (
 	global_position bigint NOT NULL,
@@ -133,7 +135,7 @@ CREATE TABLE @extschema@.es_archived_events (
 SELECT pg_catalog.pg_extension_config_dump('@extschema@.es_archived_events', '');
 REVOKE ALL ON @extschema@.es_archived_events FROM PUBLIC;
 COMMENT ON TABLE @extschema@.es_archived_events IS
-	'events es_archive moved out of es_events (sealed events of deleted streams), as they were';
+	'events es_archive moved out of es_events (sealed events of deleted streams, and with live_streams of live streams), as they were';
 CREATE TABLE @extschema@.es_archives (
 	archive_id	bigint NOT NULL,
 	up_to_position bigint NOT NULL,
