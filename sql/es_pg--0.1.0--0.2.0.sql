@@ -883,6 +883,21 @@ COMMENT ON FUNCTION @extschema@.es_archive(bigint, name, boolean) IS
 REVOKE ALL ON FUNCTION @extschema@.es_archive(bigint, name, boolean) FROM PUBLIC;
 
 /*
+ * es_streams counts a stream's events by its version (versions are 1, 2,
+ * 3... without gaps), which stays right when es_archive moved its first
+ * events out of es_events (00_core.sql).
+ */
+CREATE OR REPLACE VIEW @extschema@.es_streams WITH (security_invoker = true) AS
+	SELECT e.stream_id,
+		   pg_catalog.max(e.version) AS version,
+		   pg_catalog.max(e.version) AS events,
+		   pg_catalog.min(e.recorded_at) AS created_at,
+		   pg_catalog.max(e.recorded_at) AS updated_at,
+		   pg_catalog.max(e.global_position) AS last_position
+	  FROM @extschema@.es_events e
+	 GROUP BY e.stream_id;
+
+/*
  * Reading archived events back (src/archread.c): the events of the
  * archived range, from both tables, in position order.
  */
