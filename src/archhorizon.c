@@ -18,7 +18,8 @@
  *	  events after a position below the horizon, the highest position that
  *	  a live-stream archive moved (es_archives.last_position);
  *	- stream reads and es_aggregate's fold when they would need a version
- *	  below the stream's first version left in es_events.
+ *	  below the stream's first version left in es_events;
+ *	- a subscription's replay of a parked event that was archived.
  *
  * A follower past the horizon pays one comparison: the horizon is cached
  * per backend, and forgotten when es_archives changes (its trigger
@@ -168,6 +169,28 @@ EsCheckFeedNotArchived(const EsCatalog *cat, int64 from_position)
 				 errhint("Read positions up to %lld with es_read_archived(%lld), then read the feed from position %lld on.",
 						 (long long) horizon, (long long) from_position,
 						 (long long) horizon)));
+}
+
+/*
+ * EsCheckEventNotArchived raises ES_ERRCODE_EVENTS_ARCHIVED when the event
+ * at a position, which a caller did not find in es_events, may have been
+ * moved out by a live-stream archive (a parked event of a subscription
+ * replayed after it).
+ */
+void
+EsCheckEventNotArchived(const EsCatalog *cat, int64 position)
+{
+	int64		horizon = EsArchiveHorizon(cat);
+
+	if (position <= horizon)
+		ereport(ERROR,
+				(errcode(ES_ERRCODE_EVENTS_ARCHIVED),
+				 errmsg("the event at position %lld is archived",
+						(long long) position),
+				 errdetail("es_archive moved events of live streams up to position %lld into es_archived_events.",
+						   (long long) horizon),
+				 errhint("Read it with es_read_archived(%lld, 1).",
+						 (long long) (position - 1))));
 }
 
 /*

@@ -311,6 +311,7 @@ extern bool EsArchiveRemovalAllowed(struct TriggerData *trigdata);
 /* archhorizon.c: what reads refuse after live streams were archived */
 extern int64 EsArchiveHorizon(const EsCatalog *cat);
 extern void EsCheckFeedNotArchived(const EsCatalog *cat, int64 from_position);
+extern void EsCheckEventNotArchived(const EsCatalog *cat, int64 position);
 extern void EsCheckStreamNotArchived(const EsCatalog *cat, text *stream_id,
 									 Snapshot snapshot, bool backward,
 									 int64 after, int64 before,
