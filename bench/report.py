@@ -115,11 +115,14 @@ WORKLOADS = [
     ("archive", "es_archive of the same events once their streams are deleted and sealed (events archived/s)",
      ("es", "es_archive()"),
      [("move", "the same rows moved between two plain tables: DELETE ... RETURNING into INSERT", None)]),
+    ("archive_live", "es_archive of live streams' sealed events, each stream's last one excepted (events archived/s)",
+     ("es", "es_archive(NULL, NULL, true)"),
+     [("move", "the same rows moved between two plain tables: DELETE ... RETURNING into INSERT", None)]),
 ]
 
 SYNC_LABEL = {"on": "sync on", "off": "sync off", "any": "n/a (read)"}
 READS = {"read_stream", "read_all", "read_category", "snapshot", "read_no_upcaster",
-         "read_other_upcaster", "read_upcast", "seal", "verify", "archive"}
+         "read_other_upcaster", "read_upcast", "seal", "verify", "archive", "archive_live"}
 
 
 def sync_label(workload, sync):
@@ -339,6 +342,18 @@ def seal_section(rows, meta):
                 f"VACUUM FULL ({meta.get('archive_vacuum_seconds', '?')} s), "
                 f"{(before - after) / 1048576:.1f} MB reclaimed; es_archived_events holds "
                 f"{int(meta.get('archive_table_size', 0)) / 1048576:.1f} MB."]
+    live = med(lambda r: r["workload"] == "archive_live" and r["variant"] == "es")
+    if live is not None or meta.get("archive_live_size_after"):
+        out += ["", f"Archiving live streams: es_archive(NULL, NULL, true) moves "
+                f"{fmt_rate(live) if live else '-'} events/s (median)."]
+        if meta.get("archive_live_size_after"):
+            before, after = int(meta["archive_live_size_before"]), int(meta["archive_live_size_after"])
+            out[-1] += (f" In the last round it moved {meta.get('archive_live_events', '?')} events and kept "
+                        f"{meta.get('archive_live_kept', '?')} (each stream's last); es_events went from "
+                        f"{before / 1048576:.1f} MB to {after / 1048576:.1f} MB after VACUUM FULL "
+                        f"({meta.get('archive_live_vacuum_seconds', '?')} s), "
+                        f"{(before - after) / 1048576:.1f} MB ({100 * (before - after) / max(before, 1):.0f}%) reclaimed; "
+                        f"es_verify: {meta.get('archive_live_verify', '?')}.")
     return out + [""]
 def apply_latency_section(meta):
     """Append-to-apply latency of an async projection, preloaded and not:

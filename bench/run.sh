@@ -830,14 +830,15 @@ if has_function 'es_seal(bigint)' && has_function 'es_verify(bigint,bigint)'; th
 	phase seal
 	es_log "seal chain: es_seal and es_verify of $seal_backlog events"
 	sql -c "SELECT es_seal()" >/dev/null
-	sql -c "CREATE FUNCTION bench.seal_backlog(n integer) RETURNS bigint LANGUAGE sql AS \$\$
+	seal_backlog_fn="CREATE FUNCTION bench.seal_backlog(n integer) RETURNS bigint LANGUAGE sql AS \$\$
 		SELECT 10 * count(es_append_batch('seal-' || g, '[{\"type\": \"MoneyDeposited\", \"data\": {\"amount\": 10}},
 		  {\"type\": \"MoneyDeposited\", \"data\": {\"amount\": 20}}, {\"type\": \"MoneyWithdrawn\", \"data\": {\"amount\": 5}},
 		  {\"type\": \"MoneyDeposited\", \"data\": {\"amount\": 30}}, {\"type\": \"MoneyDeposited\", \"data\": {\"amount\": 40}},
 		  {\"type\": \"MoneyWithdrawn\", \"data\": {\"amount\": 15}}, {\"type\": \"MoneyDeposited\", \"data\": {\"amount\": 50}},
 		  {\"type\": \"MoneyDeposited\", \"data\": {\"amount\": 60}}, {\"type\": \"MoneyWithdrawn\", \"data\": {\"amount\": 25}},
 		  {\"type\": \"MoneyDeposited\", \"data\": {\"amount\": 70}}]', 0))
-		  FROM generate_series(1, n / 10) g(x), LATERAL (SELECT pg_catalog.gen_random_uuid()::text || x) s(g) \$\$" >/dev/null
+		  FROM generate_series(1, n / 10) g(x), LATERAL (SELECT pg_catalog.gen_random_uuid()::text || x) s(g) \$\$"
+	sql -c "$seal_backlog_fn" >/dev/null
 	for r in $(seq 1 "$rounds"); do
 		from=$(sql -c "SELECT max(global_position) FROM es_events")
 		sql -c "SELECT bench.seal_backlog($seal_backlog)" >/dev/null
@@ -860,7 +861,7 @@ if has_function 'es_seal(bigint)' && has_function 'es_verify(bigint,bigint)'; th
 		# archiving: the round's streams deleted and sealed (untimed), then
 		# es_archive of their events against moving the same rows between
 		# two plain tables (DELETE ... RETURNING into INSERT)
-		if has_function 'es_archive(bigint,name)'; then
+		if has_function 'es_archive(bigint,name,boolean)'; then
 			[ "$r" = 1 ] && meta archive_size_before "$(sql -c "SELECT pg_total_relation_size('es_events')")"
 			sql -c "SELECT count(es_delete_stream(s.stream_id)) FROM (SELECT DISTINCT stream_id FROM es_events
 				WHERE global_position > $from AND global_position <= $to) s" >/dev/null
@@ -878,7 +879,7 @@ if has_function 'es_seal(bigint)' && has_function 'es_verify(bigint,bigint)'; th
 			done
 		fi
 	done
-	if has_function 'es_archive(bigint,name)'; then
+	if has_function 'es_archive(bigint,name,boolean)'; then
 		t0=$(date +%s.%N)
 		sql -c "VACUUM FULL es_events" >/dev/null
 		t1=$(date +%s.%N)
@@ -888,10 +889,47 @@ if has_function 'es_seal(bigint)' && has_function 'es_verify(bigint,bigint)'; th
 		meta archive_table_size "$(sql -c "SELECT pg_total_relation_size('es_archived_events')")"
 		sql -c "DROP TABLE IF EXISTS bench.arch_src, bench.arch_dst" >/dev/null
 	fi
+	# archiving live streams (es_archive(..., live_streams => true)): in a
+	# database of its own each round, since reads below the archived range
+	# are refused afterwards; $seal_backlog events in streams of 10, sealed
+	# (untimed), then es_archive of all but each stream's last event
+	# against moving the same rows between two plain tables; the space
+	# reclaimed by VACUUM FULL after the last round
+	if has_function 'es_archive(bigint,name,boolean)'; then
+		for r in $(seq 1 "$rounds"); do
+			adb=bench_archive_live_$r
+			sql -c "DROP DATABASE IF EXISTS $adb" -c "CREATE DATABASE $adb" >/dev/null
+			sql -d "$adb" -c "CREATE EXTENSION es_pg" -c "CREATE SCHEMA bench" -c "$seal_backlog_fn" \
+				-c "SELECT bench.seal_backlog($seal_backlog)" -c "SELECT es_seal()" >/dev/null
+			sql -d "$adb" -c "CREATE TABLE bench.arch_src AS SELECT e.* FROM es_events e
+					WHERE e.version < (SELECT max(h.version) FROM es_events h WHERE h.stream_id = e.stream_id)" \
+				-c "ALTER TABLE bench.arch_src ADD PRIMARY KEY (global_position)" \
+				-c "CREATE TABLE bench.arch_dst (LIKE bench.arch_src INCLUDING ALL)" -c "CHECKPOINT" >/dev/null
+			[ "$r" = "$rounds" ] && meta archive_live_size_before "$(sql -d "$adb" -c "SELECT pg_total_relation_size('es_events')")"
+			for v in $(rotate "$r" es move); do
+				if [ "$v" = es ]; then
+					bench_sql archive_live es "$r" "SELECT es_archive(NULL, NULL, true)" "" -d "$adb"
+				else
+					bench_sql archive_live move "$r" "WITH moved AS (DELETE FROM bench.arch_src RETURNING *), ins AS (INSERT INTO bench.arch_dst SELECT * FROM moved RETURNING 1) SELECT count(*) FROM ins" "" -d "$adb"
+				fi
+			done
+			if [ "$r" = "$rounds" ]; then
+				t0=$(date +%s.%N)
+				sql -d "$adb" -c "VACUUM FULL es_events" >/dev/null
+				t1=$(date +%s.%N)
+				meta archive_live_vacuum_seconds "$(awk -v a="$t0" -v b="$t1" 'BEGIN { printf "%.1f", b - a }')"
+				meta archive_live_size_after "$(sql -d "$adb" -c "SELECT pg_total_relation_size('es_events')")"
+				meta archive_live_events "$(sql -d "$adb" -c "SELECT count(*) FROM es_archived_events")"
+				meta archive_live_kept "$(sql -d "$adb" -c "SELECT count(*) FROM es_events")"
+				meta archive_live_verify "$(sql -d "$adb" -c "SELECT intact || ' (' || events || ' events, ' || archived || ' in the archive)' FROM es_verify()")"
+			fi
+			sql -c "DROP DATABASE $adb" >/dev/null
+		done
+	fi
 	meta seal_backlog "$seal_backlog"
 	meta seal_storage "$(sql -c "SELECT pg_size_pretty(pg_total_relation_size('es_seals')) || ' of seals for ' || (SELECT count(*) FROM es_events) || ' events (' || round(pg_total_relation_size('es_seals')::numeric / greatest((SELECT count(*) FROM es_events), 1), 1) || ' bytes per event)'")"
 else
-	for w in seal verify archive; do
+	for w in seal verify archive archive_live; do
 		skip "$w" "es_seal and es_verify are not installed (issue 14)"
 	done
 fi

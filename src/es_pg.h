@@ -76,6 +76,8 @@
 #define ES_ERRCODE_VERSION_CONFLICT ERRCODE_T_R_SERIALIZATION_FAILURE
 /* 55Z01: a stream deleted by es_delete_stream (tombstone.c) */
 #define ES_ERRCODE_STREAM_DELETED	MAKE_SQLSTATE('5','5','Z','0','1')
+/* events a read needs are archived (archhorizon.c) */
+#define ES_ERRCODE_EVENTS_ARCHIVED	MAKE_SQLSTATE('5','5','Z','0','2')
 
 #define ES_STREAM_VERSION_CONSTRAINT	"es_events_stream_id_version_key"
 #define ES_EVENT_ID_CONSTRAINT			"es_events_event_id_key"
@@ -310,6 +312,18 @@ extern void EsCheckStreamNotDeleted(const EsCatalog *cat, text *stream_id,
 struct TriggerData;
 extern Oid	EsArchiveRelation(const EsCatalog *cat, Oid *index);
 extern bool EsArchiveRemovalAllowed(struct TriggerData *trigdata);
+
+/* archhorizon.c: what reads refuse after live streams were archived */
+extern int64 EsArchiveHorizon(const EsCatalog *cat);
+extern void EsCheckFeedNotArchived(const EsCatalog *cat, int64 from_position);
+extern void EsCheckEventNotArchived(const EsCatalog *cat, int64 position);
+extern void EsCheckStreamNotArchived(const EsCatalog *cat, text *stream_id,
+									 Snapshot snapshot, bool backward,
+									 int64 after, int64 before,
+									 int64 max_count);
+extern Datum EsArchivedRanges(const EsCatalog *cat, int64 from_position,
+							  int64 to_position, Snapshot snapshot,
+							  bool *isnull);
 
 /* verify.c (the seal chain's files share audit.h) */
 extern int	es_verify_progress_events;

@@ -229,6 +229,11 @@ ReadStreamEvents(FunctionCallInfo fcinfo, text *stream_id, bool has_bound,
 		return;
 
 	EsProbeOpen(&probe, cat->events_relid, cat->stream_index);
+	/* archived first versions (archhorizon.c): es_events is locked now */
+	EsCheckStreamNotArchived(cat, stream_id, GetActiveSnapshot(),
+							 ScanDirectionIsBackward(dir),
+							 has_bound ? bound : 0, has_bound ? bound : -1,
+							 max_count);
 	ScanKeyInit(&keys[0], 1, BTEqualStrategyNumber, F_TEXTEQ,
 				PointerGetDatum(stream_id));
 	if (has_bound)
@@ -384,6 +389,8 @@ EsReadFeedIndex(const EsCatalog *cat, Oid index_oid, ScanKey keys, int nkeys,
 	tupdesc = RelationGetDescr(rel);
 	index = index_open(cat->position_index, AccessShareLock);
 
+	/* archived events of live streams (archhorizon.c): never skip them */
+	EsCheckFeedNotArchived(cat, from_position);
 	high = EsFeedSafeHigh(rel, index);
 
 	if (high <= from_position)
