@@ -53,7 +53,7 @@ extern const EsSubjectKey *EsSubjectKeyById(Oid namespace_oid, int64 key_id,
 											bool unwrap);
 extern int64 EsRewrapSubjectKeys(Oid namespace_oid);
 extern Oid	EsPrivacyKeysRelid(Oid namespace_oid);
-extern void EsCheckMasterKeys(void);
+extern void EsCheckMasterKeys(Oid namespace_oid);
 
 /* privacy.c */
 extern List *EsParseProtectedPath(const char *path, const char *what);

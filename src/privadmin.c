@@ -210,7 +210,7 @@ es_protect(PG_FUNCTION_ARGS)
 	}
 
 	/* a protection is useless without the master key: say so now */
-	EsCheckMasterKeys();
+	EsCheckMasterKeys(cat->namespace_oid);
 
 	values[0] = PointerGetDatum(event_type);
 	values[1] = PointerGetDatum(paths);

@@ -61,6 +61,9 @@
 /* what wrapping binds a subject key to, besides the subject */
 #define WRAP_CONTEXT		"es_pg subject key 1"
 
+/* what the check value of a master key is bound to, besides its id */
+#define CHECK_CONTEXT		"es_pg master key check 1"
+
 /* es_pg.master_key_file */
 char	   *es_master_key_file = NULL;
 
@@ -69,6 +72,7 @@ typedef struct MasterKey
 {
 	char		id[ES_MAX_MASTER_KEY_ID + 1];
 	uint8		key[ES_KEY_BYTES];
+	Oid			verified;		/* install whose es_master_keys it matched */
 } MasterKey;
 
 /* the master key file as last read */
@@ -131,6 +135,18 @@ static const EsStatement KeyByIdStatement = {
 	"SELECT subject, master_key, wrapped FROM @extschema@.es_subject_keys"
 	" WHERE key_id OPERATOR(pg_catalog.=) $1",
 	1, {INT8OID}, true
+};
+
+static const EsStatement MasterCheckStatement = {
+	"SELECT check_value FROM @extschema@.es_master_keys"
+	" WHERE master_key OPERATOR(pg_catalog.=) $1",
+	1, {TEXTOID}, false
+};
+
+static const EsStatement RegisterMasterStatement = {
+	"INSERT INTO @extschema@.es_master_keys (master_key, check_value)"
+	" VALUES ($1, $2) ON CONFLICT (master_key) DO NOTHING",
+	2, {TEXTOID, BYTEAOID}, false
 };
 
 static const EsStatement RewrapListStatement = {
@@ -280,27 +296,100 @@ LoadMasterKeys(void)
 }
 
 /*
- * FindMasterKey returns the master key with an id, or NULL.
+ * CheckAad builds what the check value of a master key is bound to.
+ */
+static int
+CheckAad(const MasterKey *mk, uint8 *aad)
+{
+	int			n = sizeof(CHECK_CONTEXT);
+
+	memcpy(aad, CHECK_CONTEXT, n);
+	memcpy(aad + n, mk->id, strlen(mk->id));
+	return n + strlen(mk->id);
+}
+
+/*
+ * VerifyMasterKey makes sure that a master key is the one the install
+ * knows under its id: es_master_keys holds, for every id ever used, a
+ * check value (an AES-256-GCM tag under the key) made when the id was
+ * first used.  A file that holds another key under a known id is an F0000
+ * error before anything is wrapped or unwrapped with it.
+ */
+static void
+VerifyMasterKey(Oid namespace_oid, MasterKey *mk)
+{
+	Oid			relid = get_relname_relid("es_master_keys", namespace_oid);
+	Oid			owner;
+	Datum		values[2];
+	uint8		aad[sizeof(CHECK_CONTEXT) + ES_MAX_MASTER_KEY_ID];
+	int			aadlen = CheckAad(mk, aad);
+	bytea	   *check;
+	bool		isnull;
+	bool		ok;
+	Snapshot	snapshot;
+
+	if (mk->verified == namespace_oid || !OidIsValid(relid))
+		return;
+	owner = EsRelationOwner(relid);
+	values[0] = CStringGetTextDatum(mk->id);
+	EsSpiConnect();
+	snapshot = RegisterSnapshot(GetLatestSnapshot());
+	if (EsExecute(&MasterCheckStatement, namespace_oid, owner, values, NULL,
+				  snapshot) != SPI_OK_SELECT)
+		elog(ERROR, "could not read es_master_keys");
+	UnregisterSnapshot(snapshot);
+	if (SPI_processed == 0)
+	{
+		check = palloc(VARHDRSZ + ES_SEALED_OVERHEAD);
+		SET_VARSIZE(check, VARHDRSZ + ES_SEALED_OVERHEAD);
+		EsSealBytes(mk->key, aad, aadlen, NULL, 0, (uint8 *) VARDATA(check));
+		values[1] = PointerGetDatum(check);
+		if (EsExecute(&RegisterMasterStatement, namespace_oid, owner, values,
+					  NULL, InvalidSnapshot) != SPI_OK_INSERT ||
+			EsExecute(&MasterCheckStatement, namespace_oid, owner, values,
+					  NULL, InvalidSnapshot) != SPI_OK_SELECT ||
+			SPI_processed != 1)
+			elog(ERROR, "could not register a master key");
+	}
+	check = DatumGetByteaPP(SPI_getbinval(SPI_tuptable->vals[0],
+										  SPI_tuptable->tupdesc, 1, &isnull));
+	ok = !isnull && VARSIZE_ANY_EXHDR(check) == ES_SEALED_OVERHEAD &&
+		EsOpenBytes(mk->key, aad, aadlen, (const uint8 *) VARDATA_ANY(check),
+					ES_SEALED_OVERHEAD, NULL);
+	SPI_finish();
+	if (!ok)
+		MasterKeyError(psprintf("master key \"%s\" of master key file \"%s\" is not the key this database knows under that id",
+								mk->id, es_master_key_file),
+					   "The subject keys it wraps would not unwrap: nothing was written, and the keys become usable again with the right file.");
+	mk->verified = namespace_oid;
+}
+
+/*
+ * FindMasterKey returns the verified master key with an id, or NULL.
  */
 static const MasterKey *
-FindMasterKey(const char *id)
+FindMasterKey(Oid namespace_oid, const char *id)
 {
 	int			i;
 
 	LoadMasterKeys();
 	for (i = 0; i < master.nkeys; i++)
 		if (strcmp(master.keys[i].id, id) == 0)
+		{
+			VerifyMasterKey(namespace_oid, &master.keys[i]);
 			return &master.keys[i];
+		}
 	return NULL;
 }
 
 /*
- * NewestMasterKey returns the last key of the file.
+ * NewestMasterKey returns the last key of the file, verified.
  */
 static const MasterKey *
-NewestMasterKey(void)
+NewestMasterKey(Oid namespace_oid)
 {
 	LoadMasterKeys();
+	VerifyMasterKey(namespace_oid, &master.keys[master.nkeys - 1]);
 	return &master.keys[master.nkeys - 1];
 }
 
@@ -309,9 +398,9 @@ NewestMasterKey(void)
  * be used.
  */
 void
-EsCheckMasterKeys(void)
+EsCheckMasterKeys(Oid namespace_oid)
 {
-	LoadMasterKeys();
+	(void) NewestMasterKey(namespace_oid);
 }
 
 /*
@@ -353,7 +442,8 @@ EsSealBytes(const uint8 *key, const uint8 *aad, int aadlen,
 				 errmsg("could not generate a random nonce")));
 	if (EVP_EncryptInit_ex(ctx, EVP_aes_256_gcm(), NULL, key, out) != 1 ||
 		(aadlen > 0 && EVP_EncryptUpdate(ctx, NULL, &n, aad, aadlen) != 1) ||
-		EVP_EncryptUpdate(ctx, out + ES_NONCE_BYTES, &n, plain, len) != 1 ||
+		(len > 0 &&
+		 EVP_EncryptUpdate(ctx, out + ES_NONCE_BYTES, &n, plain, len) != 1) ||
 		EVP_EncryptFinal_ex(ctx, out + ES_NONCE_BYTES + n, &fin) != 1 ||
 		EVP_CIPHER_CTX_ctrl(ctx, EVP_CTRL_GCM_GET_TAG, ES_TAG_BYTES,
 							out + ES_NONCE_BYTES + len) != 1)
@@ -375,19 +465,21 @@ EsOpenBytes(const uint8 *key, const uint8 *aad, int aadlen,
 	int			plainlen = len - ES_SEALED_OVERHEAD;
 	int			n = 0;
 	int			fin = 0;
+	uint8		tail[ES_TAG_BYTES];
 
 	if (plainlen < 0)
 		return false;
 	if (EVP_DecryptInit_ex(ctx, EVP_aes_256_gcm(), NULL, key, sealed) != 1 ||
 		(aadlen > 0 && EVP_DecryptUpdate(ctx, NULL, &n, aad, aadlen) != 1) ||
-		EVP_DecryptUpdate(ctx, out, &n, sealed + ES_NONCE_BYTES,
-						  plainlen) != 1 ||
+		(plainlen > 0 &&
+		 EVP_DecryptUpdate(ctx, out, &n, sealed + ES_NONCE_BYTES,
+						   plainlen) != 1) ||
 		EVP_CIPHER_CTX_ctrl(ctx, EVP_CTRL_GCM_SET_TAG, ES_TAG_BYTES,
 							(void *) (sealed + ES_NONCE_BYTES + plainlen)) != 1)
 		ereport(ERROR,
 				(errcode(ERRCODE_INTERNAL_ERROR),
 				 errmsg("AES-256-GCM decryption failed in OpenSSL")));
-	return EVP_DecryptFinal_ex(ctx, out + n, &fin) == 1;
+	return EVP_DecryptFinal_ex(ctx, plainlen > 0 ? out + n : tail, &fin) == 1;
 }
 
 /*
@@ -409,10 +501,10 @@ WrapAad(const char *subject, int subject_len, uint8 *aad)
  * F0000 error of a master key that is missing or wrong.
  */
 static void
-Unwrap(int64 key_id, const char *subject, int subject_len,
+Unwrap(Oid namespace_oid, int64 key_id, const char *subject, int subject_len,
 	   const char *master_id, bytea *wrapped, uint8 *key)
 {
-	const MasterKey *mk = FindMasterKey(master_id);
+	const MasterKey *mk = FindMasterKey(namespace_oid, master_id);
 	uint8		aad[sizeof(WRAP_CONTEXT) + ES_MAX_SUBJECT_BYTES];
 	int			aadlen = WrapAad(subject, subject_len, aad);
 
@@ -436,10 +528,10 @@ Unwrap(int64 key_id, const char *subject, int subject_len,
  * *master_id, the result is a bytea.
  */
 static bytea *
-Wrap(const char *subject, int subject_len, const uint8 *key,
-	 const char **master_id)
+Wrap(Oid namespace_oid, const char *subject, int subject_len,
+	 const uint8 *key, const char **master_id)
 {
-	const MasterKey *mk = NewestMasterKey();
+	const MasterKey *mk = NewestMasterKey(namespace_oid);
 	uint8		aad[sizeof(WRAP_CONTEXT) + ES_MAX_SUBJECT_BYTES];
 	int			aadlen = WrapAad(subject, subject_len, aad);
 	bytea	   *out = palloc(VARHDRSZ + ES_KEY_BYTES + ES_SEALED_OVERHEAD);
@@ -557,7 +649,8 @@ FromRow(HeapTuple row, TupleDesc desc, int64 key_id, int master_col,
 	key->forgotten = isnull;
 	if (!isnull && unwrap)
 	{
-		Unwrap(key_id, subject, subject_len, SPI_getvalue(row, desc, master_col),
+		Unwrap(keys.namespace_oid, key_id, subject, subject_len,
+			   SPI_getvalue(row, desc, master_col),
 			   DatumGetByteaPP(wrapped), key->key);
 		key->unwrapped = true;
 	}
@@ -604,7 +697,8 @@ EsSubjectKeyForAppend(Oid namespace_oid, const char *subject, int subject_len)
 				ereport(ERROR,
 						(errcode(ERRCODE_INTERNAL_ERROR),
 						 errmsg("could not generate a random subject key")));
-			wrapped = Wrap(subject, subject_len, fresh, &master_id);
+			wrapped = Wrap(namespace_oid, subject, subject_len, fresh,
+						   &master_id);
 			explicit_bzero(fresh, sizeof(fresh));
 			values[1] = CStringGetTextDatum(master_id);
 			values[2] = PointerGetDatum(wrapped);
@@ -697,7 +791,7 @@ EsSubjectKeyById(Oid namespace_oid, int64 key_id, bool unwrap)
 int64
 EsRewrapSubjectKeys(Oid namespace_oid)
 {
-	const MasterKey *newest = NewestMasterKey();
+	const MasterKey *newest = NewestMasterKey(namespace_oid);
 	Oid			owner = EsRelationOwner(EsPrivacyKeysRelid(namespace_oid));
 	Datum		values[3];
 	SPITupleTable *rows;
@@ -721,13 +815,13 @@ EsRewrapSubjectKeys(Oid namespace_oid)
 		const char *master_id;
 
 		CHECK_FOR_INTERRUPTS();
-		Unwrap(key_id, subject, strlen(subject),
+		Unwrap(namespace_oid, key_id, subject, strlen(subject),
 			   SPI_getvalue(row, rows->tupdesc, 3),
 			   DatumGetByteaPP(SPI_getbinval(row, rows->tupdesc, 4, &isnull)),
 			   key);
 		values[0] = Int64GetDatum(key_id);
-		values[2] = PointerGetDatum(Wrap(subject, strlen(subject), key,
-										 &master_id));
+		values[2] = PointerGetDatum(Wrap(namespace_oid, subject,
+										 strlen(subject), key, &master_id));
 		values[1] = CStringGetTextDatum(master_id);
 		explicit_bzero(key, sizeof(key));
 		if (EsExecute(&RewrapStatement, namespace_oid, owner, values, NULL,

@@ -62,6 +62,22 @@ COMMENT ON COLUMN @extschema@.es_subject_keys.master_key IS
 COMMENT ON COLUMN @extschema@.es_subject_keys.wrapped IS
 	'AES-256-GCM of the key under the master key: nonce, ciphertext, tag';
 
+/*
+ * The master keys ever used, by id, each with a check value (an AES-256-GCM
+ * tag under the key) that tells the right key from another one under the
+ * same id.
+ */
+CREATE TABLE @extschema@.es_master_keys (
+	master_key	text COLLATE "C" NOT NULL,
+	check_value bytea NOT NULL,
+	created_at	timestamptz NOT NULL DEFAULT pg_catalog.now(),
+	CONSTRAINT es_master_keys_pkey PRIMARY KEY (master_key)
+);
+SELECT pg_catalog.pg_extension_config_dump('@extschema@.es_master_keys', '');
+REVOKE ALL ON @extschema@.es_master_keys FROM PUBLIC;
+COMMENT ON TABLE @extschema@.es_master_keys IS
+	'ids of the master keys used, with a check value that recognizes each key';
+
 /* a change resets the caches of every backend */
 CREATE FUNCTION @extschema@.es_privacy_changed()
 	RETURNS trigger

@@ -239,6 +239,7 @@ SELECT m.kind, m.object_type, m.object,
 	('personal', 'function', '@extschema@.es_personal_data_access()'::pg_catalog.regprocedure::pg_catalog.oid, 'EXECUTE'),
 	-- owner only
 	('owner', 'table', '@extschema@.es_subject_keys'::pg_catalog.regclass::pg_catalog.oid, NULL),
+	('owner', 'table', '@extschema@.es_master_keys'::pg_catalog.regclass::pg_catalog.oid, NULL),
 	('owner', 'sequence', '@extschema@.es_subject_keys_key_id_seq'::pg_catalog.regclass::pg_catalog.oid, NULL),
 	('owner', 'function', '@extschema@.es_privacy_changed()'::pg_catalog.regprocedure::pg_catalog.oid, NULL),
 	('owner', 'sequence', '@extschema@.es_events_position_seq'::pg_catalog.regclass::pg_catalog.oid, NULL),
