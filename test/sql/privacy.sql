@@ -275,6 +275,28 @@ SELECT version, priv_show(data) FROM es_read_stream('privcopy-1');
 \set VERBOSITY default
 RESET ROLE;
 
+-- the right is EXECUTE on es_personal_data_access(): revoked, the same
+-- session sees ciphertext again; revoking "reader" takes it too
+SELECT es_privileges_apply('personal', 'regress_priv_personal', false);
+SET ROLE regress_priv_personal;
+SELECT version, priv_show(data) FROM es_read_stream('privcust-2');
+RESET ROLE;
+SELECT es_privileges_apply('personal', 'regress_priv_personal', true);
+SET ROLE regress_priv_personal;
+SELECT version, priv_show(data) FROM es_read_stream('privcust-2');
+RESET ROLE;
+SELECT es_revoke_reader('regress_priv_personal');
+SELECT has_function_privilege('regress_priv_personal', 'es_personal_data_access()', 'EXECUTE');
+-- a role with the right through membership sees plain values
+GRANT regress_priv_admin TO regress_priv_reader;
+SET ROLE regress_priv_reader;
+SELECT version, priv_show(data) FROM es_read_stream('privcust-2');
+RESET ROLE;
+REVOKE regress_priv_admin FROM regress_priv_reader;
+SET ROLE regress_priv_reader;
+SELECT version, priv_show(data) FROM es_read_stream('privcust-2');
+RESET ROLE;
+
 -- the protection of a type with events is fixed
 SET ROLE regress_priv_admin;
 \set VERBOSITY sqlstate
