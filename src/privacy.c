@@ -63,14 +63,13 @@
 /* what a value's encryption is bound to, besides key, event and path */
 #define VALUE_CONTEXT		"es_pg value 1"
 
-/* a protected path: its keys from the root, and as text[] for jsonb_set */
+/* a protected path: its keys from the root */
 typedef struct ProtectedPath
 {
 	char	   *text;
 	int			nkeys;
 	char	  **keys;
 	int		   *lens;
-	ArrayType  *array;
 } ProtectedPath;
 
 /* a protected event type */
@@ -137,6 +136,11 @@ EsParseProtectedPath(const char *path, const char *what)
 		key = jspGetString(&v, &len);
 		result = lappend(result, pnstrdup(key, len));
 	}
+	if (ok && list_length(result) > ES_MAX_PROTECTED_DEPTH)
+		ereport(ERROR,
+				(errcode(ERRCODE_PROGRAM_LIMIT_EXCEEDED),
+				 errmsg("%s \"%s\" is deeper than %d members", what, path,
+						ES_MAX_PROTECTED_DEPTH)));
 	if (!ok || result == NIL)
 		ereport(ERROR,
 				(errcode(ERRCODE_INVALID_PARAMETER_VALUE),
@@ -153,7 +157,6 @@ static void
 MakePath(ProtectedPath *p, const char *text)
 {
 	List	   *keys = EsParseProtectedPath(text, "protected path");
-	Datum	   *elems;
 	ListCell   *lc;
 	int			i = 0;
 
@@ -161,16 +164,12 @@ MakePath(ProtectedPath *p, const char *text)
 	p->nkeys = list_length(keys);
 	p->keys = palloc(p->nkeys * sizeof(char *));
 	p->lens = palloc(p->nkeys * sizeof(int));
-	elems = palloc(p->nkeys * sizeof(Datum));
 	foreach(lc, keys)
 	{
 		p->keys[i] = lfirst(lc);
 		p->lens[i] = strlen(p->keys[i]);
-		elems[i] = CStringGetTextDatum(p->keys[i]);
 		i++;
 	}
-	p->array = construct_array(elems, p->nkeys, TEXTOID, -1, false,
-							   TYPALIGN_INT);
 }
 
 /*
@@ -327,15 +326,118 @@ FindPath(Jsonb *data, const ProtectedPath *p, JsonbValue *v)
 }
 
 /*
- * SetPath returns data with the value at a path replaced.
+ * PushReplacement pushes a value in place of another.
+ */
+static JsonbValue *
+PushReplacement(JsonbParseState **st, Jsonb *value)
+{
+	JsonbValue	v;
+
+	if (JB_ROOT_IS_SCALAR(value))
+		JsonbExtractScalar(&value->root, &v);
+	else
+	{
+		v.type = jbvBinary;
+		v.val.binary.data = &value->root;
+		v.val.binary.len = VARSIZE(value) - VARHDRSZ;
+	}
+	return pushJsonbValue(st, WJB_VALUE, &v);
+}
+
+/*
+ * MatchingPath returns the index of the path of a type that names the
+ * member just read (keys[0..depth-1], every level an object), or -1.
+ */
+static int
+MatchingPath(const ProtectedType *t, Jsonb **values, JsonbValue *keys,
+			 const bool *isobj, int depth)
+{
+	int			i;
+	int			j;
+
+	for (i = 0; i < t->npaths; i++)
+	{
+		const ProtectedPath *p = &t->paths[i];
+
+		if (values[i] == NULL || p->nkeys != depth)
+			continue;
+		for (j = 0; j < depth; j++)
+			if (!isobj[j] || keys[j].val.string.len != p->lens[j] ||
+				memcmp(keys[j].val.string.val, p->keys[j], p->lens[j]) != 0)
+				break;
+		if (j == depth)
+			return i;
+	}
+	return -1;
+}
+
+/*
+ * ReplacePaths returns data with the value at each path of a type for
+ * which values[i] is set replaced by it, in one pass over the document.
  */
 static Jsonb *
-SetPath(Jsonb *data, const ProtectedPath *p, Jsonb *value)
+ReplacePaths(Jsonb *data, const ProtectedType *t, Jsonb **values)
 {
-	return DatumGetJsonbP(DirectFunctionCall4(jsonb_set, JsonbPGetDatum(data),
-											  PointerGetDatum(p->array),
-											  JsonbPGetDatum(value),
-											  BoolGetDatum(false)));
+	JsonbIterator *it = JsonbIteratorInit(&data->root);
+	JsonbParseState *st = NULL;
+	JsonbValue	v;
+	JsonbValue *res = NULL;
+	JsonbValue	keys[ES_MAX_PROTECTED_DEPTH];
+	bool		isobj[ES_MAX_PROTECTED_DEPTH];
+	JsonbIteratorToken tok;
+	int			depth = 0;
+
+	while ((tok = JsonbIteratorNext(&it, &v, false)) != WJB_DONE)
+	{
+		int			i;
+
+		switch (tok)
+		{
+			case WJB_BEGIN_OBJECT:
+			case WJB_BEGIN_ARRAY:
+				if (depth < ES_MAX_PROTECTED_DEPTH)
+					isobj[depth] = tok == WJB_BEGIN_OBJECT;
+				depth++;
+				res = pushJsonbValue(&st, tok,
+									 tok == WJB_BEGIN_ARRAY && v.val.array.rawScalar ?
+									 &v : NULL);
+				break;
+			case WJB_END_OBJECT:
+			case WJB_END_ARRAY:
+				depth--;
+				res = pushJsonbValue(&st, tok, NULL);
+				break;
+			case WJB_KEY:
+				res = pushJsonbValue(&st, WJB_KEY, &v);
+				if (depth > ES_MAX_PROTECTED_DEPTH)
+					break;
+				keys[depth - 1] = v;
+				i = MatchingPath(t, values, keys, isobj, depth);
+				if (i < 0)
+					break;
+				/* the member's value: skip it whole, push the replacement */
+				tok = JsonbIteratorNext(&it, &v, false);
+				if (tok == WJB_BEGIN_OBJECT || tok == WJB_BEGIN_ARRAY)
+				{
+					int			level = 1;
+
+					while (level > 0)
+					{
+						tok = JsonbIteratorNext(&it, &v, false);
+						if (tok == WJB_BEGIN_OBJECT || tok == WJB_BEGIN_ARRAY)
+							level++;
+						else if (tok == WJB_END_OBJECT || tok == WJB_END_ARRAY)
+							level--;
+					}
+				}
+				res = PushReplacement(&st, values[i]);
+				break;
+			default:
+				res = pushJsonbValue(&st, tok, &v);
+				break;
+		}
+	}
+	return JsonbValueToJsonb(res);
 }
 
 /*
@@ -497,12 +599,15 @@ EsPrivacyProtect(Oid namespace_oid, text *event_type, Jsonb *data,
 	EsSubjectKey key;
 	char	   *subject;
 	int			subject_len;
+	Jsonb	  **values;
+	bool		changed = false;
 	int			i;
 
 	if (t == NULL)
 		return data;
 	subject = SubjectOf(t, data, &subject_len, batch_index);
 	key = *EsSubjectKeyForAppend(namespace_oid, subject, subject_len);
+	values = palloc0(t->npaths * sizeof(Jsonb *));
 	for (i = 0; i < t->npaths; i++)
 	{
 		ProtectedPath *p = &t->paths[i];
@@ -524,13 +629,15 @@ EsPrivacyProtect(Oid namespace_oid, text *event_type, Jsonb *data,
 					sealed);
 		hex = palloc(2 * (len + ES_SEALED_OVERHEAD) + 1);
 		hex_encode((char *) sealed, len + ES_SEALED_OVERHEAD, hex);
-		data = SetPath(data, p,
-					   Marker("encrypted", key.key_id, hex,
-							  2 * (len + ES_SEALED_OVERHEAD)));
+		values[i] = Marker("encrypted", key.key_id, hex,
+						   2 * (len + ES_SEALED_OVERHEAD));
+		changed = true;
 		pfree(sealed);
 		pfree(hex);
 		pfree(aad);
 	}
+	if (changed)
+		data = ReplacePaths(data, t, values);
 	explicit_bzero(&key, sizeof(key));
 	return data;
 }
@@ -586,7 +693,8 @@ EsPrivacyReveal(Oid namespace_oid, HeapTuple tuple, TupleDesc tupdesc,
 	int			reveal = -1;
 	bool		changed = false;
 	int			i;
-	Datum		values[1];
+	Jsonb	  **values;
+	Datum		newdata[1];
 	bool		nulls[1] = {false};
 	int			cols[1] = {Anum_es_events_data};
 	HeapTuple	result;
@@ -605,6 +713,7 @@ EsPrivacyReveal(Oid namespace_oid, HeapTuple tuple, TupleDesc tupdesc,
 										  tupdesc, &isnull));
 	position = DatumGetInt64(heap_getattr(tuple, Anum_es_events_global_position,
 										  tupdesc, &isnull));
+	values = palloc0(t->npaths * sizeof(Jsonb *));
 	for (i = 0; i < t->npaths; i++)
 	{
 		ProtectedPath *p = &t->paths[i];
@@ -628,13 +737,13 @@ EsPrivacyReveal(Oid namespace_oid, HeapTuple tuple, TupleDesc tupdesc,
 		else
 			continue;
 		explicit_bzero(&key, sizeof(key));
-		data = SetPath(data, p, value);
+		values[i] = value;
 		changed = true;
 	}
 	if (!changed)
 		return tuple;
-	values[0] = JsonbPGetDatum(data);
-	result = heap_modify_tuple_by_cols(tuple, tupdesc, 1, cols, values, nulls);
+	newdata[0] = JsonbPGetDatum(ReplacePaths(data, t, values));
+	result = heap_modify_tuple_by_cols(tuple, tupdesc, 1, cols, newdata, nulls);
 	result->t_self = tuple->t_self;
 	result->t_tableOid = tuple->t_tableOid;
 	return result;

@@ -17,6 +17,9 @@
 
 #include "es_pg.h"
 
+/* the most members a protected path may descend through */
+#define ES_MAX_PROTECTED_DEPTH	32
+
 /* the longest subject a protected event may name, in bytes */
 #define ES_MAX_SUBJECT_BYTES	255
 

@@ -38,6 +38,7 @@
 
 #include <openssl/evp.h>
 
+#include "access/stratnum.h"
 #include "access/xact.h"
 #include "catalog/pg_type.h"
 #include "executor/spi.h"
@@ -50,6 +51,7 @@
 #include "utils/inval.h"
 #include "utils/lsyscache.h"
 #include "utils/memutils.h"
+#include "utils/fmgroids.h"
 #include "utils/snapmgr.h"
 
 #include "privacy.h"
@@ -108,6 +110,8 @@ static struct
 {
 	Oid			namespace_oid;
 	Oid			keys_relid;
+	Oid			live_index;		/* es_subject_keys_live_idx (subject) */
+	Oid			pkey_index;		/* es_subject_keys_pkey (key_id) */
 	MemoryContext cxt;
 	HTAB	   *by_subject;
 	HTAB	   *by_id;
@@ -116,12 +120,6 @@ static struct
 /* set by invalidations and aborts: drop the caches before the next use */
 static bool keys_stale = true;
 
-static const EsStatement ActiveKeyStatement = {
-	"SELECT key_id, master_key, wrapped FROM @extschema@.es_subject_keys"
-	" WHERE subject OPERATOR(pg_catalog.=) $1 AND forgotten_at IS NULL",
-	1, {TEXTOID}, true
-};
-
 static const EsStatement InsertKeyStatement = {
 	"INSERT INTO @extschema@.es_subject_keys AS k (subject, master_key, wrapped)"
 	" VALUES ($1, $2, $3)"
@@ -129,12 +127,6 @@ static const EsStatement InsertKeyStatement = {
 	" DO UPDATE SET subject = k.subject"
 	" RETURNING key_id, master_key, wrapped",
 	3, {TEXTOID, TEXTOID, BYTEAOID}, true
-};
-
-static const EsStatement KeyByIdStatement = {
-	"SELECT subject, master_key, wrapped FROM @extschema@.es_subject_keys"
-	" WHERE key_id OPERATOR(pg_catalog.=) $1",
-	1, {INT8OID}, true
 };
 
 static const EsStatement MasterCheckStatement = {
@@ -404,23 +396,63 @@ EsCheckMasterKeys(Oid namespace_oid)
 }
 
 /*
- * CipherContext returns the backend's one OpenSSL cipher context.
+ * A cipher context of OpenSSL, and the key it was last set up with: the
+ * values of one event share their subject's key, and setting a context up
+ * for a key (the AES key schedule, GCM's hash key) is the expensive part of
+ * a short encryption.  One context seals, one opens.  ForgetCipherKeys
+ * cleanses both when the key caches go.
  */
-static EVP_CIPHER_CTX *
-CipherContext(void)
+typedef struct CipherState
 {
-	static EVP_CIPHER_CTX *ctx = NULL;
+	EVP_CIPHER_CTX *ctx;
+	bool		keyed;
+	uint8		key[ES_KEY_BYTES];
+} CipherState;
 
-	if (ctx == NULL)
+static CipherState seal_state;
+static CipherState open_state;
+
+static void
+ForgetCipherKeys(void)
+{
+	CipherState *states[2] = {&seal_state, &open_state};
+	int			i;
+
+	for (i = 0; i < 2; i++)
 	{
-		ctx = EVP_CIPHER_CTX_new();
-		if (ctx == NULL)
+		if (states[i]->ctx != NULL)
+			EVP_CIPHER_CTX_reset(states[i]->ctx);
+		states[i]->keyed = false;
+		explicit_bzero(states[i]->key, ES_KEY_BYTES);
+	}
+}
+
+/*
+ * CipherInit sets a context up for a key and a nonce, the key only when it
+ * changed.
+ */
+static bool
+CipherInit(CipherState *st, bool encrypt, const uint8 *key, const uint8 *nonce)
+{
+	if (st->ctx == NULL)
+	{
+		st->ctx = EVP_CIPHER_CTX_new();
+		if (st->ctx == NULL)
 			ereport(ERROR,
 					(errcode(ERRCODE_OUT_OF_MEMORY),
 					 errmsg("out of memory"),
 					 errdetail("OpenSSL could not make a cipher context.")));
 	}
-	return ctx;
+	if (st->keyed && memcmp(st->key, key, ES_KEY_BYTES) == 0)
+		return EVP_CipherInit_ex(st->ctx, NULL, NULL, NULL, nonce,
+								 encrypt ? 1 : 0) == 1;
+	st->keyed = false;
+	if (EVP_CipherInit_ex(st->ctx, EVP_aes_256_gcm(), NULL, key, nonce,
+						  encrypt ? 1 : 0) != 1)
+		return false;
+	memcpy(st->key, key, ES_KEY_BYTES);
+	st->keyed = true;
+	return true;
 }
 
 /*
@@ -432,7 +464,7 @@ void
 EsSealBytes(const uint8 *key, const uint8 *aad, int aadlen,
 			const uint8 *plain, int len, uint8 *out)
 {
-	EVP_CIPHER_CTX *ctx = CipherContext();
+	EVP_CIPHER_CTX *ctx;
 	int			n = 0;
 	int			fin = 0;
 
@@ -440,8 +472,12 @@ EsSealBytes(const uint8 *key, const uint8 *aad, int aadlen,
 		ereport(ERROR,
 				(errcode(ERRCODE_INTERNAL_ERROR),
 				 errmsg("could not generate a random nonce")));
-	if (EVP_EncryptInit_ex(ctx, EVP_aes_256_gcm(), NULL, key, out) != 1 ||
-		(aadlen > 0 && EVP_EncryptUpdate(ctx, NULL, &n, aad, aadlen) != 1) ||
+	if (!CipherInit(&seal_state, true, key, out))
+		ereport(ERROR,
+				(errcode(ERRCODE_INTERNAL_ERROR),
+				 errmsg("AES-256-GCM encryption failed in OpenSSL")));
+	ctx = seal_state.ctx;
+	if ((aadlen > 0 && EVP_EncryptUpdate(ctx, NULL, &n, aad, aadlen) != 1) ||
 		(len > 0 &&
 		 EVP_EncryptUpdate(ctx, out + ES_NONCE_BYTES, &n, plain, len) != 1) ||
 		EVP_EncryptFinal_ex(ctx, out + ES_NONCE_BYTES + n, &fin) != 1 ||
@@ -461,7 +497,7 @@ bool
 EsOpenBytes(const uint8 *key, const uint8 *aad, int aadlen,
 			const uint8 *sealed, int len, uint8 *out)
 {
-	EVP_CIPHER_CTX *ctx = CipherContext();
+	EVP_CIPHER_CTX *ctx;
 	int			plainlen = len - ES_SEALED_OVERHEAD;
 	int			n = 0;
 	int			fin = 0;
@@ -469,8 +505,12 @@ EsOpenBytes(const uint8 *key, const uint8 *aad, int aadlen,
 
 	if (plainlen < 0)
 		return false;
-	if (EVP_DecryptInit_ex(ctx, EVP_aes_256_gcm(), NULL, key, sealed) != 1 ||
-		(aadlen > 0 && EVP_DecryptUpdate(ctx, NULL, &n, aad, aadlen) != 1) ||
+	if (!CipherInit(&open_state, false, key, sealed))
+		ereport(ERROR,
+				(errcode(ERRCODE_INTERNAL_ERROR),
+				 errmsg("AES-256-GCM decryption failed in OpenSSL")));
+	ctx = open_state.ctx;
+	if ((aadlen > 0 && EVP_DecryptUpdate(ctx, NULL, &n, aad, aadlen) != 1) ||
 		(plainlen > 0 &&
 		 EVP_DecryptUpdate(ctx, out, &n, sealed + ES_NONCE_BYTES,
 						   plainlen) != 1) ||
@@ -580,10 +620,14 @@ PrepareCaches(Oid namespace_oid)
 		ZeroCache(keys.by_id, false);
 		MemoryContextDelete(keys.cxt);
 	}
+	ForgetCipherKeys();
 	memset(&keys, 0, sizeof(keys));
 	keys_stale = false;
 	keys.namespace_oid = namespace_oid;
 	keys.keys_relid = get_relname_relid("es_subject_keys", namespace_oid);
+	keys.live_index = get_relname_relid("es_subject_keys_live_idx",
+										namespace_oid);
+	keys.pkey_index = get_relname_relid("es_subject_keys_pkey", namespace_oid);
 	keys.cxt = AllocSetContextCreate(CacheMemoryContext, "es_pg subject keys",
 									 ALLOCSET_SMALL_SIZES);
 	memset(&ctl, 0, sizeof(ctl));
@@ -632,28 +676,120 @@ RememberById(const EsSubjectKey *key)
 	return &e->key;
 }
 
+/* a row of es_subject_keys, copied out of the table */
+typedef struct KeyRow
+{
+	int64		key_id;
+	char	   *subject;
+	char	   *master_id;		/* NULL once forgotten */
+	bytea	   *wrapped;		/* NULL once forgotten */
+} KeyRow;
+
+/* the columns of es_subject_keys (55_privacy.sql) */
+#define Anum_subject_keys_key_id		1
+#define Anum_subject_keys_subject		2
+#define Anum_subject_keys_master_key	3
+#define Anum_subject_keys_wrapped		4
+
 /*
- * FromRow fills a key from a row of es_subject_keys (key_id, master_key,
- * wrapped at the given columns), unwrapping it when asked to.
+ * ProbeKey reads one row of es_subject_keys through an index, with the
+ * latest snapshot (the caches outlive the transaction, as for the
+ * catalogs): the live key of a subject, or the key with an id.
+ */
+static bool
+ProbeKey(Oid indexid, Datum value, RegProcedure eqproc, KeyRow *row)
+{
+	EsIndexProbe probe;
+	ScanKeyData key;
+	Snapshot	snapshot = RegisterSnapshot(GetLatestSnapshot());
+	bool		found;
+
+	EsProbeOpen(&probe, keys.keys_relid, indexid);
+	ScanKeyInit(&key, 1, BTEqualStrategyNumber, eqproc, value);
+	EsProbeStart(&probe, snapshot, &key, 1);
+	found = EsProbeNext(&probe, ForwardScanDirection);
+	if (found)
+	{
+		bool		isnull;
+		Datum		d;
+
+		row->key_id = DatumGetInt64(slot_getattr(probe.slot,
+												 Anum_subject_keys_key_id,
+												 &isnull));
+		row->subject = TextDatumGetCString(slot_getattr(probe.slot,
+														Anum_subject_keys_subject,
+														&isnull));
+		d = slot_getattr(probe.slot, Anum_subject_keys_master_key, &isnull);
+		row->master_id = isnull ? NULL : TextDatumGetCString(d);
+		d = slot_getattr(probe.slot, Anum_subject_keys_wrapped, &isnull);
+		row->wrapped = (isnull || row->master_id == NULL) ? NULL :
+			DatumGetByteaPCopy(d);
+	}
+	EsProbeClose(&probe);
+	UnregisterSnapshot(snapshot);
+	return found;
+}
+
+/*
+ * FromRow fills a key from a row, unwrapping it when asked to.
  */
 static void
-FromRow(HeapTuple row, TupleDesc desc, int64 key_id, int master_col,
-		int wrapped_col, const char *subject, int subject_len, bool unwrap,
-		EsSubjectKey *key)
+FromRow(const KeyRow *row, bool unwrap, EsSubjectKey *key)
 {
-	bool		isnull;
-	Datum		wrapped = SPI_getbinval(row, desc, wrapped_col, &isnull);
-
 	memset(key, 0, sizeof(*key));
-	key->key_id = key_id;
-	key->forgotten = isnull;
-	if (!isnull && unwrap)
+	key->key_id = row->key_id;
+	key->forgotten = row->wrapped == NULL;
+	if (!key->forgotten && unwrap)
 	{
-		Unwrap(keys.namespace_oid, key_id, subject, subject_len,
-			   SPI_getvalue(row, desc, master_col),
-			   DatumGetByteaPP(wrapped), key->key);
+		Unwrap(keys.namespace_oid, row->key_id, row->subject,
+			   strlen(row->subject), row->master_id, row->wrapped, key->key);
 		key->unwrapped = true;
 	}
+}
+
+/*
+ * CreateKey makes a key for a subject that has none, wrapped under the
+ * newest master key, and returns its row; a concurrent append that made
+ * one first wins, and its row comes back.
+ */
+static void
+CreateKey(Oid namespace_oid, const char *subject, int subject_len,
+		  KeyRow *row)
+{
+	uint8		fresh[ES_KEY_BYTES];
+	const char *master_id;
+	bytea	   *wrapped;
+	Datum		values[3];
+	bool		isnull;
+	HeapTuple	tuple;
+	TupleDesc	desc;
+	MemoryContext callcxt = CurrentMemoryContext;
+	MemoryContext oldcxt;
+
+	if (!pg_strong_random(fresh, ES_KEY_BYTES))
+		ereport(ERROR,
+				(errcode(ERRCODE_INTERNAL_ERROR),
+				 errmsg("could not generate a random subject key")));
+	wrapped = Wrap(namespace_oid, subject, subject_len, fresh, &master_id);
+	explicit_bzero(fresh, sizeof(fresh));
+	values[0] = PointerGetDatum(cstring_to_text_with_len(subject, subject_len));
+	values[1] = CStringGetTextDatum(master_id);
+	values[2] = PointerGetDatum(wrapped);
+	EsSpiConnect();
+	if (EsExecute(&InsertKeyStatement, namespace_oid,
+				  EsRelationOwner(keys.keys_relid), values, NULL,
+				  InvalidSnapshot) != SPI_OK_INSERT_RETURNING ||
+		SPI_processed != 1)
+		elog(ERROR, "could not store a subject key");
+	tuple = SPI_tuptable->vals[0];
+	desc = SPI_tuptable->tupdesc;
+	oldcxt = MemoryContextSwitchTo(callcxt);
+	row->key_id = DatumGetInt64(SPI_getbinval(tuple, desc, 1, &isnull));
+	row->subject = pnstrdup(subject, subject_len);
+	row->master_id = TextDatumGetCString(SPI_getbinval(tuple, desc, 2, &isnull));
+	row->wrapped = DatumGetByteaPCopy(SPI_getbinval(tuple, desc, 3, &isnull));
+	MemoryContextSwitchTo(oldcxt);
+	SPI_finish();
 }
 
 /*
@@ -667,9 +803,7 @@ EsSubjectKeyForAppend(Oid namespace_oid, const char *subject, int subject_len)
 	SubjectEntry *e;
 	bool		found;
 	EsSubjectKey key;
-	Datum		values[3];
-	Snapshot	snapshot;
-	Oid			owner;
+	KeyRow		row;
 
 	PrepareCaches(namespace_oid);
 	memcpy(name, subject, subject_len);
@@ -678,46 +812,11 @@ EsSubjectKeyForAppend(Oid namespace_oid, const char *subject, int subject_len)
 	if (e != NULL)
 		return &e->key;
 
-	owner = EsRelationOwner(keys.keys_relid);
-	values[0] = PointerGetDatum(cstring_to_text_with_len(subject, subject_len));
-	snapshot = RegisterSnapshot(GetLatestSnapshot());
-	EsSpiConnect();
-	PG_TRY();
-	{
-		if (EsExecute(&ActiveKeyStatement, namespace_oid, owner, values, NULL,
-					  snapshot) != SPI_OK_SELECT)
-			elog(ERROR, "could not read es_subject_keys");
-		if (SPI_processed == 0)
-		{
-			uint8		fresh[ES_KEY_BYTES];
-			const char *master_id;
-			bytea	   *wrapped;
-
-			if (!pg_strong_random(fresh, ES_KEY_BYTES))
-				ereport(ERROR,
-						(errcode(ERRCODE_INTERNAL_ERROR),
-						 errmsg("could not generate a random subject key")));
-			wrapped = Wrap(namespace_oid, subject, subject_len, fresh,
-						   &master_id);
-			explicit_bzero(fresh, sizeof(fresh));
-			values[1] = CStringGetTextDatum(master_id);
-			values[2] = PointerGetDatum(wrapped);
-			if (EsExecute(&InsertKeyStatement, namespace_oid, owner, values,
-						  NULL, InvalidSnapshot) != SPI_OK_INSERT_RETURNING ||
-				SPI_processed != 1)
-				elog(ERROR, "could not store a subject key");
-		}
-		FromRow(SPI_tuptable->vals[0], SPI_tuptable->tupdesc,
-				DatumGetInt64(SPI_getbinval(SPI_tuptable->vals[0],
-											SPI_tuptable->tupdesc, 1, &found)),
-				2, 3, subject, subject_len, true, &key);
-	}
-	PG_FINALLY();
-	{
-		UnregisterSnapshot(snapshot);
-	}
-	PG_END_TRY();
-	SPI_finish();
+	if (!ProbeKey(keys.live_index,
+				  PointerGetDatum(cstring_to_text_with_len(subject, subject_len)),
+				  F_TEXTEQ, &row))
+		CreateKey(namespace_oid, subject, subject_len, &row);
+	FromRow(&row, true, &key);
 
 	/* an invalidation read meanwhile voids the caches */
 	PrepareCaches(namespace_oid);
@@ -737,8 +836,7 @@ EsSubjectKeyById(Oid namespace_oid, int64 key_id, bool unwrap)
 {
 	KeyEntry   *e;
 	EsSubjectKey key;
-	Datum		values[1];
-	Snapshot	snapshot;
+	KeyRow		row;
 	const EsSubjectKey *result;
 
 	PrepareCaches(namespace_oid);
@@ -746,36 +844,14 @@ EsSubjectKeyById(Oid namespace_oid, int64 key_id, bool unwrap)
 	if (e != NULL && (e->key.forgotten || e->key.unwrapped || !unwrap))
 		return &e->key;
 
-	values[0] = Int64GetDatum(key_id);
-	snapshot = RegisterSnapshot(GetLatestSnapshot());
-	EsSpiConnect();
-	PG_TRY();
+	if (ProbeKey(keys.pkey_index, Int64GetDatum(key_id), F_INT8EQ, &row))
+		FromRow(&row, unwrap, &key);
+	else
 	{
-		if (EsExecute(&KeyByIdStatement, namespace_oid,
-					  EsRelationOwner(keys.keys_relid), values, NULL,
-					  snapshot) != SPI_OK_SELECT)
-			elog(ERROR, "could not read es_subject_keys");
-		if (SPI_processed == 0)
-		{
-			memset(&key, 0, sizeof(key));
-			key.key_id = key_id;
-			key.forgotten = true;
-		}
-		else
-		{
-			char	   *subject = SPI_getvalue(SPI_tuptable->vals[0],
-											   SPI_tuptable->tupdesc, 1);
-
-			FromRow(SPI_tuptable->vals[0], SPI_tuptable->tupdesc, key_id, 2, 3,
-					subject, strlen(subject), unwrap, &key);
-		}
+		memset(&key, 0, sizeof(key));
+		key.key_id = key_id;
+		key.forgotten = true;
 	}
-	PG_FINALLY();
-	{
-		UnregisterSnapshot(snapshot);
-	}
-	PG_END_TRY();
-	SPI_finish();
 
 	PrepareCaches(namespace_oid);
 	result = RememberById(&key);
