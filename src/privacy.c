@@ -11,7 +11,7 @@
  * and es_append_batch (AppendEvents) replace the value at each of those
  * paths by a ciphertext marker,
  *
- *	  {"es_pg": "encrypted", "key": <key id>, "sealed": "<hex>"}
+ *	  {"es_pg": "encrypted", "key": <key id>, "sealed": "<base64>"}
  *
  * where sealed is AES-256-GCM (nonce, ciphertext, tag) of the value's
  * jsonb binary form under the subject's key (privkeys.c), bound to the
@@ -440,6 +440,85 @@ ReplacePaths(Jsonb *data, const ProtectedType *t, Jsonb **values)
 	return JsonbValueToJsonb(res);
 }
 
+static const char b64_chars[] =
+"ABCDEFGHIJKLMNOPQRSTUVWXYZabcdefghijklmnopqrstuvwxyz0123456789+/";
+
+/* the length of the base64 of n bytes */
+#define B64_LEN(n)	(((n) + 2) / 3 * 4)
+
+/*
+ * B64Encode writes the base64 (RFC 4648, padded, no line breaks) of len
+ * bytes to dst, B64_LEN(len) characters.
+ */
+static void
+B64Encode(const uint8 *src, int len, char *dst)
+{
+	int			i;
+
+	for (i = 0; i + 2 < len; i += 3)
+	{
+		uint32		w = (src[i] << 16) | (src[i + 1] << 8) | src[i + 2];
+
+		*dst++ = b64_chars[(w >> 18) & 63];
+		*dst++ = b64_chars[(w >> 12) & 63];
+		*dst++ = b64_chars[(w >> 6) & 63];
+		*dst++ = b64_chars[w & 63];
+	}
+	if (i < len)
+	{
+		uint32		w = src[i] << 16;
+
+		if (i + 1 < len)
+			w |= src[i + 1] << 8;
+		*dst++ = b64_chars[(w >> 18) & 63];
+		*dst++ = b64_chars[(w >> 12) & 63];
+		*dst++ = i + 1 < len ? b64_chars[(w >> 6) & 63] : '=';
+		*dst++ = '=';
+	}
+}
+
+/*
+ * B64Decode decodes len characters of base64 into dst and returns the
+ * number of bytes, or -1 for text that is not base64.
+ */
+static int
+B64Decode(const char *src, int len, uint8 *dst)
+{
+	int			n = 0;
+	int			i;
+
+	if (len % 4 != 0)
+		return -1;
+	for (i = 0; i < len; i += 4)
+	{
+		uint32		w = 0;
+		int			pad = 0;
+		int			j;
+
+		for (j = 0; j < 4; j++)
+		{
+			char		c = src[i + j];
+			const char *at;
+
+			w <<= 6;
+			if (c == '=' && i + 4 == len && j >= 2)
+			{
+				pad++;
+				continue;
+			}
+			if (pad > 0 || c == '\0' || (at = strchr(b64_chars, c)) == NULL)
+				return -1;
+			w |= at - b64_chars;
+		}
+		dst[n++] = (w >> 16) & 0xff;
+		if (pad < 2)
+			dst[n++] = (w >> 8) & 0xff;
+		if (pad < 1)
+			dst[n++] = w & 0xff;
+	}
+	return n;
+}
+
 /*
  * PushString and PushKey add members to an object under construction.
  */
@@ -468,7 +547,7 @@ PushString(JsonbParseState **st, const char *key, const char *val, int len)
 
 /*
  * Marker builds {"es_pg": kind, "key": id} and, for a ciphertext, its
- * "sealed" hex.
+ * "sealed" base64.
  */
 static Jsonb *
 Marker(const char *kind, int64 key_id, const char *sealed, int sealed_len)
@@ -491,7 +570,7 @@ Marker(const char *kind, int64 key_id, const char *sealed, int sealed_len)
 
 /*
  * ParseMarker says whether a value is a ciphertext marker, and returns its
- * key id and sealed hex.
+ * key id and sealed base64.
  */
 static bool
 ParseMarker(JsonbValue *v, int64 *key_id, char **sealed, int *sealed_len)
@@ -516,8 +595,8 @@ ParseMarker(JsonbValue *v, int64 *key_id, char **sealed, int *sealed_len)
 	if (getKeyJsonValueFromContainer(c, "sealed", 6, &f) == NULL ||
 		f.type != jbvString)
 		return false;
-	ok = f.val.string.len >= 2 * (ES_SEALED_OVERHEAD + VARHDRSZ) &&
-		f.val.string.len % 2 == 0;
+	ok = f.val.string.len >= B64_LEN(ES_SEALED_OVERHEAD + VARHDRSZ) &&
+		f.val.string.len % 4 == 0;
 	*sealed = f.val.string.val;
 	*sealed_len = f.val.string.len;
 	return ok;
@@ -627,10 +706,10 @@ EsPrivacyProtect(Oid namespace_oid, text *event_type, Jsonb *data,
 		sealed = palloc(len + ES_SEALED_OVERHEAD);
 		EsSealBytes(key.key, aad, aadlen, (uint8 *) VARDATA(plain), len,
 					sealed);
-		hex = palloc(2 * (len + ES_SEALED_OVERHEAD) + 1);
-		hex_encode((char *) sealed, len + ES_SEALED_OVERHEAD, hex);
+		hex = palloc(B64_LEN(len + ES_SEALED_OVERHEAD));
+		B64Encode(sealed, len + ES_SEALED_OVERHEAD, hex);
 		values[i] = Marker("encrypted", key.key_id, hex,
-						   2 * (len + ES_SEALED_OVERHEAD));
+						   B64_LEN(len + ES_SEALED_OVERHEAD));
 		changed = true;
 		pfree(sealed);
 		pfree(hex);
@@ -648,18 +727,22 @@ EsPrivacyProtect(Oid namespace_oid, text *event_type, Jsonb *data,
  */
 static Jsonb *
 OpenValue(const EsSubjectKey *key, const pg_uuid_t *event_id,
-		  const ProtectedPath *p, const char *hex, int hexlen,
+		  const ProtectedPath *p, const char *b64, int b64len,
 		  int64 position)
 {
-	int			len = hexlen / 2;
-	uint8	   *sealed = palloc(len);
-	Jsonb	   *plain = palloc(VARHDRSZ + len - ES_SEALED_OVERHEAD);
+	uint8	   *sealed = palloc(b64len / 4 * 3);
+	int			len = B64Decode(b64, b64len, sealed);
+	Jsonb	   *plain = NULL;
 	uint8	   *aad;
 	int			aadlen = ValueAad(key->key_id, event_id, p, &aad);
 
-	hex_decode(hex, hexlen, (char *) sealed);
-	SET_VARSIZE(plain, VARHDRSZ + len - ES_SEALED_OVERHEAD);
-	if (!EsOpenBytes(key->key, aad, aadlen, sealed, len,
+	if (len >= ES_SEALED_OVERHEAD + (int) VARHDRSZ)
+	{
+		plain = palloc(VARHDRSZ + len - ES_SEALED_OVERHEAD);
+		SET_VARSIZE(plain, VARHDRSZ + len - ES_SEALED_OVERHEAD);
+	}
+	if (len < ES_SEALED_OVERHEAD + (int) VARHDRSZ ||
+		!EsOpenBytes(key->key, aad, aadlen, sealed, len,
 					 (uint8 *) VARDATA(plain)))
 		ereport(ERROR,
 				(errcode(ERRCODE_DATA_CORRUPTED),
