@@ -751,6 +751,9 @@ if has_function 'es_protect(text,text[],text)'; then
 			done
 		done
 	done
+	# the protection goes (its events stay, encrypted), so that the read
+	# paths of the later phases keep the install's fast path
+	sql -c "DELETE FROM es_protected_types WHERE event_type = 'BenchCustomer'" >/dev/null
 else
 	skip append_protected "es_protect is not installed (issue 14)"
 fi
