@@ -12,6 +12,8 @@ EXTVERSION	= $(shell sed -n "s/^default_version = '\(.*\)'/\1/p" $(EXTENSION).co
 
 MODULE_big	= es_pg
 OBJS		= $(patsubst %.c,%.o,$(sort $(wildcard src/*.c)))
+# crypto-shredding calls OpenSSL's EVP interface (src/privkeys.c)
+SHLIB_LINK	+= -lcrypto
 
 # Install scripts.  The script of a released version is frozen:
 # sql/es_pg--X.Y.Z.sql is committed and never edited again, and the next

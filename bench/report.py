@@ -65,6 +65,9 @@ WORKLOADS = [
     ("append_validator", "single-event append, random stream, its type with a jsonpath validator",
      ("es", "es_append, validator $.amount > 0"),
      [("none", "es_append, the type not registered", {"on": 0.9, "off": 0.9})]),
+    ("append_protected", "single-event append, random stream, its type protected (issue 14): two members encrypted under the key of one of 1,000 customers",
+     ("es", "es_append of BenchCustomer (es_protect: $.email, $.address; subject $.customer)"),
+     [("none", "es_append of the same data as BenchCustomerPlain, not protected", {"on": 0.8, "off": 0.8})]),
     ("read_category", "category page: 1,000 events of category \"account\" (issue 12)",
      ("es", "es_read_category"),
      [("ref", "SELECT ... WHERE split_part(stream_id, '-', 1) = $1 AND global_position > $2 ORDER BY ... LIMIT 1000, on an index of that expression",
@@ -434,6 +437,8 @@ def targets_summary(table):
         ("read_other_upcaster", "ref", None, "(issue 13) stream read, upcasters for other types only >= 0.97x plain SELECT"),
         ("append_validator", "none", "on", "(issue 13) append with a jsonpath validator >= 0.9x without, synchronous_commit on"),
         ("append_validator", "none", "off", "same, synchronous_commit off"),
+        ("append_protected", "none", "on", "(issue 14) append of a protected type >= 0.8x of an unprotected one, synchronous_commit on"),
+        ("append_protected", "none", "off", "same, synchronous_commit off"),
         ("snapshot", "replay", None, "snapshot load of a 10,000-event stream >= 20x faster than full replay"),
         ("snapshot", "tail2x", None, "(issue 3's goal) snapshot load costs no more than replaying 2x the tail"),
     ]

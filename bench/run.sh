@@ -745,6 +745,32 @@ else
 	done
 fi
 
+# ---- crypto-shredding (issue 14): single-event appends of a protected
+# type (two members encrypted under the key of the customer the event
+# names) beside the same appends of a type that is not protected
+# (bench/sql/privacy.sql)
+if has_function 'es_protect(text,text[],text)'; then
+	sql -f "$BENCH/sql/privacy.sql" >/dev/null
+	phase privacy
+	for sync in on off; do
+		for c in 1 2; do
+			es_log "crypto-shredding: appends, synchronous_commit = $sync, $c client(s)"
+			for r in $(seq 1 "$rounds"); do
+				for v in $(rotate "$r" es none); do
+					bench_pgbench append_protected "$v" "$sync" "$c" "$r" \
+						"$S/append_protected.sql" prepared 1 \
+						-D type="$([ "$v" = es ] && echo BenchCustomer || echo BenchCustomerPlain)"
+				done
+			done
+		done
+	done
+	# the protection goes (its events stay, encrypted), so that the read
+	# paths of the later phases keep the install's fast path
+	sql -c "DELETE FROM es_protected_types WHERE event_type = 'BenchCustomer'" >/dev/null
+else
+	skip append_protected "es_protect is not installed (issue 14)"
+fi
+
 # ---- appends
 phase appends
 gen_batch_scripts 10

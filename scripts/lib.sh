@@ -217,7 +217,8 @@ es_tmpdir() {
 }
 
 # es_cluster_start [SETTING...]: initdb and start a throwaway cluster with
-# es_pg preloaded; extra postgresql.conf lines may be passed.  Exports
+# es_pg preloaded and a master key file for protected event types
+# (docs/privacy.md); extra postgresql.conf lines may be passed.  Exports
 # PGHOST, PGPORT, PGUSER and PGDATABASE for the clients that follow.
 es_cluster_start() {
 	local bindir line
@@ -226,6 +227,9 @@ es_cluster_start() {
 	es_log "starting a throwaway PostgreSQL $PG_MAJOR in $ES_TMP"
 	es_as_pg "$bindir/initdb" -D "$ES_TMP/data" -U postgres -A trust \
 		--no-sync -E UTF8 --no-locale >/dev/null
+	echo "test1 $(od -An -tx1 -N32 /dev/urandom | tr -d ' \n')" |
+		es_as_pg tee "$ES_TMP/data/es_pg_test_keys" >/dev/null
+	es_as_pg chmod 600 "$ES_TMP/data/es_pg_test_keys"
 	{
 		echo "port = $ES_PGPORT"
 		echo "listen_addresses = ''"
@@ -233,6 +237,7 @@ es_cluster_start() {
 		echo "shared_preload_libraries = 'es_pg'"
 		echo "max_connections = 100"
 		echo "logging_collector = off"
+		echo "es_pg.master_key_file = 'es_pg_test_keys'"
 		for line in "$@"; do echo "$line"; done
 	} | es_as_pg tee -a "$ES_TMP/data/postgresql.conf" >/dev/null
 	es_as_pg "$bindir/pg_ctl" -D "$ES_TMP/data" -l "$ES_TMP/server.log" \

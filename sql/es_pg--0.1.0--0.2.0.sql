@@ -1003,6 +1003,217 @@ COMMENT ON VIEW @extschema@.es_projection_status IS
 	'per projection: mode, state, position reached, head, lag in events and time, last error (to roles that may read events), and for async ones the worker''s state and why there is none';
 
 /*
+ * ---- Crypto-shredding (issue 14) ----
+ * es_protected_types, es_subject_keys, es_master_keys, es_protect,
+ * es_unprotect, es_forget_subject, es_rotate_master_key and
+ * es_personal_data_access(), whose EXECUTE is the privilege kind
+ * "personal" that es_privileges_apply now knows (docs/privacy.md).
+ */
+/*
+ * The protected event types: which members of their data hold personal
+ * data (paths), and which names the data subject (subject_path; its keys
+ * from the root in subject_keys, for es_forget_subject).
+ */
+CREATE TABLE @extschema@.es_protected_types (
+	event_type	text COLLATE "C" NOT NULL,
+	paths		text[] NOT NULL,
+	subject_path text NOT NULL,
+	subject_keys text[] NOT NULL,
+	created_at	timestamptz NOT NULL DEFAULT pg_catalog.now(),
+	CONSTRAINT es_protected_types_pkey PRIMARY KEY (event_type)
+);
+SELECT pg_catalog.pg_extension_config_dump('@extschema@.es_protected_types', '');
+REVOKE ALL ON @extschema@.es_protected_types FROM PUBLIC;
+COMMENT ON TABLE @extschema@.es_protected_types IS
+	'event types whose personal data es_append encrypts with the key of its subject';
+COMMENT ON COLUMN @extschema@.es_protected_types.paths IS
+	'SQL/JSON paths of the members that hold personal data';
+COMMENT ON COLUMN @extschema@.es_protected_types.subject_path IS
+	'SQL/JSON path of the member that names the data subject';
+
+/*
+ * The keys of data subjects, wrapped by a master key of the key file that
+ * es_pg.master_key_file names.  es_forget_subject destroys a key: its
+ * wrapped form and master key become NULL and forgotten_at is set.
+ */
+CREATE SEQUENCE @extschema@.es_subject_keys_key_id_seq AS bigint;
+SELECT pg_catalog.pg_extension_config_dump('@extschema@.es_subject_keys_key_id_seq', '');
+REVOKE ALL ON @extschema@.es_subject_keys_key_id_seq FROM PUBLIC;
+CREATE TABLE @extschema@.es_subject_keys (
+	key_id		bigint NOT NULL
+		DEFAULT pg_catalog.nextval('@extschema@.es_subject_keys_key_id_seq'::pg_catalog.regclass),
+	subject		text COLLATE "C" NOT NULL,
+	master_key	text COLLATE "C",
+	wrapped		bytea,
+	created_at	timestamptz NOT NULL DEFAULT pg_catalog.now(),
+	forgotten_at timestamptz,
+	CONSTRAINT es_subject_keys_pkey PRIMARY KEY (key_id),
+	CONSTRAINT es_subject_keys_forgotten_check CHECK
+		((forgotten_at IS NULL) = (wrapped IS NOT NULL AND master_key IS NOT NULL))
+);
+ALTER SEQUENCE @extschema@.es_subject_keys_key_id_seq
+	OWNED BY @extschema@.es_subject_keys.key_id;
+/* one live key per subject; forgotten keys stay as a record */
+CREATE UNIQUE INDEX es_subject_keys_live_idx
+	ON @extschema@.es_subject_keys (subject) WHERE forgotten_at IS NULL;
+CREATE INDEX es_subject_keys_subject_idx
+	ON @extschema@.es_subject_keys (subject);
+SELECT pg_catalog.pg_extension_config_dump('@extschema@.es_subject_keys', '');
+REVOKE ALL ON @extschema@.es_subject_keys FROM PUBLIC;
+COMMENT ON TABLE @extschema@.es_subject_keys IS
+	'keys of data subjects, wrapped by a master key outside the database; NULL once forgotten';
+COMMENT ON COLUMN @extschema@.es_subject_keys.master_key IS
+	'id of the master key (in es_pg.master_key_file) that wraps the key';
+COMMENT ON COLUMN @extschema@.es_subject_keys.wrapped IS
+	'AES-256-GCM of the key under the master key: nonce, ciphertext, tag';
+
+/*
+ * The master keys ever used, by id, each with a check value (an AES-256-GCM
+ * tag under the key) that tells the right key from another one under the
+ * same id.
+ */
+CREATE TABLE @extschema@.es_master_keys (
+	master_key	text COLLATE "C" NOT NULL,
+	check_value bytea NOT NULL,
+	created_at	timestamptz NOT NULL DEFAULT pg_catalog.now(),
+	CONSTRAINT es_master_keys_pkey PRIMARY KEY (master_key)
+);
+SELECT pg_catalog.pg_extension_config_dump('@extschema@.es_master_keys', '');
+REVOKE ALL ON @extschema@.es_master_keys FROM PUBLIC;
+COMMENT ON TABLE @extschema@.es_master_keys IS
+	'ids of the master keys used, with a check value that recognizes each key';
+
+/* a change resets the caches of every backend */
+CREATE FUNCTION @extschema@.es_privacy_changed()
+	RETURNS trigger
+	AS 'MODULE_PATHNAME', 'es_privacy_changed'
+	LANGUAGE C;
+CREATE TRIGGER es_protected_types_changed
+	AFTER INSERT OR UPDATE OR DELETE OR TRUNCATE ON @extschema@.es_protected_types
+	FOR EACH STATEMENT EXECUTE FUNCTION @extschema@.es_privacy_changed();
+ALTER TABLE @extschema@.es_protected_types ENABLE ALWAYS TRIGGER es_protected_types_changed;
+CREATE TRIGGER es_subject_keys_changed
+	AFTER UPDATE OR DELETE OR TRUNCATE ON @extschema@.es_subject_keys
+	FOR EACH STATEMENT EXECUTE FUNCTION @extschema@.es_privacy_changed();
+ALTER TABLE @extschema@.es_subject_keys ENABLE ALWAYS TRIGGER es_subject_keys_changed;
+REVOKE ALL ON FUNCTION @extschema@.es_privacy_changed() FROM PUBLIC;
+
+CREATE FUNCTION @extschema@.es_protect(event_type text, paths text[],
+		subject_path text)
+	RETURNS void
+	AS 'MODULE_PATHNAME', 'es_protect'
+	LANGUAGE C VOLATILE;
+COMMENT ON FUNCTION @extschema@.es_protect(text, text[], text) IS
+	'encrypt the personal data at paths of an event type with the key of the subject at subject_path';
+REVOKE ALL ON FUNCTION @extschema@.es_protect(text, text[], text) FROM PUBLIC;
+
+CREATE FUNCTION @extschema@.es_unprotect(event_type text)
+	RETURNS boolean
+	AS 'MODULE_PATHNAME', 'es_unprotect'
+	LANGUAGE C VOLATILE;
+COMMENT ON FUNCTION @extschema@.es_unprotect(text) IS
+	'drop the protection of an event type that has no events';
+REVOKE ALL ON FUNCTION @extschema@.es_unprotect(text) FROM PUBLIC;
+
+CREATE FUNCTION @extschema@.es_forget_subject(subject text,
+		OUT keys_destroyed integer, OUT streams bigint,
+		OUT snapshots_removed bigint)
+	RETURNS record
+	AS 'MODULE_PATHNAME', 'es_forget_subject'
+	LANGUAGE C VOLATILE;
+COMMENT ON FUNCTION @extschema@.es_forget_subject(text) IS
+	'destroy the keys of a data subject and remove the snapshots of its streams';
+REVOKE ALL ON FUNCTION @extschema@.es_forget_subject(text) FROM PUBLIC;
+
+CREATE FUNCTION @extschema@.es_rotate_master_key()
+	RETURNS bigint
+	AS 'MODULE_PATHNAME', 'es_rotate_master_key'
+	LANGUAGE C VOLATILE;
+COMMENT ON FUNCTION @extschema@.es_rotate_master_key() IS
+	'rewrap every subject key under the newest master key of es_pg.master_key_file';
+REVOKE ALL ON FUNCTION @extschema@.es_rotate_master_key() FROM PUBLIC;
+
+/* EXECUTE on this function is the right to see plain personal data */
+CREATE FUNCTION @extschema@.es_personal_data_access()
+	RETURNS boolean
+	AS 'MODULE_PATHNAME', 'es_personal_data_access'
+	LANGUAGE C STABLE;
+COMMENT ON FUNCTION @extschema@.es_personal_data_access() IS
+	'whether the current role sees plain personal data; EXECUTE on it is that right';
+REVOKE ALL ON FUNCTION @extschema@.es_personal_data_access() FROM PUBLIC;
+
+/* es_privileges_apply knows the kind "personal" */
+CREATE OR REPLACE FUNCTION @extschema@.es_privileges_apply(kind text, role regrole,
+		is_grant boolean)
+	RETURNS void
+	LANGUAGE plpgsql VOLATILE
+	SET search_path = pg_catalog, pg_temp
+	AS $fn$
+#variable_conflict use_variable
+DECLARE
+	r record;
+	target text;
+	missing text;
+	nmissing bigint;
+BEGIN
+	IF kind IS NULL OR role IS NULL OR is_grant IS NULL THEN
+		RAISE EXCEPTION 'role must not be null' USING ERRCODE = '22004';
+	END IF;
+	IF kind NOT IN ('reader', 'appender', 'admin', 'personal') THEN
+		RAISE EXCEPTION 'unknown privilege kind "%"', kind
+			USING ERRCODE = '22023',
+				  HINT = 'The kinds are reader, appender, admin and personal.';
+	END IF;
+
+	/*
+	 * Check first that the caller may grant every privilege of the kind:
+	 * GRANT and REVOKE by a role without grant option only warn.
+	 */
+	SELECT count(*), min(m.privilege || ' on ' || m.object_name)
+	  INTO nmissing, missing
+	  FROM @extschema@.es_privilege_model m
+	 WHERE m.kind OPERATOR(pg_catalog.<>) 'owner'
+	   AND NOT CASE m.object_type
+		   WHEN 'schema' THEN has_schema_privilege(m.object,
+									m.privilege || ' WITH GRANT OPTION')
+		   WHEN 'function' THEN has_function_privilege(m.object,
+									m.privilege || ' WITH GRANT OPTION')
+		   ELSE has_table_privilege(m.object,
+									m.privilege || ' WITH GRANT OPTION')
+	   END;
+	IF nmissing > 0 THEN
+		RAISE EXCEPTION 'permission denied to % the privileges of es_pg',
+			CASE WHEN is_grant THEN 'grant' ELSE 'revoke' END
+			USING ERRCODE = '42501',
+				  DETAIL = format('Role %s may not grant %s of the privileges in es_privilege_model, such as %s.',
+								  current_user, nmissing, missing),
+				  HINT = 'Run it as the owner of the extension or as a superuser.';
+	END IF;
+
+	FOR r IN
+		SELECT m.object_type, m.object, m.privilege
+		  FROM @extschema@.es_privilege_model m
+		 WHERE m.kind OPERATOR(pg_catalog.=) kind
+			OR (is_grant AND m.kind OPERATOR(pg_catalog.=) 'reader')
+			OR (NOT is_grant AND kind OPERATOR(pg_catalog.=) 'reader'
+				AND m.kind OPERATOR(pg_catalog.<>) 'owner')
+		 ORDER BY m.object_type, m.object_name
+	LOOP
+		target := CASE r.object_type
+			WHEN 'schema' THEN 'SCHEMA ' || r.object::regnamespace::text
+			WHEN 'function' THEN 'FUNCTION ' || r.object::regprocedure::text
+			ELSE 'TABLE ' || r.object::regclass::text
+		END;
+		IF is_grant THEN
+			EXECUTE format('GRANT %s ON %s TO %s', r.privilege, target, role);
+		ELSE
+			EXECUTE format('REVOKE %s ON %s FROM %s', r.privilege, target, role);
+		END IF;
+	END LOOP;
+END
+$fn$;
+
+/*
  * ---------------------------------------------------------------------
  * The privilege model, made again with every object of 0.2.0 (the same
  * list as sql/src/90_privileges.sql; the projection workers' section
@@ -1095,7 +1306,20 @@ SELECT m.kind, m.object_type, m.object,
 	('admin', 'table', '@extschema@.es_subscriptions'::pg_catalog.regclass::pg_catalog.oid, 'SELECT'),
 	('admin', 'table', '@extschema@.es_subscription_members'::pg_catalog.regclass::pg_catalog.oid, 'SELECT'),
 	('admin', 'table', '@extschema@.es_subscription_parked'::pg_catalog.regclass::pg_catalog.oid, 'SELECT'),
+	-- admin: crypto-shredding (55_privacy.sql)
+	('admin', 'function', '@extschema@.es_protect(text, text[], text)'::pg_catalog.regprocedure::pg_catalog.oid, 'EXECUTE'),
+	('admin', 'function', '@extschema@.es_unprotect(text)'::pg_catalog.regprocedure::pg_catalog.oid, 'EXECUTE'),
+	('admin', 'function', '@extschema@.es_forget_subject(text)'::pg_catalog.regprocedure::pg_catalog.oid, 'EXECUTE'),
+	('admin', 'function', '@extschema@.es_rotate_master_key()'::pg_catalog.regprocedure::pg_catalog.oid, 'EXECUTE'),
+	-- reader: which types are protected
+	('reader', 'table', '@extschema@.es_protected_types'::pg_catalog.regclass::pg_catalog.oid, 'SELECT'),
+	-- personal: plain personal data through every read path
+	('personal', 'function', '@extschema@.es_personal_data_access()'::pg_catalog.regprocedure::pg_catalog.oid, 'EXECUTE'),
 	-- owner only
+	('owner', 'table', '@extschema@.es_subject_keys'::pg_catalog.regclass::pg_catalog.oid, NULL),
+	('owner', 'table', '@extschema@.es_master_keys'::pg_catalog.regclass::pg_catalog.oid, NULL),
+	('owner', 'sequence', '@extschema@.es_subject_keys_key_id_seq'::pg_catalog.regclass::pg_catalog.oid, NULL),
+	('owner', 'function', '@extschema@.es_privacy_changed()'::pg_catalog.regprocedure::pg_catalog.oid, NULL),
 	('owner', 'sequence', '@extschema@.es_events_position_seq'::pg_catalog.regclass::pg_catalog.oid, NULL),
 	('owner', 'function', '@extschema@.es_events_append_only()'::pg_catalog.regprocedure::pg_catalog.oid, NULL),
 	('owner', 'function', '@extschema@.es_events_insert_guard()'::pg_catalog.regprocedure::pg_catalog.oid, NULL),

@@ -842,6 +842,18 @@ AppendEvents(FunctionCallInfo fcinfo, text *stream_id, NewEvent *events,
 		CheckExpectedVersion(rel, stream_id, version, expected);
 
 	GenerateEventIds(events, nevents);
+	if (EsPrivacyActive(cat->namespace_oid))
+	{
+		int			i;
+
+		/* personal data of protected types, encrypted (privacy.c) */
+		for (i = 0; i < nevents; i++)
+			events[i].data = JsonbPGetDatum(EsPrivacyProtect(cat->namespace_oid,
+															 DatumGetTextPP(events[i].event_type),
+															 DatumGetJsonbP(events[i].data),
+															 &events[i].event_id,
+															 nevents > 1 ? i : -1));
+	}
 	version = InsertEvents(cat, rel, stream_id, events, nevents, version,
 						   check_version, expected);
 	table_close(rel, NoLock);

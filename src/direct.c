@@ -306,6 +306,8 @@ DirectXactCallback(XactEvent event, void *arg)
 		EsSpiConnect();
 		CheckStreams(cat);
 		CheckTombstones(cat);
+		EsPrivacyCheckDirect(cat->namespace_oid, cat->events_relid,
+							 es_direct.floor);
 		if (es_direct.highest > 0)
 			AdvanceSequence(cat);
 		SPI_finish();

@@ -47,5 +47,6 @@ _PG_init(void)
 	EsInitCatalogCache();
 	EsInitEvolution();
 	EsInitVerify();
+	EsInitPrivacy();
 	MarkGUCPrefixReserved("es_pg");
 }

@@ -286,12 +286,31 @@ extern void EsInitEvolution(void);
 extern bool EsUpcastingActive(Oid namespace_oid);
 extern HeapTuple EsUpcastEventTuple(Oid namespace_oid, HeapTuple tuple,
 									TupleDesc tupdesc);
+extern HeapTuple EsUpcastEventTupleFor(Oid namespace_oid, HeapTuple tuple,
+									   TupleDesc tupdesc, Oid reader);
 extern void EsUpcastBatchBegin(void);
 extern void EsUpcastBatchEnd(bool aborting);
 extern int32 EsCheckEventSchema(Oid namespace_oid, text *event_type,
 								Jsonb *data, Jsonb *metadata,
 								int batch_index);
 extern void EsUpcastFoldDigest(Oid namespace_oid, char *hex);
+
+/*
+ * privacy.c: crypto-shredding (privacy.h is shared by its files).  Appends
+ * encrypt through EsPrivacyProtect; EsUpcastEventTuple decrypts through
+ * EsPrivacyReveal before upcasting.
+ */
+extern void EsInitPrivacy(void);
+extern bool EsPrivacyActive(Oid namespace_oid);
+extern Jsonb *EsPrivacyProtect(Oid namespace_oid, text *event_type,
+							   Jsonb *data, const pg_uuid_t *event_id,
+							   int batch_index);
+extern HeapTuple EsPrivacyReveal(Oid namespace_oid, HeapTuple tuple,
+								 TupleDesc tupdesc, Oid reader);
+extern void EsPrivacyFoldDigest(Oid namespace_oid, Oid reader, char *hex);
+extern bool EsPrivacyHidesSnapshots(Oid namespace_oid);
+extern void EsPrivacyCheckDirect(Oid namespace_oid, Oid events_relid,
+								 int64 floor);
 
 /* reducer.c: the pieces of a function's digest, shared with evolution.c */
 struct pg_cryptohash_ctx;

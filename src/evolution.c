@@ -442,9 +442,12 @@ GetRegistry(Oid namespace_oid)
 bool
 EsUpcastingActive(Oid namespace_oid)
 {
-	if (registry_valid && registry.namespace_oid == namespace_oid)
-		return registry.nupcasters > 0;
-	return GetRegistry(namespace_oid)->nupcasters > 0;
+	if (registry_valid && registry.namespace_oid == namespace_oid &&
+		registry.nupcasters > 0)
+		return true;
+	/* protected types are decrypted at the same choke point (privacy.c) */
+	return GetRegistry(namespace_oid)->nupcasters > 0 ||
+		EsPrivacyActive(namespace_oid);
 }
 
 /*
@@ -794,6 +797,19 @@ RunChain(HeapTuple tuple, TupleDesc desc, EventType *t, int32 version)
 HeapTuple
 EsUpcastEventTuple(Oid namespace_oid, HeapTuple tuple, TupleDesc tupdesc)
 {
+	return EsUpcastEventTupleFor(namespace_oid, tuple, tupdesc, InvalidOid);
+}
+
+/*
+ * EsUpcastEventTupleFor does the same for a given reader: the role whose
+ * grant decides whether the event's personal data is decrypted first
+ * (privacy.c).  InvalidOid is the current role, or the role a batch of
+ * upcasts started as while an upcaster's identity is kept (upcast_batch).
+ */
+HeapTuple
+EsUpcastEventTupleFor(Oid namespace_oid, HeapTuple tuple, TupleDesc tupdesc,
+					  Oid reader)
+{
 	EventType  *t;
 	bool		isnull;
 	Datum		d;
@@ -802,6 +818,15 @@ EsUpcastEventTuple(Oid namespace_oid, HeapTuple tuple, TupleDesc tupdesc)
 
 	if (!EsUpcastingActive(namespace_oid) ||
 		tupdesc->natts < Anum_es_events_schema_version)
+		return tuple;
+	if (EsPrivacyActive(namespace_oid))
+	{
+		if (!OidIsValid(reader))
+			reader = upcast_batch.active ? upcast_batch.id.save_userid :
+				GetUserId();
+		tuple = EsPrivacyReveal(namespace_oid, tuple, tupdesc, reader);
+	}
+	if (GetRegistry(namespace_oid)->nupcasters == 0)
 		return tuple;
 	d = heap_getattr(tuple, Anum_es_events_event_type, tupdesc, &isnull);
 	if (isnull)
@@ -902,6 +927,8 @@ EsUpcastFoldDigest(Oid namespace_oid, char *hex)
 	uint8		digest[PG_SHA256_DIGEST_LENGTH];
 	int			i;
 
+	/* whether the fold sees plain personal data (privacy.c) */
+	EsPrivacyFoldDigest(namespace_oid, GetUserId(), hex);
 	if (r->nupcasters == 0)
 		return;
 	if (!r->digest_ready)

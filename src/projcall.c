@@ -432,7 +432,8 @@ EsCollectEvent(HeapTuple tuple, TupleDesc tupdesc, void *arg)
 	}
 	oldcxt = MemoryContextSwitchTo(b->cxt);
 	if (b->upcast)
-		tuple = EsUpcastEventTuple(b->namespace_oid, tuple, tupdesc);
+		tuple = EsUpcastEventTupleFor(b->namespace_oid, tuple, tupdesc,
+									  b->proj->owner);	/* the handler's grant */
 	if (b->proj->ntypes == 0 ||
 		EsProjectionWants(b->proj,
 						  DatumGetTextPP(heap_getattr(tuple, Anum_es_events_event_type,

@@ -113,12 +113,14 @@ FoldErrorContext(void *arg)
  * with a version after "after" and at most "bound", in version order, and
  * returns the number of events it folded.  *state holds the initial state on
  * entry and the final one, allocated in the caller's memory context, on
- * exit.
+ * exit.  reader is the role that called es_aggregate: its grant decides
+ * whether personal data is decrypted (privacy.c), also when the fold runs
+ * as the reducer's owner.
  */
 static int64
 FoldEvents(const EsCatalog *cat, Snapshot snapshot, text *stream_id,
 		   const EsReducer *reducer, FmgrInfo *flinfo, int64 after,
-		   int64 bound, Datum *state)
+		   int64 bound, Datum *state, Oid reader)
 {
 	MemoryContext callcxt = CurrentMemoryContext;
 	MemoryContext foldcxt;
@@ -192,10 +194,10 @@ FoldEvents(const EsCatalog *cat, Snapshot snapshot, text *stream_id,
 		{
 			/* the event in its current shape (evolution.c) */
 			TupleDesc	desc = probe.slot->tts_tupleDescriptor;
-			HeapTuple	tuple = EsUpcastEventTuple(cat->namespace_oid,
-												   ExecFetchSlotHeapTuple(probe.slot,
-																		  false, NULL),
-												   desc);
+			HeapTuple	tuple = EsUpcastEventTupleFor(cat->namespace_oid,
+													  ExecFetchSlotHeapTuple(probe.slot,
+																			 false, NULL),
+													  desc, reader);
 
 			fcinfo->args[1].value = heap_copy_tuple_as_datum(tuple, desc);
 		}
@@ -304,6 +306,7 @@ es_aggregate(PG_FUNCTION_ARGS)
 	char	   *outcome = NULL;
 	EsSnapshotPolicy policy;
 	EsIdentity	id;
+	Oid			reader;
 	StringInfoData report;
 
 	EsRequireArgument(fcinfo, 0, "stream id");
@@ -371,10 +374,12 @@ es_aggregate(PG_FUNCTION_ARGS)
 		state = JsonbPGetDatum(found.state);
 
 	/* a fold whose snapshots are shared runs in the policy's environment */
+	reader = GetUserId();
 	if (policy.search_path != NULL)
 		EsBecomeOwner(reducer.owner, policy.search_path, false, &id);
 	replayed = FoldEvents(cat, snapshot, stream_id, &reducer, &cache->flinfo,
-						  have_snapshot ? found.version : 0, bound, &state);
+						  have_snapshot ? found.version : 0, bound, &state,
+						  reader);
 	if (policy.search_path != NULL)
 		EsRestoreIdentity(&id);
 

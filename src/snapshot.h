@@ -45,6 +45,7 @@ typedef struct EsFoundSnapshot
 	int64		version;
 	Jsonb	   *state;
 	TimestampTz created_at;
+	bool		folded;			/* es_aggregate made it (it has a digest) */
 } EsFoundSnapshot;
 
 /* reducer.c */

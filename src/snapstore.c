@@ -145,6 +145,8 @@ ReadSnapshotRow(TupleTableSlot *slot, EsFoundSnapshot *found)
 	found->created_at = DatumGetTimestampTz(slot_getattr(slot,
 														 Anum_es_snapshots_created_at,
 														 &isnull));
+	(void) slot_getattr(slot, Anum_es_snapshots_reducer_digest, &isnull);
+	found->folded = !isnull;
 }
 
 /*
@@ -518,13 +520,17 @@ es_save_snapshot(PG_FUNCTION_ARGS)
  * ReturnSnapshot emits a found snapshot as the one row of es_load_snapshot.
  */
 static void
-ReturnSnapshot(FunctionCallInfo fcinfo, bool have, EsFoundSnapshot *found)
+ReturnSnapshot(FunctionCallInfo fcinfo, const EsCatalog *cat, bool have,
+			   EsFoundSnapshot *found)
 {
 	ReturnSetInfo *rsinfo = (ReturnSetInfo *) fcinfo->resultinfo;
 	Datum		values[3];
 	bool		nulls[3] = {false, false, false};
 
 	if (!have)
+		return;
+	/* a fold may have seen plain personal data this role may not see */
+	if (found->folded && EsPrivacyHidesSnapshots(cat->namespace_oid))
 		return;
 	values[0] = Int64GetDatum(found->version);
 	values[1] = JsonbPGetDatum(found->state);
@@ -554,7 +560,7 @@ es_load_snapshot(PG_FUNCTION_ARGS)
 	InitMaterializedSRF(fcinfo, 0);
 	have = FindNewestSnapshot(sc, GetActiveSnapshot(), PG_GETARG_TEXT_PP(0),
 							  &found);
-	ReturnSnapshot(fcinfo, have, &found);
+	ReturnSnapshot(fcinfo, cat, have, &found);
 	return (Datum) 0;
 }
 
@@ -584,7 +590,7 @@ es_load_snapshot_reducer(PG_FUNCTION_ARGS)
 	InitMaterializedSRF(fcinfo, 0);
 	have = EsFindReducerSnapshot(sc, GetActiveSnapshot(), PG_GETARG_TEXT_PP(0),
 								 reducer, PG_INT64_MAX, NULL, &found, &stale);
-	ReturnSnapshot(fcinfo, have, &found);
+	ReturnSnapshot(fcinfo, cat, have, &found);
 	return (Datum) 0;
 }
 

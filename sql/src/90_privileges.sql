@@ -9,7 +9,9 @@
  *	admin		what a reader may do; administers snapshot policies,
  *				invalidates snapshots, creates, drops, rebuilds, applies
  *				and resumes projections, reads the snapshot and projection
- *				tables
+ *				tables; protects event types and forgets data subjects
+ *	personal	what a reader may do; sees the personal data of protected
+ *				event types in plain text (docs/privacy.md)
  *
  * Nobody gets INSERT, UPDATE, DELETE or TRUNCATE on es_events: events are
  * written by es_append and es_append_batch only, and never changed (see
@@ -26,7 +28,7 @@
 /*
  * es_privileges_apply grants the privileges of a kind ("reader", "appender"
  * or "admin") to a role, or revokes them.  Granting "appender" or "admin"
- * grants "reader" too.  Revoking "appender" or "admin" takes away what the
+ * grants "reader" too, and so does granting "personal".  Revoking "appender" or "admin" takes away what the
  * kind adds to reading; revoking "reader" takes away everything the model
  * grants.  It runs with the caller's rights: only a role that may grant on
  * the extension's objects (their owner, a superuser) can use it.
@@ -47,10 +49,10 @@ BEGIN
 	IF kind IS NULL OR role IS NULL OR is_grant IS NULL THEN
 		RAISE EXCEPTION 'role must not be null' USING ERRCODE = '22004';
 	END IF;
-	IF kind NOT IN ('reader', 'appender', 'admin') THEN
+	IF kind NOT IN ('reader', 'appender', 'admin', 'personal') THEN
 		RAISE EXCEPTION 'unknown privilege kind "%"', kind
 			USING ERRCODE = '22023',
-				  HINT = 'The kinds are reader, appender and admin.';
+				  HINT = 'The kinds are reader, appender, admin and personal.';
 	END IF;
 
 	/*
@@ -227,7 +229,20 @@ SELECT m.kind, m.object_type, m.object,
 	('admin', 'table', '@extschema@.es_subscriptions'::pg_catalog.regclass::pg_catalog.oid, 'SELECT'),
 	('admin', 'table', '@extschema@.es_subscription_members'::pg_catalog.regclass::pg_catalog.oid, 'SELECT'),
 	('admin', 'table', '@extschema@.es_subscription_parked'::pg_catalog.regclass::pg_catalog.oid, 'SELECT'),
+	-- admin: crypto-shredding (55_privacy.sql)
+	('admin', 'function', '@extschema@.es_protect(text, text[], text)'::pg_catalog.regprocedure::pg_catalog.oid, 'EXECUTE'),
+	('admin', 'function', '@extschema@.es_unprotect(text)'::pg_catalog.regprocedure::pg_catalog.oid, 'EXECUTE'),
+	('admin', 'function', '@extschema@.es_forget_subject(text)'::pg_catalog.regprocedure::pg_catalog.oid, 'EXECUTE'),
+	('admin', 'function', '@extschema@.es_rotate_master_key()'::pg_catalog.regprocedure::pg_catalog.oid, 'EXECUTE'),
+	-- reader: which types are protected
+	('reader', 'table', '@extschema@.es_protected_types'::pg_catalog.regclass::pg_catalog.oid, 'SELECT'),
+	-- personal: plain personal data through every read path
+	('personal', 'function', '@extschema@.es_personal_data_access()'::pg_catalog.regprocedure::pg_catalog.oid, 'EXECUTE'),
 	-- owner only
+	('owner', 'table', '@extschema@.es_subject_keys'::pg_catalog.regclass::pg_catalog.oid, NULL),
+	('owner', 'table', '@extschema@.es_master_keys'::pg_catalog.regclass::pg_catalog.oid, NULL),
+	('owner', 'sequence', '@extschema@.es_subject_keys_key_id_seq'::pg_catalog.regclass::pg_catalog.oid, NULL),
+	('owner', 'function', '@extschema@.es_privacy_changed()'::pg_catalog.regprocedure::pg_catalog.oid, NULL),
 	('owner', 'sequence', '@extschema@.es_events_position_seq'::pg_catalog.regclass::pg_catalog.oid, NULL),
 	('owner', 'function', '@extschema@.es_events_append_only()'::pg_catalog.regprocedure::pg_catalog.oid, NULL),
 	('owner', 'function', '@extschema@.es_events_insert_guard()'::pg_catalog.regprocedure::pg_catalog.oid, NULL),

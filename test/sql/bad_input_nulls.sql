@@ -136,7 +136,15 @@ INSERT INTO fn_cases VALUES
 	 ARRAY['22004', '22004', '22004']),
 	('es_event_registry_changed()', ARRAY[]::text[], ARRAY['42804']),
 	('es_evolution_sql_drop()', ARRAY[]::text[], ARRAY['42804']),
-	('es_ddl_guard()', ARRAY[]::text[], ARRAY['42804']);
+	('es_ddl_guard()', ARRAY[]::text[], ARRAY['42804']),
+	-- crypto-shredding
+	('es_protect(text,text[],text)', ARRAY[$$'NulP'$$, $$'{$.a}'$$, $$'$.id'$$],
+	 ARRAY['22004', '22004', '22004']),
+	('es_unprotect(text)', ARRAY[$$'NulP'$$], ARRAY['22004']),
+	('es_forget_subject(text)', ARRAY[$$'nul-subject'$$], ARRAY['22004']),
+	('es_rotate_master_key()', ARRAY[]::text[], ARRAY['ok']),
+	('es_personal_data_access()', ARRAY[]::text[], ARRAY['ok']),
+	('es_privacy_changed()', ARRAY[]::text[], ARRAY['42804']);
 
 -- every function of the extension is in the list above
 SELECT p.oid::regprocedure AS function_without_null_cases
