@@ -185,7 +185,8 @@ extern int	es_projection_retries;
 extern int	es_projection_batch_size;
 extern void EsInitApply(void);
 extern void EsTakeOverProjection(const char *name);
-extern List *EsPendingAsyncProjections(const EsCatalog *cat);
+extern List *EsPendingAsyncProjections(const EsCatalog *cat,
+									   int retry_delay_ms);
 extern int64 EsApplyProjectionBatch(const EsCatalog *cat, const char *name,
 									bool skip_locked, int elevel, bool *more);
 
