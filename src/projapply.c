@@ -2,7 +2,8 @@
  *
  * projapply.c
  *	  Async apply: one batch of one async projection at a time, in global
- *	  feed order, with its checkpoint moved in the same transaction.
+ *	  feed order, through the member of its subscription (subscription.c),
+ *	  acknowledged or failed in the same transaction.
  *
  * The worker (worker.c) and es_apply_projections apply batches.  An
  * applier holds a lock on the projection's name for its batch (the

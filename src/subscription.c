@@ -46,9 +46,11 @@
  *
  * The tables are written by their owner through es_pg's statements
  * (identity.c); the caller needs the read privilege on es_events, checked
- * as for every read.  Async projections can later become subscriptions
- * with a handler: a column of es_subscriptions naming it, applied by a
- * worker through the same member state.
+ * as for every read.  An async projection is a subscription whose consumer
+ * is its handler (es_subscriptions.projection names it): its applier
+ * (projapply.c) walks, acknowledges and fails its one member through the
+ * functions at the end of this file, with the code of es_poll, es_ack and
+ * es_nack; the consumer API refuses it (RefuseProjection).
  *
  * IDENTIFICATION
  *	  src/subscription.c
@@ -117,38 +119,46 @@ typedef struct Member
 	bool		projection;		/* an async projection's subscription */
 } Member;
 
-static const EsStatement LoadMemberStatement = {
-	"SELECT s.category, s.event_types, s.group_size, s.max_attempts,"
-	" m.checkpoint, m.delivered_to, m.scanned_to, m.attempts, m.consumer,"
-	" COALESCE(m.lease_until OPERATOR(pg_catalog.>) pg_catalog.clock_timestamp(), false),"
-	" EXISTS (SELECT 1 FROM @extschema@.es_subscription_parked p"
-	"  WHERE p.subscription OPERATOR(pg_catalog.=) m.subscription"
-	"  AND p.member OPERATOR(pg_catalog.=) m.member AND p.replay),"
-	" s.projection IS NOT NULL"
-	" FROM @extschema@.es_subscriptions s"
-	" JOIN @extschema@.es_subscription_members m"
-	" ON m.subscription OPERATOR(pg_catalog.=) s.name"
-	" WHERE s.name OPERATOR(pg_catalog.=) $1"
+/*
+ * A member's row with its subscription's definition, locked.  The consumer
+ * API's forms leave out the subscriptions of async projections before
+ * locking, so that a consumer call on one is refused at once (and not after
+ * waiting for the applier that holds the member); their appliers use the
+ * forms without the filter.
+ */
+#define LOAD_MEMBER_SQL \
+	"SELECT s.category, s.event_types, s.group_size, s.max_attempts," \
+	" m.checkpoint, m.delivered_to, m.scanned_to, m.attempts, m.consumer," \
+	" COALESCE(m.lease_until OPERATOR(pg_catalog.>) pg_catalog.clock_timestamp(), false)," \
+	" EXISTS (SELECT 1 FROM @extschema@.es_subscription_parked p" \
+	"  WHERE p.subscription OPERATOR(pg_catalog.=) m.subscription" \
+	"  AND p.member OPERATOR(pg_catalog.=) m.member AND p.replay)," \
+	" s.projection IS NOT NULL" \
+	" FROM @extschema@.es_subscriptions s" \
+	" JOIN @extschema@.es_subscription_members m" \
+	" ON m.subscription OPERATOR(pg_catalog.=) s.name" \
+	" WHERE s.name OPERATOR(pg_catalog.=) $1" \
 	" AND m.member OPERATOR(pg_catalog.=) $2"
-	" FOR UPDATE OF m SKIP LOCKED",
+
+static const EsStatement LoadMemberStatement = {
+	LOAD_MEMBER_SQL " AND s.projection IS NULL FOR UPDATE OF m SKIP LOCKED",
 	2, {TEXTOID, INT4OID}, true
 };
 
 /* the same, waiting for the row: acks, nacks and releases */
 static const EsStatement LoadMemberWaitStatement = {
-	"SELECT s.category, s.event_types, s.group_size, s.max_attempts,"
-	" m.checkpoint, m.delivered_to, m.scanned_to, m.attempts, m.consumer,"
-	" COALESCE(m.lease_until OPERATOR(pg_catalog.>) pg_catalog.clock_timestamp(), false),"
-	" EXISTS (SELECT 1 FROM @extschema@.es_subscription_parked p"
-	"  WHERE p.subscription OPERATOR(pg_catalog.=) m.subscription"
-	"  AND p.member OPERATOR(pg_catalog.=) m.member AND p.replay),"
-	" s.projection IS NOT NULL"
-	" FROM @extschema@.es_subscriptions s"
-	" JOIN @extschema@.es_subscription_members m"
-	" ON m.subscription OPERATOR(pg_catalog.=) s.name"
-	" WHERE s.name OPERATOR(pg_catalog.=) $1"
-	" AND m.member OPERATOR(pg_catalog.=) $2"
-	" FOR UPDATE OF m",
+	LOAD_MEMBER_SQL " AND s.projection IS NULL FOR UPDATE OF m",
+	2, {TEXTOID, INT4OID}, true
+};
+
+/* the member of an async projection's subscription, for its applier */
+static const EsStatement LoadAppliedMemberStatement = {
+	LOAD_MEMBER_SQL " FOR UPDATE OF m SKIP LOCKED",
+	2, {TEXTOID, INT4OID}, true
+};
+
+static const EsStatement LoadAppliedMemberWaitStatement = {
+	LOAD_MEMBER_SQL " FOR UPDATE OF m",
 	2, {TEXTOID, INT4OID}, true
 };
 
@@ -188,23 +198,38 @@ static const EsStatement MemberErrorStatement = {
 
 /*
  * A projection's handler calls went through up to $3: the checkpoint moves
- * there, and an error recorded on an event now behind it is history.
+ * there.  An error recorded on an event now behind it is history, unless
+ * that event is parked (then it stays until the event is replayed, or
+ * another error replaces it).
  */
 static const EsStatement ProjectionAckStatement = {
 	"UPDATE @extschema@.es_subscription_members m"
 	" SET checkpoint = $3, delivered_to = $3, scanned_to = $3, attempts = 0,"
 	" last_ack = pg_catalog.clock_timestamp(),"
-	" last_error = CASE WHEN m.error_position OPERATOR(pg_catalog.<=) $3"
-	"  THEN NULL ELSE m.last_error END,"
-	" last_error_at = CASE WHEN m.error_position OPERATOR(pg_catalog.<=) $3"
-	"  THEN NULL ELSE m.last_error_at END,"
-	" error_sqlstate = CASE WHEN m.error_position OPERATOR(pg_catalog.<=) $3"
-	"  THEN NULL ELSE m.error_sqlstate END,"
-	" error_position = CASE WHEN m.error_position OPERATOR(pg_catalog.<=) $3"
-	"  THEN NULL ELSE m.error_position END"
+	" (last_error, last_error_at, error_sqlstate, error_position) ="
+	" (SELECT CASE WHEN c.clear THEN NULL ELSE m.last_error END,"
+	"  CASE WHEN c.clear THEN NULL ELSE m.last_error_at END,"
+	"  CASE WHEN c.clear THEN NULL ELSE m.error_sqlstate END,"
+	"  CASE WHEN c.clear THEN NULL ELSE m.error_position END"
+	"  FROM (SELECT m.error_position OPERATOR(pg_catalog.<=) $3"
+	"   AND NOT EXISTS (SELECT 1 FROM @extschema@.es_subscription_parked k"
+	"    WHERE k.subscription OPERATOR(pg_catalog.=) m.subscription"
+	"    AND k.member OPERATOR(pg_catalog.=) m.member"
+	"    AND k.position OPERATOR(pg_catalog.=) m.error_position) AS clear) c)"
 	" WHERE m.subscription OPERATOR(pg_catalog.=) $1"
 	" AND m.member OPERATOR(pg_catalog.=) $2",
 	3, {TEXTOID, INT4OID, INT8OID}, true
+};
+
+/* a replayed parked event went through: its error is history */
+static const EsStatement ReplayedErrorStatement = {
+	"UPDATE @extschema@.es_subscription_members m"
+	" SET last_error = NULL, last_error_at = NULL, error_sqlstate = NULL,"
+	" error_position = NULL"
+	" WHERE m.subscription OPERATOR(pg_catalog.=) $1"
+	" AND m.member OPERATOR(pg_catalog.=) $2"
+	" AND m.error_position OPERATOR(pg_catalog.=) $3",
+	3, {TEXTOID, INT4OID, INT8OID}, false
 };
 
 static const EsStatement IsProjectionStatement = {
@@ -461,23 +486,28 @@ MissingMember(const SubscriptionRels *rels, text *name, int member,
 /*
  * ReadMember reads and locks a member's row with its subscription's
  * definition; false when there is none, or (unless wait) another
- * transaction has it locked.  Caller is connected to SPI; the strings live
+ * transaction has it locked, or (unless applier) it is the member of an
+ * async projection's subscription.  Caller is connected to SPI; the strings live
  * in its context.
  */
 static bool
 ReadMember(const SubscriptionRels *rels, text *name, int member, bool wait,
-		   Member *m)
+		   bool applier, Member *m)
 {
 	Datum		values[2];
 	HeapTuple	tuple;
 	TupleDesc	desc;
 	bool		isnull;
 	Datum		d;
+	const EsStatement *stmt;
 
+	if (applier)
+		stmt = wait ? &LoadAppliedMemberWaitStatement : &LoadAppliedMemberStatement;
+	else
+		stmt = wait ? &LoadMemberWaitStatement : &LoadMemberStatement;
 	values[0] = PointerGetDatum(name);
 	values[1] = Int32GetDatum(member);
-	if (EsExecute(wait ? &LoadMemberWaitStatement : &LoadMemberStatement,
-				  rels->namespace_oid, rels->owner, values, NULL,
+	if (EsExecute(stmt, rels->namespace_oid, rels->owner, values, NULL,
 				  InvalidSnapshot) != SPI_OK_SELECT)
 		elog(ERROR, "could not read es_subscription_members");
 	if (SPI_processed == 0)
@@ -532,10 +562,8 @@ static void
 LoadMember(const SubscriptionRels *rels, text *name, int member, bool wait,
 		   Member *m, const char *what)
 {
-	if (!ReadMember(rels, name, member, wait, m))
+	if (!ReadMember(rels, name, member, wait, false, m))
 		MissingMember(rels, name, member, what);
-	if (m->projection)
-		RefuseProjection(name, what);
 }
 
 /*
@@ -1424,7 +1452,7 @@ EsLockProjectionMember(const EsCatalog *cat, const char *name,
 	Member		m;
 
 	GetRels(cat, &rels);
-	if (!ReadMember(&rels, cstring_to_text(name), 0, !skip_locked, &m) ||
+	if (!ReadMember(&rels, cstring_to_text(name), 0, !skip_locked, true, &m) ||
 		!m.projection)
 		return false;
 	st->checkpoint = m.checkpoint;
@@ -1473,7 +1501,7 @@ EsProjectionFailed(const EsCatalog *cat, const char *name, int64 position,
 	bool		parked;
 
 	GetRels(cat, &rels);
-	if (!ReadMember(&rels, tname, 0, true, &m))
+	if (!ReadMember(&rels, tname, 0, true, true, &m))
 		elog(ERROR, "the subscription of projection \"%s\" is gone", name);
 	if (!FetchEvent(cat, position, &tuple, &tupdesc))
 		elog(ERROR, "no event at position " INT64_FORMAT, position);
@@ -1543,6 +1571,9 @@ EsProjectionReplayed(const EsCatalog *cat, const char *name, int64 position,
 		if (EsExecute(&AckReplayedStatement, rels.namespace_oid, rels.owner,
 					  values, NULL, InvalidSnapshot) != SPI_OK_DELETE)
 			elog(ERROR, "could not update es_subscription_parked");
+		if (EsExecute(&ReplayedErrorStatement, rels.namespace_oid, rels.owner,
+					  values, NULL, InvalidSnapshot) != SPI_OK_UPDATE)
+			elog(ERROR, "could not update es_subscription_members");
 		return;
 	}
 	values[3] = CStringGetTextDatum(message);

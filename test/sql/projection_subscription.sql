@@ -100,7 +100,7 @@ SELECT count(*) AS parked_left FROM es_parked_events
 SELECT array_agg(i ORDER BY position) AS applied FROM applied;
 SELECT es_apply_projections('ps_proj') AS calls_again;
 SELECT count(*) AS poison_applied FROM applied WHERE position = :poison;
-SELECT state, parked, lag_events FROM es_projection_status
+SELECT state, parked, lag_events, last_error FROM es_projection_status
  WHERE name = 'ps_proj';
 
 -- a replay that fails again parks it again with one more attempt; the
