@@ -526,6 +526,15 @@ ApplyMemberBatch(const EsCatalog *cat, const EsProjectionCatalog *pc,
 								  EsCollectEvent, &b, NULL);
 	if (b.walked == 0)
 	{
+		/*
+		 * The event that failed is gone (archived): as es_poll does, the
+		 * checkpoint passes it.
+		 */
+		if (upto != PG_INT64_MAX)
+		{
+			EsProjectionApplied(cat, name, upto);
+			res->more = true;
+		}
 		SPI_finish();
 		MemoryContextDelete(cxt);
 		return;

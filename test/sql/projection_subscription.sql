@@ -194,6 +194,24 @@ SELECT (SELECT count(*) FROM es_subscriptions WHERE name = 'ps_proj') AS subs,
 	   (SELECT count(*) FROM es_subscription_members WHERE subscription = 'ps_proj') AS members,
 	   (SELECT count(*) FROM es_subscription_parked WHERE subscription = 'ps_proj') AS parked;
 
+-- an event that failed and was archived since (es_delete_stream, es_seal,
+-- es_archive) is passed, as es_poll passes it: the projection goes on
+SELECT es_create_projection('ps_arch', 'ps_apply(es_events)',
+	ARRAY['PsEvent'], 'async', from_beginning => false);
+SELECT es_append('ps-arch-1', 'PsEvent', '{"i": 7, "poison": true}') AS v;
+SELECT es_append('ps-arch-2', 'PsEvent', '{"i": 8}') AS v;
+SET client_min_messages = error;
+SELECT es_apply_projections('ps_arch') AS calls;
+RESET client_min_messages;
+SELECT state, retries FROM es_projection_status WHERE name = 'ps_arch';
+SELECT es_delete_stream('ps-arch-1') AS tombstone_version;
+SELECT es_seal() > 0 AS sealed;
+SELECT es_archive(es_head_position() + 1) >= 1 AS archived;
+SELECT es_apply_projections('ps_arch') AS calls;
+SELECT state, retries, parked, lag_events FROM es_projection_status
+ WHERE name = 'ps_arch';
+SELECT array_agg(i ORDER BY position) AS applied FROM applied WHERE i >= 7;
+
 ROLLBACK;
 \unset ON_ERROR_ROLLBACK
 SELECT count(*) AS left_behind FROM es_subscriptions WHERE name LIKE 'ps\_%';
