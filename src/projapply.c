@@ -424,11 +424,19 @@ ReplayParked(const EsCatalog *cat, EsProjection *p, int64 max_events,
 		bool		ok = true;
 
 		EsInitBatch(&b, p, cxt, positions[i] - 1, PG_INT64_MAX);
-		if (EsFetchEventAt(cat, positions[i], &tuple, &tupdesc))
+		if (!EsFetchEventAt(cat, positions[i], &tuple, &tupdesc))
 		{
-			tuple->t_tableOid = cat->events_relid;
-			(void) EsCollectEvent(tuple, tupdesc, &b);
+			/*
+			 * Archived since it was parked: not skipped in silence, it stays
+			 * parked with the reason (es_read_archived reads it).
+			 */
+			EsProjectionReplayed(cat, p->name, positions[i], false,
+								 "the event is no longer in es_events (archived since it was parked)");
+			res->failed = true;
+			continue;
 		}
+		tuple->t_tableOid = cat->events_relid;
+		(void) EsCollectEvent(tuple, tupdesc, &b);
 		if (b.nevents > 0)
 			ok = EsCallHandlersGuarded(p, &b, 1, &fail, &edata, cxt);
 		EsProjectionReplayed(cat, p->name, positions[i], ok,

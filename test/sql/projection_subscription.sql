@@ -211,6 +211,22 @@ SELECT es_apply_projections('ps_arch') AS calls;
 SELECT state, retries, parked, lag_events FROM es_projection_status
  WHERE name = 'ps_arch';
 SELECT array_agg(i ORDER BY position) AS applied FROM applied WHERE i >= 7;
+-- a parked event archived since is not skipped in silence by its replay:
+-- it stays parked, with the reason
+SELECT es_append('ps-arch-3', 'PsEvent', '{"i": 9, "poison": true}') AS v;
+SET client_min_messages = error;
+SELECT es_apply_projections('ps_arch') FROM generate_series(1, 3);
+RESET client_min_messages;
+SELECT count(*) AS parked FROM es_parked_events WHERE subscription = 'ps_arch';
+SELECT es_delete_stream('ps-arch-3') AS tombstone_version;
+SELECT es_seal() > 0 AS sealed;
+SELECT es_archive(es_head_position() + 1) >= 1 AS archived;
+SELECT es_replay_parked('ps_arch') AS marked;
+SET client_min_messages = error;
+SELECT es_apply_projections('ps_arch') AS calls;
+RESET client_min_messages;
+SELECT attempts, replay, last_error FROM es_parked_events
+ WHERE subscription = 'ps_arch';
 
 ROLLBACK;
 \unset ON_ERROR_ROLLBACK
