@@ -115,11 +115,14 @@ WORKLOADS = [
     ("archive", "es_archive of the same events once their streams are deleted and sealed (events archived/s)",
      ("es", "es_archive()"),
      [("move", "the same rows moved between two plain tables: DELETE ... RETURNING into INSERT", None)]),
+    ("archive_live", "es_archive of live streams' sealed events, each stream's last one excepted (events archived/s)",
+     ("es", "es_archive(NULL, NULL, true)"),
+     [("move", "the same rows moved between two plain tables: DELETE ... RETURNING into INSERT", None)]),
 ]
 
 SYNC_LABEL = {"on": "sync on", "off": "sync off", "any": "n/a (read)"}
 READS = {"read_stream", "read_all", "read_category", "snapshot", "read_no_upcaster",
-         "read_other_upcaster", "read_upcast", "seal", "verify", "archive"}
+         "read_other_upcaster", "read_upcast", "seal", "verify", "archive", "archive_live"}
 
 
 def sync_label(workload, sync):
@@ -339,6 +342,18 @@ def seal_section(rows, meta):
                 f"VACUUM FULL ({meta.get('archive_vacuum_seconds', '?')} s), "
                 f"{(before - after) / 1048576:.1f} MB reclaimed; es_archived_events holds "
                 f"{int(meta.get('archive_table_size', 0)) / 1048576:.1f} MB."]
+    live = med(lambda r: r["workload"] == "archive_live" and r["variant"] == "es")
+    if live is not None or meta.get("archive_live_size_after"):
+        out += ["", f"Archiving live streams: es_archive(NULL, NULL, true) moves "
+                f"{fmt_rate(live) if live else '-'} events/s (median)."]
+        if meta.get("archive_live_size_after"):
+            before, after = int(meta["archive_live_size_before"]), int(meta["archive_live_size_after"])
+            out[-1] += (f" In the last round it moved {meta.get('archive_live_events', '?')} events and kept "
+                        f"{meta.get('archive_live_kept', '?')} (each stream's last); es_events went from "
+                        f"{before / 1048576:.1f} MB to {after / 1048576:.1f} MB after VACUUM FULL "
+                        f"({meta.get('archive_live_vacuum_seconds', '?')} s), "
+                        f"{(before - after) / 1048576:.1f} MB ({100 * (before - after) / max(before, 1):.0f}%) reclaimed; "
+                        f"es_verify: {meta.get('archive_live_verify', '?')}.")
     return out + [""]
 def apply_latency_section(meta):
     """Append-to-apply latency of an async projection, preloaded and not:
@@ -610,8 +625,8 @@ def main():
         "## Running it",
         "",
         "```sh",
-        "bench/run.sh            # every workload, 3 rounds of 2 s per figure: 8-10 minutes on 2 cores",
-        "bench/run.sh --quick    # one round of 1 s per figure: under 2 minutes",
+        "bench/run.sh            # every workload, 3 rounds of 2 s per figure (reads 7): about 18 minutes on 2 cores",
+        "bench/run.sh --quick    # one round of 1 s per figure: about 4 minutes",
         "PG_MAJOR=17 bench/run.sh --quick    # the same on PostgreSQL 17 (or 18)",
         "```",
         "",
@@ -625,7 +640,10 @@ def main():
         "them side by side (`$BENCH_DOC` writes the report there instead, and nothing else).",
         "`PG_MAJOR` or `PG_CONFIG` picks the PostgreSQL;",
         "`BENCH_ROUNDS` and `BENCH_SECONDS` override the rounds and the seconds (whole) per",
-        "figure; `BENCH_NOTE` puts a note at the top of the report. Raw pgbench output, the generated scripts and `results.tsv` (one row per",
+        "figure (`BENCH_READ_ROUNDS` the reads' rounds: reads add no data, and on 2 cores a",
+        "2-client read varies by a fifth between two measurements, so they get 2 x rounds + 1);",
+        "each ratio is the median over the rounds of es_pg's figure over the reference's of the",
+        "same round, the two run back to back; `BENCH_NOTE` puts a note at the top of the report. Raw pgbench output, the generated scripts and `results.tsv` (one row per",
         "measurement) stay in `bench/out/<date>/`, which git ignores. A workload whose",
         "functions are not installed is skipped with a note, so the command works on any",
         "build of es_pg.",
@@ -641,7 +659,7 @@ def main():
         "## This run",
         "",
         f"- date: {meta.get('date')}; mode: {meta.get('mode')} ({meta.get('rounds')} round(s) "
-        f"of {meta.get('seconds')} s per figure; total {meta.get('duration')}: {meta.get('phases')}); "
+        f"of {meta.get('seconds')} s per figure, reads {meta.get('read_rounds', meta.get('rounds'))}; total {meta.get('duration')}: {meta.get('phases')}); "
         f"commit {meta.get('commit')}",
         f"- machine: {meta.get('cpu')}, {meta.get('cores')} cores, {meta.get('memory')}, "
         f"{meta.get('kernel')}; 8 kB O_DSYNC writes: {meta.get('dsync')}/s; "

@@ -1,8 +1,8 @@
 #!/usr/bin/env bash
 # bench/run.sh: es_pg beside plain PostgreSQL, measured in one run.
 #
-#   bench/run.sh            full run (8 to 10 minutes on 2 cores)
-#   bench/run.sh --quick    one short round of everything (under 2 minutes)
+#   bench/run.sh            full run (about 18 minutes on 2 cores)
+#   bench/run.sh --quick    one short round of everything (about 4 minutes)
 #
 # Installs what is missing, builds and installs es_pg and the bank example
 # (scripts/lib.sh),
@@ -15,7 +15,8 @@
 #
 # Settings (environment): PG_MAJOR, PG_CONFIG, ES_KEEP as for
 # scripts/test.sh; BENCH_ROUNDS, BENCH_SECONDS override the mode's rounds
-# and seconds per measurement; BENCH_NOTE adds a note at the report's top.
+# and seconds per measurement (BENCH_READ_ROUNDS the reads' rounds, 2 x
+# rounds + 1 by default); BENCH_NOTE adds a note at the report's top.
 #
 # The report of PostgreSQL 15 (the default major) is docs/benchmarks.md; a
 # run on another major (PG_MAJOR=17) writes docs/benchmarks-pg17.md instead,
@@ -33,6 +34,11 @@ case "${1:-}" in
 esac
 if [ "$mode" = quick ]; then rounds=1 secs=1; else rounds=3 secs=2; fi
 rounds=${BENCH_ROUNDS:-$rounds}
+# Reads add no data, so they get more rounds: on 2 cores a 2-client read
+# varies by 20% from one measurement to the next, and the median of 3
+# pairs is not enough to tell 3% apart
+read_rounds=$((rounds == 1 ? 1 : 2 * rounds + 1))
+read_rounds=${BENCH_READ_ROUNDS:-$read_rounds}
 secs=${BENCH_SECONDS:-$secs}
 report_args=()
 if [ -n "${BENCH_DOC:-}" ]; then
@@ -359,6 +365,7 @@ measure_copy_overhead
 # the machine and the settings, for the report
 meta mode "$mode"
 meta rounds "$rounds"
+meta read_rounds "$read_rounds"
 meta seconds "$secs"
 meta date "$(date -u '+%Y-%m-%d %H:%M UTC')"
 meta cpu "$(sed -n 's/^model name[[:space:]]*: //p' /proc/cpuinfo | head -n 1)"
@@ -389,15 +396,21 @@ if has_function 'es_read_category(text,bigint,bigint)'; then
 	sql -c "CREATE INDEX ref_events_category_idx ON bench.ref_events (split_part(stream_id, '-', 1), global_position)" \
 		-c "ANALYZE bench.ref_events" >/dev/null
 fi
+reads=(read_stream read_all)
+[ "$category" = 1 ] && reads+=(read_category)
 for c in 1 2; do
 	es_log "reads, $c client(s)"
-	for r in $(seq 1 "$rounds"); do
-		for v in $(rotate "$r" es ref); do
-			bench_pgbench read_stream "$v" any "$c" "$r" "$S/read_stream_$v.sql" prepared "$read_len"
-			bench_pgbench read_all "$v" any "$c" "$r" "$S/read_all_$v.sql" prepared 1000
-			if [ "$category" = 1 ]; then
-				bench_pgbench read_category "$v" any "$c" "$r" "$S/read_category_$v.sql" prepared 1000
-			fi
+	for r in $(seq 1 "$read_rounds"); do
+		# each workload's two variants run back to back, so that the
+		# machine's drift between them is a few seconds' worth
+		for w in "${reads[@]}"; do
+			for v in $(rotate "$r" es ref); do
+				case $w in
+					read_stream) n=$read_len ;;
+					*) n=1000 ;;
+				esac
+				bench_pgbench "$w" "$v" any "$c" "$r" "$S/${w}_$v.sql" prepared "$n"
+			done
 		done
 	done
 done
@@ -686,7 +699,7 @@ if has_function 'es_register_event_type(text,integer,jsonpath,regprocedure)'; th
 	phase evolution
 	for c in 1 2; do
 		es_log "schema evolution: reads, $c client(s)"
-		for r in $(seq 1 "$rounds"); do
+		for r in $(seq 1 "$read_rounds"); do
 			# one reference run serves the three workloads, and the read
 			# without upcaster is the second reference of the upcast one
 			for v in $(rotate "$r" none other upcast ref); do
@@ -817,14 +830,15 @@ if has_function 'es_seal(bigint)' && has_function 'es_verify(bigint,bigint)'; th
 	phase seal
 	es_log "seal chain: es_seal and es_verify of $seal_backlog events"
 	sql -c "SELECT es_seal()" >/dev/null
-	sql -c "CREATE FUNCTION bench.seal_backlog(n integer) RETURNS bigint LANGUAGE sql AS \$\$
+	seal_backlog_fn="CREATE FUNCTION bench.seal_backlog(n integer) RETURNS bigint LANGUAGE sql AS \$\$
 		SELECT 10 * count(es_append_batch('seal-' || g, '[{\"type\": \"MoneyDeposited\", \"data\": {\"amount\": 10}},
 		  {\"type\": \"MoneyDeposited\", \"data\": {\"amount\": 20}}, {\"type\": \"MoneyWithdrawn\", \"data\": {\"amount\": 5}},
 		  {\"type\": \"MoneyDeposited\", \"data\": {\"amount\": 30}}, {\"type\": \"MoneyDeposited\", \"data\": {\"amount\": 40}},
 		  {\"type\": \"MoneyWithdrawn\", \"data\": {\"amount\": 15}}, {\"type\": \"MoneyDeposited\", \"data\": {\"amount\": 50}},
 		  {\"type\": \"MoneyDeposited\", \"data\": {\"amount\": 60}}, {\"type\": \"MoneyWithdrawn\", \"data\": {\"amount\": 25}},
 		  {\"type\": \"MoneyDeposited\", \"data\": {\"amount\": 70}}]', 0))
-		  FROM generate_series(1, n / 10) g(x), LATERAL (SELECT pg_catalog.gen_random_uuid()::text || x) s(g) \$\$" >/dev/null
+		  FROM generate_series(1, n / 10) g(x), LATERAL (SELECT pg_catalog.gen_random_uuid()::text || x) s(g) \$\$"
+	sql -c "$seal_backlog_fn" >/dev/null
 	for r in $(seq 1 "$rounds"); do
 		from=$(sql -c "SELECT max(global_position) FROM es_events")
 		sql -c "SELECT bench.seal_backlog($seal_backlog)" >/dev/null
@@ -847,7 +861,7 @@ if has_function 'es_seal(bigint)' && has_function 'es_verify(bigint,bigint)'; th
 		# archiving: the round's streams deleted and sealed (untimed), then
 		# es_archive of their events against moving the same rows between
 		# two plain tables (DELETE ... RETURNING into INSERT)
-		if has_function 'es_archive(bigint,name)'; then
+		if has_function 'es_archive(bigint,name,boolean)'; then
 			[ "$r" = 1 ] && meta archive_size_before "$(sql -c "SELECT pg_total_relation_size('es_events')")"
 			sql -c "SELECT count(es_delete_stream(s.stream_id)) FROM (SELECT DISTINCT stream_id FROM es_events
 				WHERE global_position > $from AND global_position <= $to) s" >/dev/null
@@ -865,7 +879,7 @@ if has_function 'es_seal(bigint)' && has_function 'es_verify(bigint,bigint)'; th
 			done
 		fi
 	done
-	if has_function 'es_archive(bigint,name)'; then
+	if has_function 'es_archive(bigint,name,boolean)'; then
 		t0=$(date +%s.%N)
 		sql -c "VACUUM FULL es_events" >/dev/null
 		t1=$(date +%s.%N)
@@ -875,10 +889,47 @@ if has_function 'es_seal(bigint)' && has_function 'es_verify(bigint,bigint)'; th
 		meta archive_table_size "$(sql -c "SELECT pg_total_relation_size('es_archived_events')")"
 		sql -c "DROP TABLE IF EXISTS bench.arch_src, bench.arch_dst" >/dev/null
 	fi
+	# archiving live streams (es_archive(..., live_streams => true)): in a
+	# database of its own each round, since reads below the archived range
+	# are refused afterwards; $seal_backlog events in streams of 10, sealed
+	# (untimed), then es_archive of all but each stream's last event
+	# against moving the same rows between two plain tables; the space
+	# reclaimed by VACUUM FULL after the last round
+	if has_function 'es_archive(bigint,name,boolean)'; then
+		for r in $(seq 1 "$rounds"); do
+			adb=bench_archive_live_$r
+			sql -c "DROP DATABASE IF EXISTS $adb" -c "CREATE DATABASE $adb" >/dev/null
+			sql -d "$adb" -c "CREATE EXTENSION es_pg" -c "CREATE SCHEMA bench" -c "$seal_backlog_fn" \
+				-c "SELECT bench.seal_backlog($seal_backlog)" -c "SELECT es_seal()" >/dev/null
+			sql -d "$adb" -c "CREATE TABLE bench.arch_src AS SELECT e.* FROM es_events e
+					WHERE e.version < (SELECT max(h.version) FROM es_events h WHERE h.stream_id = e.stream_id)" \
+				-c "ALTER TABLE bench.arch_src ADD PRIMARY KEY (global_position)" \
+				-c "CREATE TABLE bench.arch_dst (LIKE bench.arch_src INCLUDING ALL)" -c "CHECKPOINT" >/dev/null
+			[ "$r" = "$rounds" ] && meta archive_live_size_before "$(sql -d "$adb" -c "SELECT pg_total_relation_size('es_events')")"
+			for v in $(rotate "$r" es move); do
+				if [ "$v" = es ]; then
+					bench_sql archive_live es "$r" "SELECT es_archive(NULL, NULL, true)" "" -d "$adb"
+				else
+					bench_sql archive_live move "$r" "WITH moved AS (DELETE FROM bench.arch_src RETURNING *), ins AS (INSERT INTO bench.arch_dst SELECT * FROM moved RETURNING 1) SELECT count(*) FROM ins" "" -d "$adb"
+				fi
+			done
+			if [ "$r" = "$rounds" ]; then
+				t0=$(date +%s.%N)
+				sql -d "$adb" -c "VACUUM FULL es_events" >/dev/null
+				t1=$(date +%s.%N)
+				meta archive_live_vacuum_seconds "$(awk -v a="$t0" -v b="$t1" 'BEGIN { printf "%.1f", b - a }')"
+				meta archive_live_size_after "$(sql -d "$adb" -c "SELECT pg_total_relation_size('es_events')")"
+				meta archive_live_events "$(sql -d "$adb" -c "SELECT count(*) FROM es_archived_events")"
+				meta archive_live_kept "$(sql -d "$adb" -c "SELECT count(*) FROM es_events")"
+				meta archive_live_verify "$(sql -d "$adb" -c "SELECT intact || ' (' || events || ' events, ' || archived || ' in the archive)' FROM es_verify()")"
+			fi
+			sql -c "DROP DATABASE $adb" >/dev/null
+		done
+	fi
 	meta seal_backlog "$seal_backlog"
 	meta seal_storage "$(sql -c "SELECT pg_size_pretty(pg_total_relation_size('es_seals')) || ' of seals for ' || (SELECT count(*) FROM es_events) || ' events (' || round(pg_total_relation_size('es_seals')::numeric / greatest((SELECT count(*) FROM es_events), 1), 1) || ' bytes per event)'")"
 else
-	for w in seal verify archive; do
+	for w in seal verify archive archive_live; do
 		skip "$w" "es_seal and es_verify are not installed (issue 14)"
 	done
 fi

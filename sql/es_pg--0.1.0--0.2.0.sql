@@ -799,7 +799,7 @@ CREATE FUNCTION @extschema@.es_verify(from_position bigint DEFAULT 0,
 		OUT intact boolean, OUT problem text, OUT "position" bigint,
 		OUT expected text, OUT found text, OUT seal_id bigint,
 		OUT seals bigint, OUT events bigint, OUT sealed_to bigint,
-		OUT archived bigint)
+		OUT archived bigint, OUT archived_ranges int8multirange)
 	RETURNS record
 	AS 'MODULE_PATHNAME', 'es_verify'
 	LANGUAGE C STABLE;
@@ -845,9 +845,11 @@ REVOKE ALL ON FUNCTION @extschema@.es_delete_stream(text, bigint, jsonb) FROM PU
 /* archiving */
 /*
  * Archiving (src/archive.c): es_archive moves the sealed events of deleted
- * streams, tombstones excepted, from es_events into es_archived_events
- * (which may live in another tablespace), through the one removal path the
- * guard of es_events lets through; es_verify checks them there.
+ * streams, tombstones excepted (and with live_streams those of live
+ * streams, each stream's last event excepted), from es_events into
+ * es_archived_events (which may live in another tablespace), through the
+ * one removal path the guard of es_events lets through; es_verify checks
+ * them there.  Reads that would miss them refuse (src/archhorizon.c).
  */
 CREATE TABLE @extschema@.es_archived_events (
 	global_position bigint NOT NULL,
@@ -865,7 +867,7 @@ CREATE TABLE @extschema@.es_archived_events (
 SELECT pg_catalog.pg_extension_config_dump('@extschema@.es_archived_events', '');
 REVOKE ALL ON @extschema@.es_archived_events FROM PUBLIC;
 COMMENT ON TABLE @extschema@.es_archived_events IS
-	'events es_archive moved out of es_events (sealed events of deleted streams), as they were';
+	'events es_archive moved out of es_events (sealed events of deleted streams, and with live_streams of live streams), as they were';
 CREATE TABLE @extschema@.es_archives (
 	archive_id	bigint NOT NULL,
 	up_to_position bigint NOT NULL,
@@ -874,6 +876,7 @@ CREATE TABLE @extschema@.es_archives (
 	last_position bigint,
 	tablespace	name,
 	archived_at timestamptz NOT NULL DEFAULT pg_catalog.clock_timestamp(),
+	live_streams boolean NOT NULL DEFAULT false,
 	CONSTRAINT es_archives_pkey PRIMARY KEY (archive_id)
 );
 SELECT pg_catalog.pg_extension_config_dump('@extschema@.es_archives', '');
@@ -892,15 +895,59 @@ CREATE TRIGGER es_archives_append_only
 	BEFORE UPDATE OR DELETE OR TRUNCATE ON @extschema@.es_archives
 	FOR EACH STATEMENT EXECUTE FUNCTION @extschema@.es_audit_append_only();
 ALTER TABLE @extschema@.es_archives ENABLE ALWAYS TRIGGER es_archives_append_only;
+COMMENT ON COLUMN @extschema@.es_archives.live_streams IS
+	'true: es_archive(..., live_streams => true) moved events of live streams too; reads of positions up to last_position then refuse (55Z02)';
+
+/*
+ * A new row of es_archives changes what the read paths refuse: every
+ * backend forgets its cached archive horizon (src/archhorizon.c).
+ */
+CREATE FUNCTION @extschema@.es_archives_changed()
+	RETURNS trigger
+	AS 'MODULE_PATHNAME', 'es_archives_changed'
+	LANGUAGE C;
+CREATE TRIGGER es_archives_changed
+	AFTER INSERT ON @extschema@.es_archives
+	FOR EACH STATEMENT EXECUTE FUNCTION @extschema@.es_archives_changed();
+ALTER TABLE @extschema@.es_archives ENABLE ALWAYS TRIGGER es_archives_changed;
+REVOKE ALL ON FUNCTION @extschema@.es_archives_changed() FROM PUBLIC;
 
 CREATE FUNCTION @extschema@.es_archive(before_position bigint DEFAULT NULL,
-		destination name DEFAULT NULL)
+		destination name DEFAULT NULL, live_streams boolean DEFAULT false)
 	RETURNS bigint
 	AS 'MODULE_PATHNAME', 'es_archive'
 	LANGUAGE C VOLATILE;
-COMMENT ON FUNCTION @extschema@.es_archive(bigint, name) IS
-	'move the sealed events of deleted streams below before_position (tombstones stay) into es_archived_events, in tablespace destination if given; returns how many';
-REVOKE ALL ON FUNCTION @extschema@.es_archive(bigint, name) FROM PUBLIC;
+COMMENT ON FUNCTION @extschema@.es_archive(bigint, name, boolean) IS
+	'move sealed events below before_position into es_archived_events (tablespace destination if given): of deleted streams (tombstones stay), with live_streams also of live streams (each stream''s last event stays); returns how many';
+REVOKE ALL ON FUNCTION @extschema@.es_archive(bigint, name, boolean) FROM PUBLIC;
+
+/*
+ * es_streams counts a stream's events by its version (versions are 1, 2,
+ * 3... without gaps), which stays right when es_archive moved its first
+ * events out of es_events (00_core.sql).
+ */
+CREATE OR REPLACE VIEW @extschema@.es_streams WITH (security_invoker = true) AS
+	SELECT e.stream_id,
+		   pg_catalog.max(e.version) AS version,
+		   pg_catalog.max(e.version) AS events,
+		   pg_catalog.min(e.recorded_at) AS created_at,
+		   pg_catalog.max(e.recorded_at) AS updated_at,
+		   pg_catalog.max(e.global_position) AS last_position
+	  FROM @extschema@.es_events e
+	 GROUP BY e.stream_id;
+
+/*
+ * Reading archived events back (src/archread.c): the events of the
+ * archived range, from both tables, in position order.
+ */
+CREATE FUNCTION @extschema@.es_read_archived(from_position bigint DEFAULT 0,
+		max_count bigint DEFAULT 1000, stream_id text DEFAULT NULL)
+	RETURNS SETOF @extschema@.es_events
+	AS 'MODULE_PATHNAME', 'es_read_archived'
+	LANGUAGE C STABLE ROWS 1000;
+COMMENT ON FUNCTION @extschema@.es_read_archived(bigint, bigint, text) IS
+	'the events of the archived range (positions up to the last archived one) after from_position, archived or not, in position order; of one stream if stream_id is given';
+REVOKE ALL ON FUNCTION @extschema@.es_read_archived(bigint, bigint, text) FROM PUBLIC;
 
 /*
  * ---- Projection workers (issue 12, the workers' half) ----
@@ -1136,6 +1183,7 @@ SELECT m.kind, m.object_type, m.object,
 	('reader', 'function', '@extschema@.es_projection_worker()'::pg_catalog.regprocedure::pg_catalog.oid, 'EXECUTE'),
 	('reader', 'view', '@extschema@.es_projection_status'::pg_catalog.regclass::pg_catalog.oid, 'SELECT'),
 	('reader', 'function', '@extschema@.es_verify(bigint, bigint)'::pg_catalog.regprocedure::pg_catalog.oid, 'EXECUTE'),
+	('reader', 'function', '@extschema@.es_read_archived(bigint, bigint, text)'::pg_catalog.regprocedure::pg_catalog.oid, 'EXECUTE'),
 	-- reader: category reads and consumers of subscriptions (40_subscription.sql)
 	('reader', 'function', '@extschema@.es_read_category(text, bigint, bigint)'::pg_catalog.regprocedure::pg_catalog.oid, 'EXECUTE'),
 	('reader', 'function', '@extschema@.es_poll(text, integer, integer, interval, text)'::pg_catalog.regprocedure::pg_catalog.oid, 'EXECUTE'),
@@ -1184,7 +1232,7 @@ SELECT m.kind, m.object_type, m.object,
 	('admin', 'function', '@extschema@.es_delete_stream(text, bigint, jsonb)'::pg_catalog.regprocedure::pg_catalog.oid, 'EXECUTE'),
 	('admin', 'table', '@extschema@.es_tombstones'::pg_catalog.regclass::pg_catalog.oid, 'SELECT'),
 	-- admin: archiving
-	('admin', 'function', '@extschema@.es_archive(bigint, name)'::pg_catalog.regprocedure::pg_catalog.oid, 'EXECUTE'),
+	('admin', 'function', '@extschema@.es_archive(bigint, name, boolean)'::pg_catalog.regprocedure::pg_catalog.oid, 'EXECUTE'),
 	('admin', 'table', '@extschema@.es_archived_events'::pg_catalog.regclass::pg_catalog.oid, 'SELECT'),
 	('admin', 'table', '@extschema@.es_archives'::pg_catalog.regclass::pg_catalog.oid, 'SELECT'),
 	-- admin: subscriptions (40_subscription.sql)
@@ -1206,6 +1254,7 @@ SELECT m.kind, m.object_type, m.object,
 	('owner', 'function', '@extschema@.es_event_registry_changed()'::pg_catalog.regprocedure::pg_catalog.oid, NULL),
 	('owner', 'function', '@extschema@.es_evolution_sql_drop()'::pg_catalog.regprocedure::pg_catalog.oid, NULL),
 	('owner', 'function', '@extschema@.es_audit_append_only()'::pg_catalog.regprocedure::pg_catalog.oid, NULL),
+	('owner', 'function', '@extschema@.es_archives_changed()'::pg_catalog.regprocedure::pg_catalog.oid, NULL),
 	('owner', 'function', '@extschema@.es_privileges_apply(text, regrole, boolean)'::pg_catalog.regprocedure::pg_catalog.oid, NULL),
 	('owner', 'function', '@extschema@.es_grant_reader(regrole)'::pg_catalog.regprocedure::pg_catalog.oid, NULL),
 	('owner', 'function', '@extschema@.es_grant_appender(regrole)'::pg_catalog.regprocedure::pg_catalog.oid, NULL),

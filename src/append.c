@@ -816,6 +816,7 @@ AppendEvents(FunctionCallInfo fcinfo, text *stream_id, NewEvent *events,
 	const EsCatalog *cat = EsGetCatalogForFunction(fcinfo);
 	Relation	rel;
 	int64		version;
+	bool		maybe_deleted;
 
 	rel = table_open(cat->events_relid, RowExclusiveLock);
 	EsLockStream(stream_id);
@@ -833,8 +834,10 @@ AppendEvents(FunctionCallInfo fcinfo, text *stream_id, NewEvent *events,
 	 * earlier appender of this stream has committed or aborted, even if our
 	 * own transaction snapshot is older (REPEATABLE READ).
 	 */
-	EsCheckStreamNotDeleted(cat, stream_id, GetLatestSnapshot());
-	version = EsStreamVersion(cat, rel, stream_id, GetLatestSnapshot());
+	version = EsStreamHead(cat, rel, stream_id, GetLatestSnapshot(),
+						   &maybe_deleted);
+	if (maybe_deleted)
+		EsCheckStreamNotDeleted(cat, stream_id, GetLatestSnapshot());
 	if (check_version)
 		CheckExpectedVersion(rel, stream_id, version, expected);
 

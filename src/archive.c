@@ -10,9 +10,13 @@
  * or below the last seal's to_position) and below before_position.  They
  * are copied into es_archived_events (same columns, its own tablespace if
  * asked), then deleted from es_events, in one transaction: a crash leaves
- * them in one table or the other, never neither.  Events of live streams
- * are not archived: every read path, expected-version check, snapshot and
- * projection rebuild reads es_events, and would silently miss them.
+ * them in one table or the other, never neither.
+ *
+ * With live_streams, es_archive also moves the sealed events of live
+ * streams below before_position, except each stream's last event, under
+ * an ACCESS EXCLUSIVE lock on es_events; the read paths then refuse what
+ * they would miss (archhorizon.c), and es_read_archived (archread.c) reads
+ * it back.
  *
  * The removal path.  es_events_append_only (guard.c) refuses UPDATE,
  * DELETE and TRUNCATE to everyone, and lets a DELETE through only when
@@ -41,6 +45,7 @@
 #include "commands/trigger.h"
 #include "executor/spi.h"
 #include "miscadmin.h"
+#include "storage/lmgr.h"
 #include "storage/lock.h"
 #include "utils/builtins.h"
 #include "utils/fmgroids.h"
@@ -71,6 +76,26 @@ static const EsStatement CopyToArchiveStatement = {
 	2, {INT8OID, INT8OID}, false
 };
 
+/*
+ * With live_streams: every sealed event below the horizon except the last
+ * event of its stream (a deleted stream's tombstone, a live stream's head),
+ * so that appends keep finding each stream's version.  es_events is locked
+ * ACCESS EXCLUSIVE meanwhile, so no stream moves on under it.
+ */
+static const EsStatement CopyLiveToArchiveStatement = {
+	"INSERT INTO @extschema@.es_archived_events (" ARCHIVE_COLUMNS ") "
+	"SELECT e.global_position, e.stream_id, e.version, e.event_id, "
+	"e.event_type, e.data, e.metadata, e.recorded_at, e.schema_version, $2 "
+	"FROM @extschema@.es_events e "
+	"WHERE e.global_position OPERATOR(pg_catalog.<=) $1 "
+	"AND e.version OPERATOR(pg_catalog.<) (SELECT h.version "
+	"  FROM @extschema@.es_events h "
+	"  WHERE h.stream_id OPERATOR(pg_catalog.=) e.stream_id "
+	"  ORDER BY h.stream_id DESC, h.version DESC LIMIT 1) "
+	"ORDER BY e.global_position",
+	2, {INT8OID, INT8OID}, false
+};
+
 static const EsStatement RemoveArchivedStatement = {
 	"DELETE FROM @extschema@.es_events e USING @extschema@.es_archived_events a "
 	"WHERE a.global_position OPERATOR(pg_catalog.=) e.global_position "
@@ -80,12 +105,12 @@ static const EsStatement RemoveArchivedStatement = {
 
 static const EsStatement RecordArchiveStatement = {
 	"INSERT INTO @extschema@.es_archives (archive_id, up_to_position, events, "
-	"first_position, last_position, tablespace) "
+	"first_position, last_position, tablespace, live_streams) "
 	"SELECT $3, $1, pg_catalog.count(*), pg_catalog.min(a.global_position), "
-	"pg_catalog.max(a.global_position), $2 "
+	"pg_catalog.max(a.global_position), $2, $4 "
 	"FROM @extschema@.es_archived_events a "
 	"WHERE a.archive_id OPERATOR(pg_catalog.=) $3",
-	3, {INT8OID, NAMEOID, INT8OID}, false
+	4, {INT8OID, NAMEOID, INT8OID, BOOLOID}, false
 };
 
 static const EsStatement SealedToStatement = {
@@ -174,9 +199,11 @@ RunRemoval(const EsCatalog *cat, Oid owner, int64 horizon)
  * es_archive moves the sealed events of deleted streams below
  * before_position (NULL: all sealed ones), tombstones excepted, into
  * es_archived_events, first moved to the tablespace "destination" when it
- * is given.  Returns how many events it moved.
+ * is given; with live_streams, the sealed events of every stream below
+ * before_position but each stream's last one.  Returns how many events it
+ * moved.
  *
- * es_archive(before_position bigint, destination name)
+ * es_archive(before_position bigint, destination name, live_streams boolean)
  */
 PG_FUNCTION_INFO_V1(es_archive);
 Datum
@@ -184,6 +211,7 @@ es_archive(PG_FUNCTION_ARGS)
 {
 	const EsCatalog *cat = EsGetCatalogForFunction(fcinfo);
 	int64		before = PG_ARGISNULL(0) ? PG_INT64_MAX : PG_GETARG_INT64(0);
+	bool		live;
 	Oid			owner;
 	Oid			index;
 	int64		sealed_to;
@@ -194,8 +222,8 @@ es_archive(PG_FUNCTION_ARGS)
 	int			rc;
 	bool		isnull;
 	LOCKTAG		tag;
-	Datum		values[3];
-	char		nulls[3] = {' ', ' ', ' '};
+	Datum		values[4];
+	char		nulls[4] = {' ', ' ', ' ', ' '};
 	char	   *tablespace = NULL;
 
 	if (before < 0)
@@ -203,6 +231,12 @@ es_archive(PG_FUNCTION_ARGS)
 				(errcode(ERRCODE_INVALID_PARAMETER_VALUE),
 				 errmsg("before_position must not be negative"),
 				 errhint("Pass NULL to archive every sealed event of deleted streams.")));
+	if (PG_ARGISNULL(2))
+		ereport(ERROR,
+				(errcode(ERRCODE_NULL_VALUE_NOT_ALLOWED),
+				 errmsg("live_streams must not be NULL"),
+				 errhint("Pass false to archive deleted streams only, true to archive live streams too.")));
+	live = PG_GETARG_BOOL(2);
 	EsCheckReadPrivilege(cat);
 	archive_relid = EsArchiveRelation(cat, &index);
 	archive_index = index;
@@ -216,6 +250,13 @@ es_archive(PG_FUNCTION_ARGS)
 	/* one es_archive or es_seal at a time */
 	SET_LOCKTAG_ADVISORY(tag, MyDatabaseId, 0, 0, ES_LOCKTAG_SEAL);
 	(void) LockAcquire(&tag, ExclusiveLock, false, false);
+
+	/*
+	 * Live streams: no append, read or follower may run meanwhile, and every
+	 * later one sees the new archive horizon (archhorizon.c).
+	 */
+	if (live)
+		LockRelationOid(cat->events_relid, AccessExclusiveLock);
 
 	if (!PG_ARGISNULL(1))
 	{
@@ -255,7 +296,8 @@ es_archive(PG_FUNCTION_ARGS)
 
 	values[0] = Int64GetDatum(horizon);
 	values[1] = Int64GetDatum(archive_id);
-	copied = EsRunStatement(&CopyToArchiveStatement, cat->namespace_oid,
+	copied = EsRunStatement(live ? &CopyLiveToArchiveStatement :
+							&CopyToArchiveStatement, cat->namespace_oid,
 							owner, values, NULL, SPI_OK_INSERT);
 	if (copied == 0)
 		PG_RETURN_INT64(0);
@@ -276,6 +318,7 @@ es_archive(PG_FUNCTION_ARGS)
 		nulls[1] = 'n';
 	}
 	values[2] = Int64GetDatum(archive_id);
+	values[3] = BoolGetDatum(live);
 	(void) EsRunStatement(&RecordArchiveStatement, cat->namespace_oid, owner,
 						  values, nulls, SPI_OK_INSERT);
 	PG_RETURN_INT64((int64) removed);

@@ -24,8 +24,6 @@
 #include "es_pg.h"
 #include "common.h"
 
-#define ES_TOMBSTONE_EVENT_TYPE "$StreamDeleted"
-
 static const EsStatement AppendTombstoneStatement = {
 	"SELECT @extschema@.es_append($1, '" ES_TOMBSTONE_EVENT_TYPE "', "
 	"pg_catalog.jsonb_build_object('deleted_version', $2::bigint), $3, $4)",

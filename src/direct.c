@@ -17,8 +17,9 @@
  *	  in use when the window opened (a follower past it would never see it);
  *	- just before commit (or PREPARE), every stream the window wrote to must
  *	  continue without a gap: its new versions follow the highest version it
- *	  had, one by one; the position sequence is moved past the highest
- *	  position written; then the window closes.
+ *	  had, one by one, and none follows a tombstone es_tombstones records
+ *	  (a deleted stream stays deleted, tombstone.c); the position sequence
+ *	  is moved past the highest position written; then the window closes.
  *
  * A restore into an empty store is the simplest case of it: the store is
  * empty when the window opens, every row is checked at commit, and the
@@ -139,18 +140,38 @@ es_events_insert_check(PG_FUNCTION_ARGS)
 
 /*
  * CheckStreams raises an error for the first stream that the window's rows
- * do not continue without a gap.  A stream new to es_events whose rows end
- * with its tombstone may start above version 1: es_archive moved its first
- * versions to es_archived_events (a restore of an archived store).
+ * do not continue without a gap.  A stream new to es_events may start
+ * above version 1 when es_archive moved its first versions to
+ * es_archived_events (a restore of an archived store): when its rows end
+ * with its tombstone, when the archive holds the version before its first
+ * row, or in a restore into an empty store while the archive is still
+ * empty (pg_restore -j loads es_events and es_archived_events in either
+ * order; es_verify then checks the restored store against its seals).
  */
 static void
 CheckStreams(const EsCatalog *cat)
 {
+	Oid			index;
+	bool		archived = OidIsValid(EsArchiveRelation(cat, &index));
+	const char *live = "";
 	const char *schema = quote_identifier(get_namespace_name(cat->namespace_oid));
 	char	   *sql;
-	Oid			argtypes[1] = {INT8OID};
-	Datum		values[1];
+	Oid			argtypes[2] = {INT8OID, BOOLOID};
+	Datum		values[2];
 
+	/*
+	 * a live stream whose first versions es_archive moved out
+	 * (live_streams): the archive holds the version before its first row,
+	 * or, in a restore into an empty store ($2), the archive is not loaded
+	 * yet (pg_restore -j loads the tables in any order)
+	 */
+	if (archived)
+		live = psprintf(" AND NOT (b.before IS NULL AND (EXISTS (SELECT 1"
+						" FROM %s.es_archived_events x"
+						" WHERE x.stream_id OPERATOR(pg_catalog.=) n.stream_id"
+						" AND x.version OPERATOR(pg_catalog.=) (n.lo OPERATOR(pg_catalog.-) 1))"
+						" OR ($2 AND NOT EXISTS (SELECT 1 FROM %s.es_archived_events))))",
+						schema, schema);
 	sql = psprintf("SELECT n.stream_id, n.lo, n.hi, n.cnt, b.before"
 				   " FROM (SELECT e.stream_id, pg_catalog.min(e.version) AS lo,"
 				   " pg_catalog.max(e.version) AS hi, pg_catalog.count(*) AS cnt"
@@ -173,11 +194,13 @@ CheckStreams(const EsCatalog *cat)
 				   " AND NOT (b.before IS NULL AND EXISTS (SELECT 1 FROM %s.es_events t"
 				   " WHERE t.stream_id OPERATOR(pg_catalog.=) n.stream_id"
 				   " AND t.version OPERATOR(pg_catalog.=) n.hi"
-				   " AND t.event_type OPERATOR(pg_catalog.=) '$StreamDeleted')))"
+				   " AND t.event_type OPERATOR(pg_catalog.=) '$StreamDeleted'))"
+				   "%s)"
 				   " ORDER BY n.stream_id LIMIT 1",
-				   schema, schema, schema);
+				   schema, schema, schema, live);
 	values[0] = Int64GetDatum(es_direct.floor);
-	EsRunAsOwner(cat->events_relid, sql, 1, argtypes, values, NULL, true, 1);
+	values[1] = BoolGetDatum(es_direct.floor == 0 && archived);
+	EsRunAsOwner(cat->events_relid, sql, 2, argtypes, values, NULL, true, 1);
 	if (SPI_processed > 0)
 	{
 		HeapTuple	row = SPI_tuptable->vals[0];
@@ -197,6 +220,47 @@ CheckStreams(const EsCatalog *cat)
 						   before ? before : "0", cnt, lo, hi),
 				 errhint("A stream's versions are 1, 2, 3... without gaps: give the events the versions that follow, or append them with es_append_batch."),
 				 errtableconstraint(rel, ES_INSERT_CHECK_CONSTRAINT)));
+	}
+}
+
+/*
+ * CheckTombstones raises an error for the first stream to which the
+ * window's rows add events after the tombstone es_tombstones records for it:
+ * nothing follows a deleted stream's tombstone (tombstone.c relies on it).
+ * A dump never holds such rows, whichever of es_events and es_tombstones a
+ * restore loads first.
+ */
+static void
+CheckTombstones(const EsCatalog *cat)
+{
+	const char *schema = quote_identifier(get_namespace_name(cat->namespace_oid));
+	char	   *sql;
+	Oid			argtypes[1] = {INT8OID};
+	Datum		values[1];
+	Oid			relid;
+
+	if (!OidIsValid(EsTombstoneIndex(cat, &relid)))
+		return;
+	sql = psprintf("SELECT t.stream_id, t.version, e.version"
+				   " FROM %s.es_events e JOIN %s.es_tombstones t"
+				   " ON t.stream_id OPERATOR(pg_catalog.=) e.stream_id"
+				   " WHERE e.global_position OPERATOR(pg_catalog.>) $1"
+				   " AND e.version OPERATOR(pg_catalog.>) t.version"
+				   " ORDER BY e.global_position LIMIT 1",
+				   schema, schema);
+	values[0] = Int64GetDatum(es_direct.floor);
+	EsRunAsOwner(cat->events_relid, sql, 1, argtypes, values, NULL, true, 1);
+	if (SPI_processed > 0)
+	{
+		HeapTuple	row = SPI_tuptable->vals[0];
+		TupleDesc	desc = SPI_tuptable->tupdesc;
+
+		ereport(ERROR,
+				(errcode(ES_ERRCODE_STREAM_DELETED),
+				 errmsg("stream \"%s\" is deleted", SPI_getvalue(row, desc, 1)),
+				 errdetail("Its tombstone is at version %s; this transaction inserted an event at version %s.",
+						   SPI_getvalue(row, desc, 2), SPI_getvalue(row, desc, 3)),
+				 errhint("Nothing follows a deleted stream's tombstone: insert the events into another stream.")));
 	}
 }
 
@@ -241,6 +305,7 @@ DirectXactCallback(XactEvent event, void *arg)
 		PushActiveSnapshot(GetTransactionSnapshot());
 		EsSpiConnect();
 		CheckStreams(cat);
+		CheckTombstones(cat);
 		if (es_direct.highest > 0)
 			AdvanceSequence(cat);
 		SPI_finish();

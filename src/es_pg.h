@@ -76,6 +76,8 @@
 #define ES_ERRCODE_VERSION_CONFLICT ERRCODE_T_R_SERIALIZATION_FAILURE
 /* 55Z01: a stream deleted by es_delete_stream (tombstone.c) */
 #define ES_ERRCODE_STREAM_DELETED	MAKE_SQLSTATE('5','5','Z','0','1')
+/* events a read needs are archived (archhorizon.c) */
+#define ES_ERRCODE_EVENTS_ARCHIVED	MAKE_SQLSTATE('5','5','Z','0','2')
 
 #define ES_STREAM_VERSION_CONSTRAINT	"es_events_stream_id_version_key"
 #define ES_EVENT_ID_CONSTRAINT			"es_events_event_id_key"
@@ -263,6 +265,9 @@ extern bool EsOwnRowBeingChecked(int64 position);
 /* read.c */
 typedef bool (*EsFeedCallback) (HeapTuple tuple, TupleDesc tupdesc,
 								void *arg);
+extern int64 EsStreamHead(const EsCatalog *cat, Relation rel,
+						  text *stream_id, Snapshot snapshot,
+						  bool *maybe_deleted);
 extern int64 EsStreamVersion(const EsCatalog *cat, Relation rel,
 							 text *stream_id, Snapshot snapshot);
 extern int64 EsReadFeed(const EsCatalog *cat, int64 from_position,
@@ -294,7 +299,9 @@ extern void EsDigestUpdate(struct pg_cryptohash_ctx *ctx, const char *data,
 						   size_t len);
 extern void EsDigestProcAttr(struct pg_cryptohash_ctx *ctx, HeapTuple tuple,
 							 AttrNumber attno);
-/* tombstone.c */
+/* tombstone.c: the event type of a deleted stream's last event */
+#define ES_TOMBSTONE_EVENT_TYPE "$StreamDeleted"
+extern bool EsIsTombstoneType(text *event_type);
 extern Oid	EsTombstoneIndex(const EsCatalog *cat, Oid *relid);
 extern int64 EsStreamDeletedAt(const EsCatalog *cat, text *stream_id,
 							   Snapshot snapshot);
@@ -305,6 +312,18 @@ extern void EsCheckStreamNotDeleted(const EsCatalog *cat, text *stream_id,
 struct TriggerData;
 extern Oid	EsArchiveRelation(const EsCatalog *cat, Oid *index);
 extern bool EsArchiveRemovalAllowed(struct TriggerData *trigdata);
+
+/* archhorizon.c: what reads refuse after live streams were archived */
+extern int64 EsArchiveHorizon(const EsCatalog *cat);
+extern void EsCheckFeedNotArchived(const EsCatalog *cat, int64 from_position);
+extern void EsCheckEventNotArchived(const EsCatalog *cat, int64 position);
+extern void EsCheckStreamNotArchived(const EsCatalog *cat, text *stream_id,
+									 Snapshot snapshot, bool backward,
+									 int64 after, int64 before,
+									 int64 max_count);
+extern Datum EsArchivedRanges(const EsCatalog *cat, int64 from_position,
+							  int64 to_position, Snapshot snapshot,
+							  bool *isnull);
 
 /* verify.c (the seal chain's files share audit.h) */
 extern int	es_verify_progress_events;

@@ -60,17 +60,24 @@
 #include "common.h"
 
 /*
- * EsStreamVersion returns the highest version of the stream visible to the
- * snapshot, or 0 when the stream has no events.
+ * EsStreamHead returns the highest version of the stream visible to the
+ * snapshot, or 0 when the stream has no events.  When maybe_deleted is not
+ * NULL it says whether that head event is a tombstone ("$StreamDeleted"):
+ * a deleted stream's head always is one, since nothing is appended to it
+ * after its tombstone (es_append refuses, and so does a direct insert,
+ * direct.c), so a stream whose head is anything else needs no probe of
+ * es_tombstones (tombstone.c).
  */
 int64
-EsStreamVersion(const EsCatalog *cat, Relation rel, text *stream_id,
-				Snapshot snapshot)
+EsStreamHead(const EsCatalog *cat, Relation rel, text *stream_id,
+			 Snapshot snapshot, bool *maybe_deleted)
 {
 	EsIndexProbe probe;
 	ScanKeyData key;
 	int64		version = 0;
 
+	if (maybe_deleted != NULL)
+		*maybe_deleted = false;
 	ScanKeyInit(&key, 1, BTEqualStrategyNumber, F_TEXTEQ,
 				PointerGetDatum(stream_id));
 	EsProbeOpenOn(&probe, rel, cat->stream_index);
@@ -82,9 +89,29 @@ EsStreamVersion(const EsCatalog *cat, Relation rel, text *stream_id,
 		version = DatumGetInt64(slot_getattr(probe.slot,
 											 Anum_es_events_version,
 											 &isnull));
+		if (maybe_deleted != NULL)
+		{
+			Datum		type = slot_getattr(probe.slot,
+											Anum_es_events_event_type,
+											&isnull);
+
+			*maybe_deleted = !isnull &&
+				EsIsTombstoneType(DatumGetTextPP(type));
+		}
 	}
 	EsProbeClose(&probe);
 	return version;
+}
+
+/*
+ * EsStreamVersion returns the highest version of the stream visible to the
+ * snapshot, or 0 when the stream has no events.
+ */
+int64
+EsStreamVersion(const EsCatalog *cat, Relation rel, text *stream_id,
+				Snapshot snapshot)
+{
+	return EsStreamHead(cat, rel, stream_id, snapshot, NULL);
 }
 
 /*
@@ -137,11 +164,15 @@ es_stream_version(PG_FUNCTION_ARGS)
 	Relation	rel;
 	int64		version;
 
+	bool		maybe_deleted;
+
 	EsCheckReadPrivilege(cat);
-	EsCheckStreamNotDeleted(cat, stream_id, GetActiveSnapshot());
 	rel = table_open(cat->events_relid, AccessShareLock);
-	version = EsStreamVersion(cat, rel, stream_id, GetActiveSnapshot());
+	version = EsStreamHead(cat, rel, stream_id, GetActiveSnapshot(),
+						   &maybe_deleted);
 	table_close(rel, AccessShareLock);
+	if (maybe_deleted)
+		EsCheckStreamNotDeleted(cat, stream_id, GetActiveSnapshot());
 	PG_RETURN_INT64(version);
 }
 
@@ -198,6 +229,11 @@ ReadStreamEvents(FunctionCallInfo fcinfo, text *stream_id, bool has_bound,
 		return;
 
 	EsProbeOpen(&probe, cat->events_relid, cat->stream_index);
+	/* archived first versions (archhorizon.c): es_events is locked now */
+	EsCheckStreamNotArchived(cat, stream_id, GetActiveSnapshot(),
+							 ScanDirectionIsBackward(dir),
+							 has_bound ? bound : 0, has_bound ? bound : -1,
+							 max_count);
 	ScanKeyInit(&keys[0], 1, BTEqualStrategyNumber, F_TEXTEQ,
 				PointerGetDatum(stream_id));
 	if (has_bound)
@@ -353,6 +389,8 @@ EsReadFeedIndex(const EsCatalog *cat, Oid index_oid, ScanKey keys, int nkeys,
 	tupdesc = RelationGetDescr(rel);
 	index = index_open(cat->position_index, AccessShareLock);
 
+	/* archived events of live streams (archhorizon.c): never skip them */
+	EsCheckFeedNotArchived(cat, from_position);
 	high = EsFeedSafeHigh(rel, index);
 
 	if (high <= from_position)

@@ -151,6 +151,9 @@ FoldEvents(const EsCatalog *cat, Snapshot snapshot, text *stream_id,
 	InitFunctionCallInfoData(*fcinfo, flinfo, 2, InvalidOid, NULL, NULL);
 
 	EsProbeOpen(&probe, cat->events_relid, cat->stream_index);
+	/* versions archived below a snapshot's (archhorizon.c) */
+	EsCheckStreamNotArchived(cat, stream_id, snapshot, false, after, 0,
+							 bound - after);
 	ScanKeyInit(&keys[0], 1, BTEqualStrategyNumber, F_TEXTEQ,
 				PointerGetDatum(stream_id));
 	ScanKeyInit(&keys[1], 2, BTGreaterStrategyNumber, F_INT8GT,

@@ -814,7 +814,11 @@ DeliverReplays(const EsCatalog *cat, const SubscriptionRels *rels,
 		bool		extra_null[1] = {false};
 
 		if (!FetchEvent(cat, position, &tuple, &tupdesc))
+		{
+			/* archived since it was parked (archhorizon.c) */
+			EsCheckEventNotArchived(cat, position);
 			continue;
+		}
 		extra[0] = Int32GetDatum(attempts + 1);
 		tuple = EsConsumerShape(cat->namespace_oid, scratch, tuple, tupdesc);
 		EsPutEventRow(rsinfo->setResult, rsinfo->setDesc, &map, tuple,

@@ -14,11 +14,16 @@
  * it holding the stream lock, with a snapshot taken after it, so an append
  * that waited for es_delete_stream sees the tombstone; readers make it with
  * their own snapshot, so a reader whose snapshot is older than the deletion
- * still reads the stream as it was then.
+ * still reads the stream as it was then.  Appends and es_stream_version
+ * make it only when the stream's head event, which they read anyway, is a
+ * tombstone event (EsStreamHead, read.c): nothing follows a tombstone in
+ * its stream, so any other head means the stream is not deleted.
  *
  * Direct inserts (INSERT or COPY into es_events, which is how a restore
- * brings events back) are not checked: a restore loads es_tombstones and
- * es_events in whatever order pg_restore chooses.
+ * brings events back) are checked at commit only for rows that would follow
+ * a tombstone es_tombstones records (direct.c): a restore loads
+ * es_tombstones and es_events in whatever order pg_restore chooses, and a
+ * dump never has such rows.
  *
  * An install whose SQL has no es_tombstones (0.1.0 before ALTER EXTENSION
  * UPDATE) has no deleted streams.
@@ -52,6 +57,17 @@ EsTombstoneIndex(const EsCatalog *cat, Oid *relid)
 	if (!OidIsValid(*relid))
 		return InvalidOid;
 	return EsLookupRelation("es_tombstones_pkey", cat->namespace_oid, false);
+}
+
+/*
+ * EsIsTombstoneType says whether an event type is the tombstone's.
+ */
+bool
+EsIsTombstoneType(text *event_type)
+{
+	return VARSIZE_ANY_EXHDR(event_type) == strlen(ES_TOMBSTONE_EVENT_TYPE) &&
+		memcmp(VARDATA_ANY(event_type), ES_TOMBSTONE_EVENT_TYPE,
+			   strlen(ES_TOMBSTONE_EVENT_TYPE)) == 0;
 }
 
 /*

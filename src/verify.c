@@ -465,8 +465,8 @@ es_verify(PG_FUNCTION_ARGS)
 	int64		from_position = PG_ARGISNULL(0) ? 0 : PG_GETARG_INT64(0);
 	int64		to_position = PG_ARGISNULL(1) ? PG_INT64_MAX : PG_GETARG_INT64(1);
 	TupleDesc	tupdesc;
-	Datum		values[10];
-	bool		nulls[10];
+	Datum		values[11];
+	bool		nulls[11];
 	Archive		archive;
 	Oid			archive_relid;
 	Oid			seals_relid;
@@ -562,12 +562,15 @@ es_verify(PG_FUNCTION_ARGS)
 	}
 
 	pg_cryptohash_free(ctx);
+	/* which ranges are archived (archhorizon.c) */
+	values[10] = EsArchivedRanges(cat, from_position, to_position, snapshot,
+								  &nulls[10]);
 	UnregisterSnapshot(snapshot);
 	if (archive.rel != NULL)
 		table_close(archive.rel, AccessShareLock);
 	table_close(rel, AccessShareLock);
 
-	memset(nulls, 0, sizeof(nulls));
+	memset(nulls, 0, sizeof(bool) * 10);
 	values[0] = BoolGetDatum(m.problem == NULL);
 	if (m.problem != NULL)
 	{

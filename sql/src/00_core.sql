@@ -163,7 +163,7 @@ COMMENT ON FUNCTION @extschema@.es_head_position() IS
 CREATE VIEW @extschema@.es_streams WITH (security_invoker = true) AS
 	SELECT e.stream_id,
 		   pg_catalog.max(e.version) AS version,
-		   pg_catalog.count(*) AS events,
+		   pg_catalog.max(e.version) AS events,
 		   pg_catalog.min(e.recorded_at) AS created_at,
 		   pg_catalog.max(e.recorded_at) AS updated_at,
 		   pg_catalog.max(e.global_position) AS last_position

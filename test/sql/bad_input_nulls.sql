@@ -79,7 +79,11 @@ INSERT INTO fn_cases VALUES
 	('es_seal(bigint)', ARRAY['10'], ARRAY['ok']),
 	('es_verify(bigint,bigint)', ARRAY['0', '100'], ARRAY['ok', 'ok']),
 	('es_audit_append_only()', ARRAY[]::text[], ARRAY['42804']),
-	('es_archive(bigint,name)', ARRAY['100', $$'pg_default'$$], ARRAY['ok', 'ok']),
+	('es_archive(bigint,name,boolean)', ARRAY['100', $$'pg_default'$$, 'false'],
+	 ARRAY['ok', 'ok', '22004']),
+	('es_read_archived(bigint,bigint,text)', ARRAY['0', '10', $$'nul-1'$$],
+	 ARRAY['ok', 'ok', 'ok']),
+	('es_archives_changed()', ARRAY[]::text[], ARRAY['42804']),
 	('es_delete_stream(text,bigint,jsonb)', ARRAY[$$'nul-1'$$, '1', $$'{}'$$],
 	 ARRAY['22004', 'ok', 'ok']),
 	-- positions, categories and subscriptions

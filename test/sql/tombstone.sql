@@ -76,4 +76,36 @@ SELECT public.es_delete_stream('tomb-3') AS tombstone_version;
 RESET search_path;
 SELECT version, event_type FROM es_events WHERE stream_id = 'tomb-3' ORDER BY version;
 DROP SCHEMA tomb_evil CASCADE;
+
+-- an event of the tombstone's type appended by hand deletes nothing: only
+-- es_delete_stream does (appends probe es_tombstones when the stream's head
+-- has the tombstone's type)
+SELECT es_append('tomb-4', '$StreamDeleted', '{"by": "hand"}') AS v;
+SELECT es_append('tomb-4', 'Changed', '{}') AS v;
+SELECT es_append('tomb-4', '$StreamDeleted', '{"by": "hand"}') AS v;
+SELECT es_stream_version('tomb-4') AS v;
+SELECT count(*) FROM es_read_stream('tomb-4');
+SELECT es_append('tomb-4', 'Changed', '{}', 3) AS v;
+-- and a stream whose deletion is recorded stays deleted: a direct insert
+-- (INSERT or COPY) after its tombstone is refused at commit, nothing written
+SELECT count(*) AS events_before FROM es_events \gset
+\set VERBOSITY sqlstate
+INSERT INTO es_events (stream_id, version, event_type, data)
+	VALUES ('tomb-1', 4, 'Changed', '{}');
+COPY es_events (stream_id, version, event_type, data) FROM STDIN;
+tomb-2	5	Changed	{}
+\.
+-- in one transaction with rows of another stream too
+BEGIN;
+INSERT INTO es_events (stream_id, version, event_type, data)
+	VALUES ('tomb-5', 1, 'Created', '{}'), ('tomb-1', 4, 'Changed', '{}');
+COMMIT;
+SELECT es_append('tomb-1', 'Changed', '{}');
+SELECT es_stream_version('tomb-1');
+\set VERBOSITY default
+SELECT count(*) - :events_before AS written FROM es_events;
+-- a direct insert into a stream that is not deleted still works
+INSERT INTO es_events (stream_id, version, event_type, data)
+	VALUES ('tomb-4', 5, 'Changed', '{}');
+SELECT es_stream_version('tomb-4') AS v;
 DROP FUNCTION tomb_count(jsonb, es_events);
