@@ -247,7 +247,8 @@ state() {
 	q "$c" -c "SELECT concat_ws(' ', name, mode, handler, reset, event_types, owner, search_path,
 	                    handler_timeout_ms, extension, CASE WHEN extension IS NULL THEN created_at::text END)
 	             FROM es_projections ORDER BY name" >"$dir/projections"
-	q "$c" -c "SELECT c::text FROM es_projection_checkpoints c ORDER BY name" >"$dir/checkpoints"
+	q "$c" -c "SELECT m::text FROM es_subscription_members m ORDER BY subscription, member" \
+		-c "SELECT k::text FROM es_subscription_parked k ORDER BY subscription, member, position" >"$dir/checkpoints"
 	q "$c" -c "SELECT concat_ws(' ', name, mode, state, position, head_position, lag_events, last_error)
 	             FROM es_projection_status ORDER BY name" >"$dir/projection_status"
 	q "$c" -c "SELECT 'bank_accounts ' || x::text FROM bank_accounts x ORDER BY account_id" \

@@ -210,9 +210,9 @@ REVOKE ALL ON FUNCTION @extschema@.es_read_category(text, bigint, bigint) FROM P
  * Subscriptions.  One row per subscription; one row per member of its
  * consumer group, with the member's checkpoint, what it was last handed
  * and its lease; one row per parked event.  es_poll, es_ack and es_nack
- * change them as the tables' owner (src/subscription.c).  A subscription
- * with a handler (an async projection, later) would be one more column of
- * es_subscriptions; the member rows are the same.
+ * change them as the tables' owner (src/subscription.c).  An async
+ * projection is a subscription whose consumer is its handler (the
+ * projections' section below moves their checkpoints here).
  */
 CREATE TABLE @extschema@.es_subscriptions (
 	name		text COLLATE "C" NOT NULL,
@@ -223,7 +223,14 @@ CREATE TABLE @extschema@.es_subscriptions (
 	max_attempts integer NOT NULL,
 	lease		interval NOT NULL,
 	created_at	timestamptz NOT NULL DEFAULT pg_catalog.now(),
+	projection	text COLLATE "C",
 	CONSTRAINT es_subscriptions_pkey PRIMARY KEY (name),
+	CONSTRAINT es_subscriptions_projection_fkey
+		FOREIGN KEY (projection) REFERENCES @extschema@.es_projections (name)
+		ON DELETE CASCADE,
+	CONSTRAINT es_subscriptions_projection_check
+		CHECK (projection IS NULL OR (projection = name AND group_size = 1
+									  AND category IS NULL)),
 	CONSTRAINT es_subscriptions_group_size_check
 		CHECK (group_size BETWEEN 1 AND 1024),
 	CONSTRAINT es_subscriptions_start_position_check
@@ -233,7 +240,14 @@ CREATE TABLE @extschema@.es_subscriptions (
 	CONSTRAINT es_subscriptions_lease_check
 		CHECK (lease > '0'::interval)
 );
-SELECT pg_catalog.pg_extension_config_dump('@extschema@.es_subscriptions', '');
+/*
+ * The subscription of a projection an extension's install script created
+ * is not dumped (the script creates it again on restore, as it creates the
+ * projection); its member row is, and replaces the script's one
+ * (es_subscription_members_restore).
+ */
+SELECT pg_catalog.pg_extension_config_dump('@extschema@.es_subscriptions',
+	'WHERE projection IS NULL OR projection NOT IN (SELECT p.name FROM @extschema@.es_projections p WHERE p.extension IS NOT NULL)');
 REVOKE ALL ON @extschema@.es_subscriptions FROM PUBLIC;
 COMMENT ON TABLE @extschema@.es_subscriptions IS
 	'subscriptions: a filter on the global feed, read by a consumer group';
@@ -243,6 +257,8 @@ COMMENT ON COLUMN @extschema@.es_subscriptions.event_types IS
 	'the event types it delivers; NULL: every type';
 COMMENT ON COLUMN @extschema@.es_subscriptions.group_size IS
 	'members of the consumer group; a stream goes to member hash(stream_id) mod group_size';
+COMMENT ON COLUMN @extschema@.es_subscriptions.projection IS
+	'the async projection whose handler consumes it (= name), applied by a worker; NULL: a subscription of es_poll';
 
 CREATE TABLE @extschema@.es_subscription_members (
 	subscription text COLLATE "C" NOT NULL,
@@ -257,6 +273,8 @@ CREATE TABLE @extschema@.es_subscription_members (
 	last_ack	timestamptz,
 	last_error	text,
 	last_error_at timestamptz,
+	error_position bigint,
+	error_sqlstate text,
 	CONSTRAINT es_subscription_members_pkey PRIMARY KEY (subscription, member),
 	CONSTRAINT es_subscription_members_subscription_fkey
 		FOREIGN KEY (subscription) REFERENCES @extschema@.es_subscriptions (name)
@@ -276,6 +294,26 @@ COMMENT ON COLUMN @extschema@.es_subscription_members.scanned_to IS
 	'the position the last poll''s walk reached: no event of the member between delivered_to and it';
 COMMENT ON COLUMN @extschema@.es_subscription_members.attempts IS
 	'how often the events after the checkpoint up to delivered_to were delivered';
+COMMENT ON COLUMN @extschema@.es_subscription_members.error_position IS
+	'the position of the event that failed last (es_nack, or a projection''s handler)';
+COMMENT ON COLUMN @extschema@.es_subscription_members.error_sqlstate IS
+	'the SQLSTATE of a projection handler''s last error; NULL for es_nack';
+
+/*
+ * A restore's row for a member that exists already (one of a projection
+ * an extension's script created again) replaces it, with the checkpoint
+ * the dump had.
+ */
+CREATE FUNCTION @extschema@.es_subscription_members_restore()
+	RETURNS trigger
+	AS 'MODULE_PATHNAME', 'es_subscription_members_restore'
+	LANGUAGE C;
+CREATE TRIGGER es_subscription_members_restore
+	BEFORE INSERT ON @extschema@.es_subscription_members
+	FOR EACH ROW EXECUTE FUNCTION @extschema@.es_subscription_members_restore();
+ALTER TABLE @extschema@.es_subscription_members
+	ENABLE ALWAYS TRIGGER es_subscription_members_restore;
+REVOKE ALL ON FUNCTION @extschema@.es_subscription_members_restore() FROM PUBLIC;
 
 CREATE TABLE @extschema@.es_subscription_parked (
 	subscription text COLLATE "C" NOT NULL,
@@ -404,7 +442,8 @@ CREATE VIEW @extschema@.es_subscription_status AS
 		   m.last_error,
 		   m.last_error_at,
 		   s.category,
-		   s.event_types
+		   s.event_types,
+		   s.projection
 	  FROM @extschema@.es_subscriptions s
 	  JOIN @extschema@.es_subscription_members m
 		ON m.subscription OPERATOR(pg_catalog.=) s.name
@@ -1212,6 +1251,113 @@ BEGIN
 	END LOOP;
 END
 $fn$;
+ * ---- Async projections on the subscription engine (issue 12) ----
+ * Each async projection becomes a subscription whose consumer is its
+ * handler (es_subscriptions.projection): one member, the projection's
+ * event types, max_attempts from es_pg.projection_retries.  Its member
+ * starts at the 0.1.0 checkpoint, so nothing is applied twice or skipped;
+ * a projection 0.1.0 had parked retries the event it stopped at.  The last
+ * error is carried over.  es_projection_checkpoints and its restore
+ * trigger go; es_projection_status reads the member.
+ */
+DROP VIEW @extschema@.es_projection_status;
+INSERT INTO @extschema@.es_subscriptions
+	(name, category, event_types, group_size, start_position, max_attempts,
+	 lease, created_at, projection)
+	SELECT p.name, NULL, p.event_types, 1, c.position,
+		   COALESCE(NULLIF(pg_catalog.current_setting('es_pg.projection_retries', true),
+						   '')::integer, 3),
+		   '30 seconds', p.created_at, p.name
+	  FROM @extschema@.es_projections p
+	  JOIN @extschema@.es_projection_checkpoints c
+		ON c.name OPERATOR(pg_catalog.=) p.name
+	 WHERE p.mode OPERATOR(pg_catalog.=) 'async';
+INSERT INTO @extschema@.es_subscription_members
+	(subscription, member, checkpoint, delivered_to, scanned_to, attempts,
+	 last_ack, last_error, last_error_at, error_position, error_sqlstate)
+	SELECT p.name, 0, c.position, c.position, c.position, 0,
+		   c.updated_at, c.error_message, c.error_at, c.error_position,
+		   c.error_sqlstate
+	  FROM @extschema@.es_projections p
+	  JOIN @extschema@.es_projection_checkpoints c
+		ON c.name OPERATOR(pg_catalog.=) p.name
+	 WHERE p.mode OPERATOR(pg_catalog.=) 'async';
+DROP TABLE @extschema@.es_projection_checkpoints;
+DROP FUNCTION @extschema@.es_projection_checkpoints_restore();
+COMMENT ON FUNCTION @extschema@.es_resume_projection(text) IS
+	'deliver the events an async projection parked to its handler again (es_replay_parked of its subscription)';
+/*
+ * Where each projection stands, and for async ones their worker.  An
+ * async projection's position, retries, last error and parked events are
+ * those of its subscription's member (the one mechanism); inline
+ * projections are at the head by construction.
+ */
+CREATE VIEW @extschema@.es_projection_status AS
+	SELECT p.name,
+		   p.mode,
+		   CASE
+			   WHEN r.name IS NOT NULL THEN 'rebuilding'
+			   WHEN p.mode OPERATOR(pg_catalog.=) 'inline' THEN 'running'
+			   WHEN w.state OPERATOR(pg_catalog.=) ANY (ARRAY['failed', 'disabled'])
+				 OR (w.state OPERATOR(pg_catalog.=) 'not running'
+					 AND m.checkpoint OPERATOR(pg_catalog.<) h.position)
+				THEN 'no worker'
+			   WHEN m.delivered_to OPERATOR(pg_catalog.>) m.checkpoint
+				THEN 'retrying'
+			   WHEN m.checkpoint OPERATOR(pg_catalog.>=) h.position THEN 'running'
+			   ELSE 'catching up'
+		   END AS state,
+		   CASE WHEN p.mode OPERATOR(pg_catalog.=) 'inline'
+				THEN h.position ELSE m.checkpoint END AS position,
+		   h.position AS head_position,
+		   CASE WHEN p.mode OPERATOR(pg_catalog.=) 'inline' THEN 0::bigint
+				ELSE GREATEST(h.position OPERATOR(pg_catalog.-) m.checkpoint, 0)
+		   END AS lag_events,
+		   CASE WHEN p.mode OPERATOR(pg_catalog.=) 'inline'
+				  OR m.checkpoint OPERATOR(pg_catalog.>=) h.position
+				THEN '0'::interval
+				ELSE GREATEST(pg_catalog.clock_timestamp() OPERATOR(pg_catalog.-)
+					(SELECT e.recorded_at FROM @extschema@.es_events e
+					  WHERE e.global_position OPERATOR(pg_catalog.>) m.checkpoint
+					  ORDER BY e.global_position LIMIT 1), '0'::interval)
+		   END AS lag_time,
+		   CASE WHEN pg_catalog.has_table_privilege(
+						'@extschema@.es_events'::pg_catalog.regclass, 'SELECT')
+				THEN m.last_error END AS last_error,
+		   m.error_sqlstate,
+		   m.error_position,
+		   m.last_error_at AS error_at,
+		   CASE WHEN m.delivered_to OPERATOR(pg_catalog.>) m.checkpoint
+				THEN m.attempts ELSE 0 END AS retries,
+		   COALESCE(m.last_ack, s.created_at, p.created_at) AS updated_at,
+		   r.events_done AS rebuild_done,
+		   r.events_total AS rebuild_total,
+		   p.event_types,
+		   p.handler,
+		   p.owner,
+		   CASE WHEN p.mode OPERATOR(pg_catalog.=) 'async' THEN w.state END
+			 AS worker_state,
+		   CASE WHEN p.mode OPERATOR(pg_catalog.=) 'async' THEN w.reason END
+			 AS worker_reason,
+		   CASE WHEN p.mode OPERATOR(pg_catalog.=) 'async' THEN
+			 (SELECT pg_catalog.count(*) FROM @extschema@.es_subscription_parked k
+			   WHERE k.subscription OPERATOR(pg_catalog.=) p.name)
+			 ELSE 0::bigint END AS parked
+	  FROM @extschema@.es_projections p
+	  LEFT JOIN @extschema@.es_subscriptions s
+		ON s.projection OPERATOR(pg_catalog.=) p.name
+	  LEFT JOIN @extschema@.es_subscription_members m
+		ON m.subscription OPERATOR(pg_catalog.=) s.name
+	 CROSS JOIN (SELECT COALESCE((SELECT e.global_position
+									FROM @extschema@.es_events e
+								   ORDER BY e.global_position DESC LIMIT 1), 0)
+						AS position) h
+	  LEFT JOIN @extschema@.es_projection_progress() r
+		ON r.name OPERATOR(pg_catalog.=) p.name
+	 CROSS JOIN @extschema@.es_projection_worker() w;
+GRANT SELECT ON @extschema@.es_projection_status TO PUBLIC;
+COMMENT ON VIEW @extschema@.es_projection_status IS
+	'per projection: mode, state, position reached, head, lag in events and time, last error (to roles that may read events), parked events, and for async ones the worker''s state and why there is none';
 
 /*
  * ---------------------------------------------------------------------
@@ -1283,7 +1429,6 @@ SELECT m.kind, m.object_type, m.object,
 	('admin', 'function', '@extschema@.es_set_projection_timeout(text, interval)'::pg_catalog.regprocedure::pg_catalog.oid, 'EXECUTE'),
 	('admin', 'function', '@extschema@.es_start_projection_worker()'::pg_catalog.regprocedure::pg_catalog.oid, 'EXECUTE'),
 	('admin', 'table', '@extschema@.es_projections'::pg_catalog.regclass::pg_catalog.oid, 'SELECT'),
-	('admin', 'table', '@extschema@.es_projection_checkpoints'::pg_catalog.regclass::pg_catalog.oid, 'SELECT'),
 	-- admin: event types and upcasters
 	('admin', 'function', '@extschema@.es_register_event_type(text, integer, jsonpath, regprocedure)'::pg_catalog.regprocedure::pg_catalog.oid, 'EXECUTE'),
 	('admin', 'function', '@extschema@.es_drop_event_type(text, boolean)'::pg_catalog.regprocedure::pg_catalog.oid, 'EXECUTE'),
@@ -1327,7 +1472,7 @@ SELECT m.kind, m.object_type, m.object,
 	('owner', 'function', '@extschema@.es_projections_changed()'::pg_catalog.regprocedure::pg_catalog.oid, NULL),
 	('owner', 'function', '@extschema@.es_dispatch_inline()'::pg_catalog.regprocedure::pg_catalog.oid, NULL),
 	('owner', 'function', '@extschema@.es_projection_sql_drop()'::pg_catalog.regprocedure::pg_catalog.oid, NULL),
-	('owner', 'function', '@extschema@.es_projection_checkpoints_restore()'::pg_catalog.regprocedure::pg_catalog.oid, NULL),
+	('owner', 'function', '@extschema@.es_subscription_members_restore()'::pg_catalog.regprocedure::pg_catalog.oid, NULL),
 	('owner', 'function', '@extschema@.es_event_registry_changed()'::pg_catalog.regprocedure::pg_catalog.oid, NULL),
 	('owner', 'function', '@extschema@.es_evolution_sql_drop()'::pg_catalog.regprocedure::pg_catalog.oid, NULL),
 	('owner', 'function', '@extschema@.es_audit_append_only()'::pg_catalog.regprocedure::pg_catalog.oid, NULL),

@@ -309,9 +309,11 @@ EsGetProjectionCatalog(const EsCatalog *cat, bool missing_ok)
 	if (!OidIsValid(relid))
 		return NULL;
 	pc->projections_relid = relid;
+	/* where async projections stand: their subscriptions' members (0.2.0) */
 	pc->checkpoints_relid =
-		EsLookupRelation("es_projection_checkpoints", cat->namespace_oid,
-						 missing_ok);
+		EsLookupRelation(cat->version >= ES_VERSION_0_2 ?
+						 "es_subscription_members" : "es_projection_checkpoints",
+						 cat->namespace_oid, missing_ok);
 	if (!OidIsValid(pc->checkpoints_relid))
 		return NULL;
 	pc->namespace_oid = cat->namespace_oid;

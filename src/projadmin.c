@@ -101,6 +101,60 @@ static const EsStatement InsertCheckpointStatement = {
 	2, {TEXTOID, INT8OID}, false
 };
 
+/*
+ * 0.2.0: an async projection is a subscription whose consumer is its
+ * handler (subscription.c, projapply.c): one member, the projection's
+ * event types, es_pg.projection_retries attempts per event.
+ */
+static const EsStatement SubscriptionExistsStatement = {
+	"SELECT 1 FROM @extschema@.es_subscriptions s"
+	" WHERE s.name OPERATOR(pg_catalog.=) $1",
+	1, {TEXTOID}, false
+};
+
+static const EsStatement InsertSubscriptionStatement = {
+	"INSERT INTO @extschema@.es_subscriptions"
+	" (name, category, event_types, group_size, start_position,"
+	" max_attempts, lease, projection)"
+	" VALUES ($1, NULL, $3, 1, $2, $4, '30 seconds', $1)",
+	4, {TEXTOID, INT8OID, TEXTARRAYOID, INT4OID}, false
+};
+
+static const EsStatement InsertMemberStatement = {
+	"INSERT INTO @extschema@.es_subscription_members"
+	" (subscription, member, checkpoint, delivered_to, scanned_to, last_ack)"
+	" VALUES ($1, 0, $2, $2, $2, pg_catalog.clock_timestamp())",
+	2, {TEXTOID, INT8OID}, false
+};
+
+static const EsStatement LockMemberStatement = {
+	"SELECT 1 FROM @extschema@.es_subscription_members m"
+	" WHERE m.subscription OPERATOR(pg_catalog.=) $1 FOR UPDATE",
+	1, {TEXTOID}, false
+};
+
+static const EsStatement ResetMemberStatement = {
+	"UPDATE @extschema@.es_subscription_members SET"
+	" checkpoint = $2, delivered_to = $2, scanned_to = $2, attempts = 0,"
+	" last_ack = pg_catalog.clock_timestamp(), last_error = NULL,"
+	" last_error_at = NULL, error_position = NULL, error_sqlstate = NULL"
+	" WHERE subscription OPERATOR(pg_catalog.=) $1",
+	2, {TEXTOID, INT8OID}, false
+};
+
+/* a rebuild handed every event to the handler, the parked ones too */
+static const EsStatement DeleteParkedStatement = {
+	"DELETE FROM @extschema@.es_subscription_parked"
+	" WHERE subscription OPERATOR(pg_catalog.=) $1",
+	1, {TEXTOID}, false
+};
+
+static const EsStatement ReplayParkedStatement = {
+	"UPDATE @extschema@.es_subscription_parked SET replay = true"
+	" WHERE subscription OPERATOR(pg_catalog.=) $1 AND NOT replay",
+	1, {TEXTOID}, false
+};
+
 static const EsStatement LockCheckpointStatement = {
 	"SELECT 1 FROM @extschema@.es_projection_checkpoints c"
 	" WHERE c.name OPERATOR(pg_catalog.=) $1 FOR UPDATE",
@@ -116,14 +170,6 @@ static const EsStatement DeleteProjectionStatement = {
 static const EsStatement DeleteCheckpointStatement = {
 	"DELETE FROM @extschema@.es_projection_checkpoints c"
 	" WHERE c.name OPERATOR(pg_catalog.=) $1",
-	1, {TEXTOID}, false
-};
-
-static const EsStatement RebuildStatement = {
-	"SELECT " ES_PROJECTION_COLUMNS
-	" FROM @extschema@.es_projection_checkpoints c"
-	" JOIN @extschema@.es_projections p ON p.name OPERATOR(pg_catalog.=) c.name"
-	" WHERE c.name OPERATOR(pg_catalog.=) $1 FOR UPDATE OF c",
 	1, {TEXTOID}, false
 };
 
@@ -216,7 +262,9 @@ DeleteProjection(const EsProjectionCatalog *pc, const char *name)
 {
 	if (RunForName(pc, &DeleteProjectionStatement, name) == 0)
 		return false;
-	(void) RunForName(pc, &DeleteCheckpointStatement, name);
+	/* 0.2.0: the subscription goes with it (ON DELETE CASCADE) */
+	if (pc->version < ES_VERSION_0_2)
+		(void) RunForName(pc, &DeleteCheckpointStatement, name);
 	return true;
 }
 
@@ -424,6 +472,13 @@ CreateProjection(FunctionCallInfo fcinfo, bool if_not_exists)
 		return false;
 	}
 
+	if (async && pc->version >= ES_VERSION_0_2 &&
+		RunForName(pc, &SubscriptionExistsStatement, name) > 0)
+		ereport(ERROR,
+				(errcode(ERRCODE_DUPLICATE_OBJECT),
+				 errmsg("subscription \"%s\" already exists", name),
+				 errdetail("An async projection is applied through a subscription of its name: subscriptions and async projections share one name space."),
+				 errhint("Choose another name for the projection, or drop the subscription with es_drop_subscription.")));
 	if (!async)
 		RequireReadCommitted("creating an inline projection");
 
@@ -460,8 +515,21 @@ CreateProjection(FunctionCallInfo fcinfo, bool if_not_exists)
 	}
 
 	values[1] = Int64GetDatum(position);
-	EsProjectionExecute(pc, &InsertCheckpointStatement, values, NULL,
-						InvalidSnapshot);
+	if (pc->version < ES_VERSION_0_2)
+		EsProjectionExecute(pc, &InsertCheckpointStatement, values, NULL,
+							InvalidSnapshot);
+	else if (async)
+	{
+		/* the event types, sorted, as es_projections has them */
+		values[2] = types;
+		nulls[2] = nulls[4];
+		values[3] = Int32GetDatum(es_projection_retries);
+		nulls[3] = ' ';
+		EsProjectionExecute(pc, &InsertSubscriptionStatement, values, nulls,
+							InvalidSnapshot);
+		EsProjectionExecute(pc, &InsertMemberStatement, values, NULL,
+							InvalidSnapshot);
+	}
 
 	SPI_finish();
 	return true;
@@ -511,7 +579,8 @@ es_drop_projection(PG_FUNCTION_ARGS)
 
 	/* cancel an applier at work, wait for a rebuild to finish */
 	EsTakeOverProjection(name);
-	(void) RunForName(pc, &LockCheckpointStatement, name);
+	(void) RunForName(pc, pc->version >= ES_VERSION_0_2 ?
+					  &LockMemberStatement : &LockCheckpointStatement, name);
 	if (!DeleteProjection(pc, name))
 		EsUnknownProjection(name);
 	SPI_finish();
@@ -549,10 +618,21 @@ es_rebuild_projection(PG_FUNCTION_ARGS)
 
 	/* the worker skips a projection whose row is locked */
 	EsTakeOverProjection(name);
-	if (RunForName(pc, pc->version >= ES_VERSION_0_2 ?
-				   &RebuildStatement : &RebuildStatement_0_1, name) == 0)
-		EsUnknownProjection(name);
-	EsProjectionFromRow(pc, &p, 0, cxt);
+	if (pc->version >= ES_VERSION_0_2)
+	{
+		/* the member row of an async one is locked after the definition */
+		if (RunForName(pc, &DefinitionStatement, name) == 0)
+			EsUnknownProjection(name);
+		EsProjectionFromRow(pc, &p, 0, cxt);
+		if (p.async)
+			(void) RunForName(pc, &LockMemberStatement, name);
+	}
+	else
+	{
+		if (RunForName(pc, &RebuildStatement_0_1, name) == 0)
+			EsUnknownProjection(name);
+		EsProjectionFromRow(pc, &p, 0, cxt);
+	}
 	if (p.reset_name == NULL)
 		EsCallReset(&p);			/* raises the error */
 
@@ -580,8 +660,16 @@ es_rebuild_projection(PG_FUNCTION_ARGS)
 
 	values[0] = CStringGetTextDatum(name);
 	values[1] = Int64GetDatum(last);
-	EsProjectionExecute(pc, &ResetCheckpointStatement, values, NULL,
-						InvalidSnapshot);
+	if (pc->version < ES_VERSION_0_2)
+		EsProjectionExecute(pc, &ResetCheckpointStatement, values, NULL,
+							InvalidSnapshot);
+	else if (p.async)
+	{
+		EsProjectionExecute(pc, &ResetMemberStatement, values, NULL,
+							InvalidSnapshot);
+		EsProjectionExecute(pc, &DeleteParkedStatement, values, NULL,
+							InvalidSnapshot);
+	}
 	EsCheckpointAdvanced();
 	if (p.async)
 		EsWakeWorkerAtCommit();
@@ -643,8 +731,17 @@ es_resume_projection(PG_FUNCTION_ARGS)
 
 	values[0] = CStringGetTextDatum(name);
 	EsTakeOverProjection(name);
-	if (EsRunStatement(&ResumeStatement, pc->namespace_oid, pc->owner,
-					   values, NULL, SPI_OK_UPDATE) == 0)
+	if (pc->version >= ES_VERSION_0_2)
+	{
+		/* its parked events go to the handler again (es_replay_parked) */
+		if (EsRunStatement(&ExistsStatement, pc->namespace_oid, pc->owner,
+						   values, NULL, SPI_OK_SELECT) == 0)
+			EsUnknownProjection(name);
+		(void) EsRunStatement(&ReplayParkedStatement, pc->namespace_oid,
+							  pc->owner, values, NULL, SPI_OK_UPDATE);
+	}
+	else if (EsRunStatement(&ResumeStatement, pc->namespace_oid, pc->owner,
+							values, NULL, SPI_OK_UPDATE) == 0)
 		EsUnknownProjection(name);
 	EsWakeWorkerAtCommit();
 	PG_RETURN_VOID();

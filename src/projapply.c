@@ -2,7 +2,8 @@
  *
  * projapply.c
  *	  Async apply: one batch of one async projection at a time, in global
- *	  feed order, with its checkpoint moved in the same transaction.
+ *	  feed order, through the member of its subscription (subscription.c),
+ *	  acknowledged or failed in the same transaction.
  *
  * The worker (worker.c) and es_apply_projections apply batches.  An
  * applier holds a lock on the projection's name for its batch (the
@@ -31,6 +32,7 @@
 
 #include "common.h"
 #include "projection.h"
+#include "subscription.h"
 
 /* es_pg.projection_retries: attempts on one event before parking */
 int			es_projection_retries = 3;
@@ -106,6 +108,45 @@ static const EsStatement AdvanceStatement = {
 	" THEN NULL ELSE error_position END"
 	" WHERE name OPERATOR(pg_catalog.=) $1",
 	2, {TEXTOID, INT8OID}, true
+};
+
+/*
+ * The definition of a projection whose member is locked (0.2.0), read once
+ * per batch.
+ */
+static const EsStatement DefinitionStatement = {
+	"SELECT " ES_PROJECTION_COLUMNS
+	" FROM @extschema@.es_projections p"
+	" WHERE p.name OPERATOR(pg_catalog.=) $1",
+	1, {TEXTOID}, true
+};
+
+/*
+ * The async projections that have work, once per worker round (0.2.0):
+ * behind the head, or parked events marked for replay.  One whose handler
+ * failed on an event waits before the next attempt: es_pg.projection_naptime
+ * ($1, milliseconds) times 2^(failed attempts - 1), at most five minutes.
+ */
+static const EsStatement PendingMembersStatement = {
+	"SELECT s.name FROM @extschema@.es_subscriptions s"
+	" JOIN @extschema@.es_subscription_members m"
+	" ON m.subscription OPERATOR(pg_catalog.=) s.name"
+	" WHERE s.projection IS NOT NULL"
+	" AND (m.checkpoint OPERATOR(pg_catalog.<) (SELECT e.global_position"
+	"  FROM @extschema@.es_events e ORDER BY e.global_position DESC LIMIT 1)"
+	"  OR EXISTS (SELECT 1 FROM @extschema@.es_subscription_parked k"
+	"   WHERE k.subscription OPERATOR(pg_catalog.=) s.name AND k.replay))"
+	" AND NOT (m.delivered_to OPERATOR(pg_catalog.>) m.checkpoint"
+	"  AND m.last_error_at IS NOT NULL"
+	"  AND m.last_error_at OPERATOR(pg_catalog.>)"
+	"  (pg_catalog.clock_timestamp() OPERATOR(pg_catalog.-)"
+	"  LEAST(pg_catalog.make_interval(secs =>"
+	"  ($1::pg_catalog.float8 OPERATOR(pg_catalog./) 1000.0::pg_catalog.float8)"
+	"  OPERATOR(pg_catalog.*) pg_catalog.power(2::pg_catalog.float8,"
+	"  (LEAST(GREATEST(m.attempts, 1), 30) OPERATOR(pg_catalog.-) 1)::pg_catalog.float8)),"
+	"  '5 minutes'::pg_catalog.interval)))"
+	" ORDER BY s.name",
+	1, {INT4OID}, true
 };
 
 /* the async projections that lag behind the head; once per worker round */
@@ -358,6 +399,223 @@ ApplyBatch(const EsCatalog *cat, const EsProjectionCatalog *pc,
 }
 
 /*
+ * ReplayParked hands the parked events of a projection marked for replay
+ * (es_replay_parked) to the handler, one at a time, each in its own
+ * guarded subtransaction: one that goes through leaves the parked events,
+ * one that fails is parked again with one more attempt.
+ */
+static void
+ReplayParked(const EsCatalog *cat, EsProjection *p, int64 max_events,
+			 int elevel, MemoryContext cxt, ApplyResult *res)
+{
+	int			max = (int) Min(max_events, (int64) 1000);
+	int64	   *positions = palloc(max * sizeof(int64));
+	int32	   *attempts = palloc(max * sizeof(int32));
+	int			n = EsProjectionReplays(cat, p->name, max, positions, attempts);
+	int			i;
+
+	for (i = 0; i < n; i++)
+	{
+		EsEventBatch b;
+		HeapTuple	tuple;
+		TupleDesc	tupdesc;
+		int			fail = 0;
+		ErrorData  *edata = NULL;
+		bool		ok = true;
+
+		EsInitBatch(&b, p, cxt, positions[i] - 1, PG_INT64_MAX);
+		if (!EsFetchEventAt(cat, positions[i], &tuple, &tupdesc))
+		{
+			/*
+			 * Archived since it was parked: not skipped in silence, it stays
+			 * parked with the reason (es_read_archived reads it).
+			 */
+			EsProjectionReplayed(cat, p->name, positions[i], false,
+								 "the event is no longer in es_events (archived since it was parked)");
+			res->failed = true;
+			continue;
+		}
+		tuple->t_tableOid = cat->events_relid;
+		(void) EsCollectEvent(tuple, tupdesc, &b);
+		if (b.nevents > 0)
+			ok = EsCallHandlersGuarded(p, &b, 1, &fail, &edata, cxt);
+		EsProjectionReplayed(cat, p->name, positions[i], ok,
+							 ok ? NULL : (edata->message ? edata->message : ""));
+		if (ok)
+			res->applied += b.nevents;
+		else
+		{
+			res->failed = true;
+			ereport(elevel,
+					(errmsg("projection \"%s\" failed again on a parked event, which stays parked",
+							p->name),
+					 errdetail("The handler failed on the event at global position %lld with SQLSTATE %s: %s (attempt %d).",
+							   (long long) positions[i],
+							   unpack_sql_state(edata->sqlerrcode),
+							   edata->message ? edata->message : "",
+							   attempts[i] + 1)));
+		}
+	}
+	res->more = (n == max);
+}
+
+/*
+ * ApplyMemberBatch applies at most max_events events of one async
+ * projection of a 0.2.0 install: the projection is a subscription whose
+ * consumer is its handler (subscription.c).  The member row is locked
+ * first (FOR UPDATE, or SKIP LOCKED for the worker), so two appliers never
+ * apply the same events.  Parked events marked for replay go first, then
+ * the event that failed last (delivered_to after the checkpoint) alone,
+ * as es_poll hands it out again; otherwise the walk goes on from the
+ * checkpoint.  A handler error rolls back the batch's subtransaction; the
+ * events before the failing one are applied again (the "good prefix") and
+ * acknowledged, and the failure is counted as es_nack counts it: at
+ * max_attempts the event is parked and the checkpoint passes it.  Every
+ * outcome is recorded in the transaction of the handler's writes.
+ */
+static void
+ApplyMemberBatch(const EsCatalog *cat, const EsProjectionCatalog *pc,
+				 const char *name, bool skip_locked, int64 max_events,
+				 int elevel, ApplyResult *res)
+{
+	MemoryContext cxt;
+	MemoryContext oldcxt = CurrentMemoryContext;
+	EsProjection p;
+	EsEventBatch b;
+	EsMemberState st;
+	Datum		values[1];
+	int64		upto = PG_INT64_MAX;
+	int32		attempt = 1;
+	int			limit;
+	int			failed_at = -1;
+	ErrorData  *edata = NULL;
+
+	memset(res, 0, sizeof(ApplyResult));
+	if (!LockApplier(name, skip_locked))
+		return;
+	cxt = AllocSetContextCreate(oldcxt, "es_pg projection batch",
+								ALLOCSET_DEFAULT_SIZES);
+	EsSpiConnect();
+	if (!EsLockProjectionMember(cat, name, skip_locked, &st))
+	{
+		/* dropped, inline, or another applier holds it */
+		SPI_finish();
+		MemoryContextDelete(cxt);
+		return;
+	}
+	values[0] = CStringGetTextDatum(name);
+	EsProjectionExecute(pc, &DefinitionStatement, values, NULL,
+						InvalidSnapshot);
+	if (SPI_processed == 0)
+	{
+		SPI_finish();
+		MemoryContextDelete(cxt);
+		return;
+	}
+	EsProjectionFromRow(pc, &p, 0, cxt);
+
+	if (st.replay_pending)
+	{
+		ReplayParked(cat, &p, max_events, elevel, cxt, res);
+		SPI_finish();
+		MemoryContextSwitchTo(oldcxt);
+		MemoryContextDelete(cxt);
+		return;
+	}
+	if (st.delivered_to > st.checkpoint)
+	{
+		/* the event that failed, again, and nothing after it */
+		upto = st.delivered_to;
+		attempt = st.attempts + 1;
+	}
+
+	EsInitBatch(&b, &p, cxt, st.checkpoint, upto);
+	(void) EsWalkSubscriptionFeed(cat, NULL, st.checkpoint, max_events,
+								  EsCollectEvent, &b, NULL);
+	if (b.walked == 0)
+	{
+		/*
+		 * The event that failed is gone (archived): as es_poll does, the
+		 * checkpoint passes it.
+		 */
+		if (upto != PG_INT64_MAX)
+		{
+			EsProjectionApplied(cat, name, upto);
+			res->more = true;
+		}
+		SPI_finish();
+		MemoryContextDelete(cxt);
+		return;
+	}
+
+	/* apply; on failure apply the good prefix again */
+	limit = b.nevents;
+	while (limit > 0)
+	{
+		int			fail = 0;
+		ErrorData  *e = NULL;
+
+		if (EsCallHandlersGuarded(&p, &b, limit, &fail, &e, cxt))
+			break;
+		failed_at = fail;
+		edata = e;
+		limit = fail;
+	}
+
+	res->applied = limit;
+	if (failed_at >= 0)
+	{
+		int64		fail_position = b.positions[failed_at];
+		int32		fail_attempt = (fail_position == st.delivered_to &&
+									st.delivered_to > st.checkpoint) ?
+			attempt : 1;
+		char		sqlstate[6];
+		const char *message = edata->message ? edata->message : "";
+		bool		parked;
+
+		res->failed = true;
+		res->walked = b.walk_index[failed_at];
+		memcpy(sqlstate, unpack_sql_state(edata->sqlerrcode), 6);
+		parked = EsProjectionFailed(cat, name, fail_position, fail_attempt,
+									sqlstate, message);
+		if (parked)
+			ereport(elevel,
+					(errmsg("projection \"%s\" parked an event after %d failed attempts",
+							p.name, fail_attempt),
+					 errdetail("The handler failed on the event at global position %lld with SQLSTATE %s: %s",
+							   (long long) fail_position, sqlstate, message),
+					 errhint("The projection goes on after it.  Fix the handler, then call es_replay_parked('%s') to apply it.",
+							 p.name)));
+		else
+			ereport(elevel,
+					(errmsg("projection \"%s\" failed and will retry", p.name),
+					 errdetail("The handler failed on the event at global position %lld with SQLSTATE %s: %s (attempt %d of %d).",
+							   (long long) fail_position, sqlstate, message,
+							   fail_attempt, st.max_attempts)));
+		if (parked || fail_position - 1 > st.checkpoint)
+			EsCheckpointAdvanced();
+		if (parked)
+		{
+			/* dealt with: the events after it are next */
+			res->failed = false;
+			res->more = true;
+		}
+	}
+	else
+	{
+		res->walked = b.walked;
+		res->more = b.walked >= max_events || upto != PG_INT64_MAX;
+		EsProjectionApplied(cat, name, b.last_position);
+		if (b.last_position > st.checkpoint)
+			EsCheckpointAdvanced();
+	}
+
+	SPI_finish();
+	MemoryContextSwitchTo(oldcxt);
+	MemoryContextDelete(cxt);
+}
+
+/*
  * EsApplyProjectionBatch applies one batch (es_pg.projection_batch_size
  * events) of one async projection for the worker and returns the handler
  * calls that took effect.  *more says whether the batch was full.
@@ -369,8 +627,12 @@ EsApplyProjectionBatch(const EsCatalog *cat, const char *name,
 	const EsProjectionCatalog *pc = EsGetProjectionCatalog(cat, false);
 	ApplyResult res;
 
-	ApplyBatch(cat, pc, name, skip_locked, es_projection_batch_size, elevel,
-			   &res);
+	if (pc->version >= ES_VERSION_0_2)
+		ApplyMemberBatch(cat, pc, name, skip_locked, es_projection_batch_size,
+						 elevel, &res);
+	else
+		ApplyBatch(cat, pc, name, skip_locked, es_projection_batch_size,
+				   elevel, &res);
 	*more = res.more;
 	return res.applied;
 }
@@ -380,17 +642,24 @@ EsApplyProjectionBatch(const EsCatalog *cat, const char *name,
  * are not parked and lag behind the head, in the caller's memory context.
  */
 List *
-EsPendingAsyncProjections(const EsCatalog *cat)
+EsPendingAsyncProjections(const EsCatalog *cat, int retry_delay_ms)
 {
 	const EsProjectionCatalog *pc = EsGetProjectionCatalog(cat, true);
 	MemoryContext oldcxt = CurrentMemoryContext;
 	List	   *names = NIL;
+	Datum		values[1];
 	uint64		i;
 
 	if (pc == NULL)
 		return NIL;
 	EsSpiConnect();
-	EsProjectionExecute(pc, &PendingStatement, NULL, NULL, InvalidSnapshot);
+	values[0] = Int32GetDatum(retry_delay_ms);
+	if (pc->version >= ES_VERSION_0_2)
+		EsProjectionExecute(pc, &PendingMembersStatement, values, NULL,
+							InvalidSnapshot);
+	else
+		EsProjectionExecute(pc, &PendingStatement, NULL, NULL,
+							InvalidSnapshot);
 	for (i = 0; i < SPI_processed; i++)
 	{
 		bool		isnull;
@@ -468,9 +737,14 @@ es_apply_projections(PG_FUNCTION_ARGS)
 
 		do
 		{
-			ApplyBatch(cat, pc, (char *) lfirst(lc), false,
-					   Min(remaining, (int64) es_projection_batch_size),
-					   WARNING, &res);
+			if (pc->version >= ES_VERSION_0_2)
+				ApplyMemberBatch(cat, pc, (char *) lfirst(lc), false,
+								 Min(remaining, (int64) es_projection_batch_size),
+								 WARNING, &res);
+			else
+				ApplyBatch(cat, pc, (char *) lfirst(lc), false,
+						   Min(remaining, (int64) es_projection_batch_size),
+						   WARNING, &res);
 			total += res.applied;
 			remaining -= res.walked;
 			CHECK_FOR_INTERRUPTS();

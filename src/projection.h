@@ -13,12 +13,15 @@
  *			the rows that call inserted (EsCurrentAppend).  The read model
  *			commits with the events or not at all.
  *
- *	async	after commit, in global feed order (EsReadFeed, which never
- *			skips an event that commits late), a batch at a time; the
- *			projection's row in es_projection_checkpoints is updated in the
+ *	async	a subscription whose consumer is the handler (subscription.c):
+ *			after commit, in global feed order (the walk of es_poll, which
+ *			never skips an event that commits late), a batch at a time; the
+ *			member of the projection's subscription is acknowledged in the
  *			transaction that changed the read model, so each event takes
- *			effect exactly once.  A background worker (worker.c) or
- *			es_apply_projections does the applying.
+ *			effect exactly once, and a failing event is retried and parked
+ *			as es_nack would.  A background worker (worker.c) or
+ *			es_apply_projections does the applying.  (0.1.0 installs not
+ *			updated yet keep es_projection_checkpoints.)
  *
  * Handlers run with the rights of the role that created the projection and
  * with the search_path it had then (pg_temp last), as a SECURITY DEFINER
@@ -26,7 +29,8 @@
  * cannot steer the handler through its own search_path.
  *
  * Lock order: es_projections (ShareRowExclusiveLock, create and drop), then
- * the projection's checkpoint row (FOR UPDATE), then es_events
+ * the appliers' lock, then the member row of the projection's subscription
+ * (FOR UPDATE; 0.1.0: its checkpoint row), then es_events
  * (ExclusiveLock, while an inline projection is created or rebuilt, so that
  * no append can commit between the replayed history and the projection
  * becoming visible).
@@ -185,7 +189,8 @@ extern int	es_projection_retries;
 extern int	es_projection_batch_size;
 extern void EsInitApply(void);
 extern void EsTakeOverProjection(const char *name);
-extern List *EsPendingAsyncProjections(const EsCatalog *cat);
+extern List *EsPendingAsyncProjections(const EsCatalog *cat,
+									   int retry_delay_ms);
 extern int64 EsApplyProjectionBatch(const EsCatalog *cat, const char *name,
 									bool skip_locked, int elevel, bool *more);
 

@@ -41,6 +41,14 @@
 
 /* the committed checkpoint of a projection; read on every look */
 static const EsStatement CheckpointStatement = {
+	"SELECT m.checkpoint FROM @extschema@.es_subscription_members m"
+	" WHERE m.subscription OPERATOR(pg_catalog.=) $1"
+	" AND m.member OPERATOR(pg_catalog.=) 0",
+	1, {TEXTOID}, true
+};
+
+/* the same in 0.1.0, before async projections were subscriptions */
+static const EsStatement CheckpointStatement_0_1 = {
 	"SELECT c.position FROM @extschema@.es_projection_checkpoints c"
 	" WHERE c.name OPERATOR(pg_catalog.=) $1",
 	1, {TEXTOID}, true
@@ -59,8 +67,9 @@ ReadCheckpoint(const EsProjectionCatalog *pc, const char *name)
 
 	values[0] = CStringGetTextDatum(name);
 	EsSpiConnect();
-	EsProjectionExecute(pc, &CheckpointStatement, values, NULL,
-						GetLatestSnapshot());
+	EsProjectionExecute(pc, pc->version >= ES_VERSION_0_2 ?
+						&CheckpointStatement : &CheckpointStatement_0_1,
+						values, NULL, GetLatestSnapshot());
 	if (SPI_processed == 0)
 		EsUnknownProjection(name);
 	position = DatumGetInt64(SPI_getbinval(SPI_tuptable->vals[0],

@@ -46,9 +46,11 @@
  *
  * The tables are written by their owner through es_pg's statements
  * (identity.c); the caller needs the read privilege on es_events, checked
- * as for every read.  Async projections can later become subscriptions
- * with a handler: a column of es_subscriptions naming it, applied by a
- * worker through the same member state.
+ * as for every read.  An async projection is a subscription whose consumer
+ * is its handler (es_subscriptions.projection names it): its applier
+ * (projapply.c) walks, acknowledges and fails its one member through the
+ * functions at the end of this file, with the code of es_poll, es_ack and
+ * es_nack; the consumer API refuses it (RefuseProjection).
  *
  * IDENTIFICATION
  *	  src/subscription.c
@@ -60,9 +62,11 @@
 #include "access/htup_details.h"
 #include "access/stratnum.h"
 #include "catalog/pg_type.h"
+#include "commands/trigger.h"
 #include "common/hashfn.h"
 #include "executor/spi.h"
 #include "funcapi.h"
+#include "lib/stringinfo.h"
 #include "miscadmin.h"
 #include "storage/lock.h"
 #include "utils/array.h"
@@ -70,6 +74,7 @@
 #include "utils/fmgroids.h"
 #include "utils/lsyscache.h"
 #include "utils/memutils.h"
+#include "utils/rel.h"
 #include "utils/snapmgr.h"
 #include "utils/timestamp.h"
 #include "utils/tuplestore.h"
@@ -77,11 +82,15 @@
 #include "es_pg.h"
 #include "common.h"
 #include "subscription.h"
+#include "projection.h"
 
 #define MAX_NAME_BYTES		255
 #define MAX_GROUP_SIZE		1024
 #define MAX_POLL_COUNT		100000
 #define MAX_WAIT_USECS		(INT64CONST(3600) * USECS_PER_SEC)
+
+/* the columns of es_subscription_members, for its restore trigger */
+#define MEMBER_NATTS		14
 
 /* the relations of an install's subscriptions */
 typedef struct SubscriptionRels
@@ -107,43 +116,55 @@ typedef struct Member
 	char	   *consumer;		/* lease holder, NULL: none */
 	bool		lease_live;
 	bool		replay_pending;
+	bool		projection;		/* an async projection's subscription */
 } Member;
 
-static const EsStatement LoadMemberStatement = {
-	"SELECT s.category, s.event_types, s.group_size, s.max_attempts,"
-	" m.checkpoint, m.delivered_to, m.scanned_to, m.attempts, m.consumer,"
-	" COALESCE(m.lease_until OPERATOR(pg_catalog.>) pg_catalog.clock_timestamp(), false),"
-	" EXISTS (SELECT 1 FROM @extschema@.es_subscription_parked p"
-	"  WHERE p.subscription OPERATOR(pg_catalog.=) m.subscription"
-	"  AND p.member OPERATOR(pg_catalog.=) m.member AND p.replay)"
-	" FROM @extschema@.es_subscriptions s"
-	" JOIN @extschema@.es_subscription_members m"
-	" ON m.subscription OPERATOR(pg_catalog.=) s.name"
-	" WHERE s.name OPERATOR(pg_catalog.=) $1"
+/*
+ * A member's row with its subscription's definition, locked.  The consumer
+ * API's forms leave out the subscriptions of async projections before
+ * locking, so that a consumer call on one is refused at once (and not after
+ * waiting for the applier that holds the member); their appliers use the
+ * forms without the filter.
+ */
+#define LOAD_MEMBER_SQL \
+	"SELECT s.category, s.event_types, s.group_size, s.max_attempts," \
+	" m.checkpoint, m.delivered_to, m.scanned_to, m.attempts, m.consumer," \
+	" COALESCE(m.lease_until OPERATOR(pg_catalog.>) pg_catalog.clock_timestamp(), false)," \
+	" EXISTS (SELECT 1 FROM @extschema@.es_subscription_parked p" \
+	"  WHERE p.subscription OPERATOR(pg_catalog.=) m.subscription" \
+	"  AND p.member OPERATOR(pg_catalog.=) m.member AND p.replay)," \
+	" s.projection IS NOT NULL" \
+	" FROM @extschema@.es_subscriptions s" \
+	" JOIN @extschema@.es_subscription_members m" \
+	" ON m.subscription OPERATOR(pg_catalog.=) s.name" \
+	" WHERE s.name OPERATOR(pg_catalog.=) $1" \
 	" AND m.member OPERATOR(pg_catalog.=) $2"
-	" FOR UPDATE OF m SKIP LOCKED",
+
+static const EsStatement LoadMemberStatement = {
+	LOAD_MEMBER_SQL " AND s.projection IS NULL FOR UPDATE OF m SKIP LOCKED",
 	2, {TEXTOID, INT4OID}, true
 };
 
 /* the same, waiting for the row: acks, nacks and releases */
 static const EsStatement LoadMemberWaitStatement = {
-	"SELECT s.category, s.event_types, s.group_size, s.max_attempts,"
-	" m.checkpoint, m.delivered_to, m.scanned_to, m.attempts, m.consumer,"
-	" COALESCE(m.lease_until OPERATOR(pg_catalog.>) pg_catalog.clock_timestamp(), false),"
-	" EXISTS (SELECT 1 FROM @extschema@.es_subscription_parked p"
-	"  WHERE p.subscription OPERATOR(pg_catalog.=) m.subscription"
-	"  AND p.member OPERATOR(pg_catalog.=) m.member AND p.replay)"
-	" FROM @extschema@.es_subscriptions s"
-	" JOIN @extschema@.es_subscription_members m"
-	" ON m.subscription OPERATOR(pg_catalog.=) s.name"
-	" WHERE s.name OPERATOR(pg_catalog.=) $1"
-	" AND m.member OPERATOR(pg_catalog.=) $2"
-	" FOR UPDATE OF m",
+	LOAD_MEMBER_SQL " AND s.projection IS NULL FOR UPDATE OF m",
+	2, {TEXTOID, INT4OID}, true
+};
+
+/* the member of an async projection's subscription, for its applier */
+static const EsStatement LoadAppliedMemberStatement = {
+	LOAD_MEMBER_SQL " FOR UPDATE OF m SKIP LOCKED",
+	2, {TEXTOID, INT4OID}, true
+};
+
+static const EsStatement LoadAppliedMemberWaitStatement = {
+	LOAD_MEMBER_SQL " FOR UPDATE OF m",
 	2, {TEXTOID, INT4OID}, true
 };
 
 static const EsStatement GroupSizeStatement = {
-	"SELECT s.group_size FROM @extschema@.es_subscriptions s"
+	"SELECT s.group_size, s.projection IS NOT NULL"
+	" FROM @extschema@.es_subscriptions s"
 	" WHERE s.name OPERATOR(pg_catalog.=) $1",
 	1, {TEXTOID}, false
 };
@@ -168,10 +189,53 @@ static const EsStatement UpdateMemberStatement = {
 
 static const EsStatement MemberErrorStatement = {
 	"UPDATE @extschema@.es_subscription_members m"
-	" SET last_error = $3, last_error_at = pg_catalog.clock_timestamp()"
+	" SET last_error = $3, last_error_at = pg_catalog.clock_timestamp(),"
+	" error_position = $4, error_sqlstate = $5"
 	" WHERE m.subscription OPERATOR(pg_catalog.=) $1"
 	" AND m.member OPERATOR(pg_catalog.=) $2",
-	3, {TEXTOID, INT4OID, TEXTOID}, false
+	5, {TEXTOID, INT4OID, TEXTOID, INT8OID, TEXTOID}, false
+};
+
+/*
+ * A projection's handler calls went through up to $3: the checkpoint moves
+ * there.  An error recorded on an event now behind it is history, unless
+ * that event is parked (then it stays until the event is replayed, or
+ * another error replaces it).
+ */
+static const EsStatement ProjectionAckStatement = {
+	"UPDATE @extschema@.es_subscription_members m"
+	" SET checkpoint = $3, delivered_to = $3, scanned_to = $3, attempts = 0,"
+	" last_ack = pg_catalog.clock_timestamp(),"
+	" (last_error, last_error_at, error_sqlstate, error_position) ="
+	" (SELECT CASE WHEN c.clear THEN NULL ELSE m.last_error END,"
+	"  CASE WHEN c.clear THEN NULL ELSE m.last_error_at END,"
+	"  CASE WHEN c.clear THEN NULL ELSE m.error_sqlstate END,"
+	"  CASE WHEN c.clear THEN NULL ELSE m.error_position END"
+	"  FROM (SELECT m.error_position OPERATOR(pg_catalog.<=) $3"
+	"   AND NOT EXISTS (SELECT 1 FROM @extschema@.es_subscription_parked k"
+	"    WHERE k.subscription OPERATOR(pg_catalog.=) m.subscription"
+	"    AND k.member OPERATOR(pg_catalog.=) m.member"
+	"    AND k.position OPERATOR(pg_catalog.=) m.error_position) AS clear) c)"
+	" WHERE m.subscription OPERATOR(pg_catalog.=) $1"
+	" AND m.member OPERATOR(pg_catalog.=) $2",
+	3, {TEXTOID, INT4OID, INT8OID}, true
+};
+
+/* a replayed parked event went through: its error is history */
+static const EsStatement ReplayedErrorStatement = {
+	"UPDATE @extschema@.es_subscription_members m"
+	" SET last_error = NULL, last_error_at = NULL, error_sqlstate = NULL,"
+	" error_position = NULL"
+	" WHERE m.subscription OPERATOR(pg_catalog.=) $1"
+	" AND m.member OPERATOR(pg_catalog.=) $2"
+	" AND m.error_position OPERATOR(pg_catalog.=) $3",
+	3, {TEXTOID, INT4OID, INT8OID}, false
+};
+
+static const EsStatement IsProjectionStatement = {
+	"SELECT 1 FROM @extschema@.es_subscriptions s"
+	" WHERE s.name OPERATOR(pg_catalog.=) $1 AND s.projection IS NOT NULL",
+	1, {TEXTOID}, false
 };
 
 static const EsStatement ParkStatement = {
@@ -230,12 +294,13 @@ static const EsStatement ReleaseStatement = {
 };
 
 static const EsStatement SameSubscriptionStatement = {
-	"SELECT s.category IS NOT DISTINCT FROM $2"
+	"SELECT s.projection IS NULL"
+	" AND s.category IS NOT DISTINCT FROM $2"
 	" AND s.event_types IS NOT DISTINCT FROM $3"
 	" AND s.group_size OPERATOR(pg_catalog.=) $4"
 	" AND s.start_position OPERATOR(pg_catalog.=) $5"
 	" AND s.max_attempts OPERATOR(pg_catalog.=) $6"
-	" AND s.lease OPERATOR(pg_catalog.=) $7"
+	" AND s.lease OPERATOR(pg_catalog.=) $7, s.projection"
 	" FROM @extschema@.es_subscriptions s"
 	" WHERE s.name OPERATOR(pg_catalog.=) $1",
 	7, {TEXTOID, TEXTOID, TEXTARRAYOID, INT4OID, INT8OID, INT4OID, INTERVALOID},
@@ -261,7 +326,7 @@ static const EsStatement InsertMembersStatement = {
 
 static const EsStatement DeleteSubscriptionStatement = {
 	"DELETE FROM @extschema@.es_subscriptions s"
-	" WHERE s.name OPERATOR(pg_catalog.=) $1",
+	" WHERE s.name OPERATOR(pg_catalog.=) $1 AND s.projection IS NULL",
 	1, {TEXTOID}, false
 };
 
@@ -362,13 +427,30 @@ UnknownSubscription(text *name)
 }
 
 /*
+ * RefuseProjection raises the 42809 error of a consumer call on the
+ * subscription of an async projection: its worker is its one consumer.
+ */
+static void
+RefuseProjection(text *name, const char *what)
+{
+	ereport(ERROR,
+			(errcode(ERRCODE_WRONG_OBJECT_TYPE),
+			 errmsg("subscription \"%s\" belongs to async projection \"%s\"",
+					text_to_cstring(name), text_to_cstring(name)),
+			 errdetail("The projection's worker is its only consumer; %s would take events from its handler.",
+					   what),
+			 errhint("Use es_projection_status, es_parked_events and es_replay_parked for it, es_rebuild_projection or es_drop_projection to reset or drop it.")));
+}
+
+/*
  * MissingMember raises the error of a member row that was not found: the
  * subscription does not exist, the member is out of its range, or (when
  * the row was locked) another transaction is using it.  Caller is
  * connected to SPI.
  */
 static void
-MissingMember(const SubscriptionRels *rels, text *name, int member)
+MissingMember(const SubscriptionRels *rels, text *name, int member,
+			  const char *what)
 {
 	Datum		values[1];
 	int			group_size;
@@ -383,6 +465,9 @@ MissingMember(const SubscriptionRels *rels, text *name, int member)
 	group_size = DatumGetInt32(SPI_getbinval(SPI_tuptable->vals[0],
 											 SPI_tuptable->tupdesc, 1,
 											 &isnull));
+	if (DatumGetBool(SPI_getbinval(SPI_tuptable->vals[0],
+								   SPI_tuptable->tupdesc, 2, &isnull)))
+		RefuseProjection(name, what);
 	if (member >= group_size)
 		ereport(ERROR,
 				(errcode(ERRCODE_INVALID_PARAMETER_VALUE),
@@ -399,28 +484,34 @@ MissingMember(const SubscriptionRels *rels, text *name, int member)
 }
 
 /*
- * LoadMember reads and locks a member's row with its subscription's
- * definition.  Caller is connected to SPI; the strings live in its
- * context.
+ * ReadMember reads and locks a member's row with its subscription's
+ * definition; false when there is none, or (unless wait) another
+ * transaction has it locked, or (unless applier) it is the member of an
+ * async projection's subscription.  Caller is connected to SPI; the strings live
+ * in its context.
  */
-static void
-LoadMember(const SubscriptionRels *rels, text *name, int member, bool wait,
-		   Member *m)
+static bool
+ReadMember(const SubscriptionRels *rels, text *name, int member, bool wait,
+		   bool applier, Member *m)
 {
 	Datum		values[2];
 	HeapTuple	tuple;
 	TupleDesc	desc;
 	bool		isnull;
 	Datum		d;
+	const EsStatement *stmt;
 
+	if (applier)
+		stmt = wait ? &LoadAppliedMemberWaitStatement : &LoadAppliedMemberStatement;
+	else
+		stmt = wait ? &LoadMemberWaitStatement : &LoadMemberStatement;
 	values[0] = PointerGetDatum(name);
 	values[1] = Int32GetDatum(member);
-	if (EsExecute(wait ? &LoadMemberWaitStatement : &LoadMemberStatement,
-				  rels->namespace_oid, rels->owner, values, NULL,
+	if (EsExecute(stmt, rels->namespace_oid, rels->owner, values, NULL,
 				  InvalidSnapshot) != SPI_OK_SELECT)
 		elog(ERROR, "could not read es_subscription_members");
 	if (SPI_processed == 0)
-		MissingMember(rels, name, member);
+		return false;
 
 	tuple = SPI_tuptable->vals[0];
 	desc = SPI_tuptable->tupdesc;
@@ -458,6 +549,21 @@ LoadMember(const SubscriptionRels *rels, text *name, int member, bool wait,
 	m->consumer = isnull ? NULL : TextDatumGetCString(d);
 	m->lease_live = DatumGetBool(SPI_getbinval(tuple, desc, 10, &isnull));
 	m->replay_pending = DatumGetBool(SPI_getbinval(tuple, desc, 11, &isnull));
+	m->projection = DatumGetBool(SPI_getbinval(tuple, desc, 12, &isnull));
+	return true;
+}
+
+/*
+ * LoadMember reads and locks a member's row for a consumer call ("what":
+ * es_poll, es_ack...), raising the error of a missing or busy member, and
+ * refusing the subscription of an async projection.
+ */
+static void
+LoadMember(const SubscriptionRels *rels, text *name, int member, bool wait,
+		   Member *m, const char *what)
+{
+	if (!ReadMember(rels, name, member, wait, false, m))
+		MissingMember(rels, name, member, what);
 }
 
 /*
@@ -621,7 +727,6 @@ Walk(const EsCatalog *cat, const Member *m, ReturnSetInfo *rsinfo,
 	 int64 *reached)
 {
 	PollWalk	walk;
-	ScanKeyData keys[2];
 	EsEventRowMap map = {0};
 
 	walk.m = m;
@@ -634,19 +739,8 @@ Walk(const EsCatalog *cat, const Member *m, ReturnSetInfo *rsinfo,
 	walk.last = 0;
 	walk.namespace_oid = cat->namespace_oid;
 	walk.scratch = EsConsumerScratch(cat);
-	if (m->category != NULL)
-	{
-		EsCategoryScanKeys(keys, m->category, from);
-		(void) EsReadFeedIndex(cat, EsCategoryIndex(cat), keys, 2, from,
-							   PG_INT64_MAX, DeliverEvent, &walk, reached);
-	}
-	else
-	{
-		ScanKeyInit(&keys[0], 1, BTGreaterStrategyNumber, F_INT8GT,
-					Int64GetDatum(from));
-		(void) EsReadFeedIndex(cat, InvalidOid, keys, 1, from, PG_INT64_MAX,
-							   DeliverEvent, &walk, reached);
-	}
+	(void) EsWalkSubscriptionFeed(cat, m->category, from, PG_INT64_MAX,
+								  DeliverEvent, &walk, reached);
 	if (walk.scratch != NULL)
 		MemoryContextDelete(walk.scratch);
 	*last = walk.last;
@@ -776,7 +870,7 @@ es_poll(PG_FUNCTION_ARGS)
 										   wait_us / 1000);
 
 	EsSpiConnect();
-	LoadMember(&rels, name, member, false, &m);
+	LoadMember(&rels, name, member, false, &m, "es_poll");
 	CheckLease(&m, name, consumer);
 
 	/* what one walk allocates goes with it: a wait may walk many times */
@@ -877,7 +971,7 @@ es_ack(PG_FUNCTION_ARGS)
 	GetRels(cat, &rels);
 
 	EsSpiConnect();
-	LoadMember(&rels, name, member, true, &m);
+	LoadMember(&rels, name, member, true, &m, "es_ack");
 	CheckLease(&m, name, consumer);
 	CheckDelivered(&m, name, position);
 	if (position <= m.checkpoint)
@@ -908,6 +1002,67 @@ es_ack(PG_FUNCTION_ARGS)
 }
 
 /*
+ * FailDelivered records a failed delivery of the event at position, one
+ * delivered to the member after its checkpoint (tuple, in its current
+ * shape): the events before it are acknowledged, and once it has had
+ * max_attempts deliveries it is parked and the checkpoint passes it.  The
+ * error (with the handler's SQLSTATE, for a projection) is the member's
+ * last error.  The caller stores the member.  Returns whether the event
+ * was parked.  es_nack and the appliers of async projections share it.
+ */
+static bool
+FailDelivered(const SubscriptionRels *rels, text *name, Member *m,
+			  int64 position, HeapTuple tuple, TupleDesc tupdesc, text *error,
+			  const char *sqlstate)
+{
+	Datum		values[7];
+	char		nulls[7];
+	bool		parked = false;
+
+	memset(nulls, ' ', sizeof(nulls));
+	values[0] = PointerGetDatum(name);
+	values[1] = Int32GetDatum(m->member);
+	m->checkpoint = position - 1;
+	if (m->attempts >= m->max_attempts)
+	{
+		bool		isnull;
+
+		values[2] = Int64GetDatum(position);
+		values[3] = heap_getattr(tuple, Anum_es_events_stream_id, tupdesc,
+								 &isnull);
+		values[4] = heap_getattr(tuple, Anum_es_events_event_type, tupdesc,
+								 &isnull);
+		values[5] = Int32GetDatum(m->attempts);
+		values[6] = PointerGetDatum(error);
+		if (error == NULL)
+			nulls[6] = 'n';
+		if (EsExecute(&ParkStatement, rels->namespace_oid, rels->owner, values,
+					  nulls, InvalidSnapshot) != SPI_OK_INSERT)
+			elog(ERROR, "could not insert into es_subscription_parked");
+		parked = true;
+		if (position == m->delivered_to)
+			m->checkpoint = m->delivered_to = m->scanned_to;
+		else
+			m->checkpoint = position;
+		m->attempts = 0;
+	}
+
+	if (error != NULL)
+	{
+		memset(nulls, ' ', sizeof(nulls));
+		values[2] = PointerGetDatum(error);
+		values[3] = Int64GetDatum(position);
+		values[4] = sqlstate ? CStringGetTextDatum(sqlstate) : (Datum) 0;
+		if (sqlstate == NULL)
+			nulls[4] = 'n';
+		if (EsExecute(&MemberErrorStatement, rels->namespace_oid, rels->owner,
+					  values, nulls, InvalidSnapshot) != SPI_OK_UPDATE)
+			elog(ERROR, "could not update es_subscription_members");
+	}
+	return parked;
+}
+
+/*
  * es_nack reports that the event at position failed.  The events delivered
  * before it are acknowledged; it comes again with the next poll, unless it
  * has had max_attempts, when it is parked and the checkpoint passes it.
@@ -929,9 +1084,9 @@ es_nack(PG_FUNCTION_ARGS)
 	HeapTuple	tuple;
 	TupleDesc	tupdesc;
 	bool		found;
-	bool		parked = false;
-	Datum		values[7];
-	char		nulls[7];
+	bool		parked;
+	Datum		values[4];
+	char		nulls[4];
 
 	EsRequireArgument(fcinfo, 2, "position");
 	position = PG_GETARG_INT64(2);
@@ -940,7 +1095,7 @@ es_nack(PG_FUNCTION_ARGS)
 	GetRels(cat, &rels);
 
 	EsSpiConnect();
-	LoadMember(&rels, name, member, true, &m);
+	LoadMember(&rels, name, member, true, &m, "es_nack");
 	CheckLease(&m, name, consumer);
 	CheckDelivered(&m, name, position);
 	memset(nulls, ' ', sizeof(nulls));
@@ -981,38 +1136,8 @@ es_nack(PG_FUNCTION_ARGS)
 						position, member, text_to_cstring(name)),
 				 errhint("Nack the global_position of an event es_poll returned.")));
 
-	m.checkpoint = position - 1;
-	if (m.attempts >= m.max_attempts)
-	{
-		bool		isnull;
-
-		values[2] = Int64GetDatum(position);
-		values[3] = heap_getattr(tuple, Anum_es_events_stream_id, tupdesc,
-								 &isnull);
-		values[4] = heap_getattr(tuple, Anum_es_events_event_type, tupdesc,
-								 &isnull);
-		values[5] = Int32GetDatum(m.attempts);
-		values[6] = PointerGetDatum(error);
-		if (error == NULL)
-			nulls[6] = 'n';
-		if (EsExecute(&ParkStatement, rels.namespace_oid, rels.owner, values,
-					  nulls, InvalidSnapshot) != SPI_OK_INSERT)
-			elog(ERROR, "could not insert into es_subscription_parked");
-		parked = true;
-		if (position == m.delivered_to)
-			m.checkpoint = m.delivered_to = m.scanned_to;
-		else
-			m.checkpoint = position;
-		m.attempts = 0;
-	}
-
-	if (error != NULL)
-	{
-		values[2] = PointerGetDatum(error);
-		if (EsExecute(&MemberErrorStatement, rels.namespace_oid, rels.owner,
-					  values, NULL, InvalidSnapshot) != SPI_OK_UPDATE)
-			elog(ERROR, "could not update es_subscription_members");
-	}
+	parked = FailDelivered(&rels, name, &m, position, tuple, tupdesc, error,
+						   NULL);
 	StoreMember(&rels, name, &m, consumer, false);
 	SPI_finish();
 	PG_RETURN_BOOL(parked);
@@ -1041,7 +1166,7 @@ es_release(PG_FUNCTION_ARGS)
 	GetRels(cat, &rels);
 
 	EsSpiConnect();
-	LoadMember(&rels, name, member, true, &m);
+	LoadMember(&rels, name, member, true, &m, "es_release");
 	values[0] = PointerGetDatum(name);
 	values[1] = Int32GetDatum(member);
 	values[2] = PointerGetDatum(consumer);
@@ -1070,6 +1195,7 @@ es_replay_parked(PG_FUNCTION_ARGS)
 	char		nulls[3] = {' ', ' ', ' '};
 	bool		isnull;
 	int			group_size;
+	bool		projection;
 	uint64		n;
 
 	cat = EsGetCatalogForFunction(fcinfo);
@@ -1084,6 +1210,9 @@ es_replay_parked(PG_FUNCTION_ARGS)
 	group_size = DatumGetInt32(SPI_getbinval(SPI_tuptable->vals[0],
 											 SPI_tuptable->tupdesc, 1,
 											 &isnull));
+	projection = DatumGetBool(SPI_getbinval(SPI_tuptable->vals[0],
+											SPI_tuptable->tupdesc, 2,
+											&isnull));
 	if (!all_members && member >= group_size)
 		ereport(ERROR,
 				(errcode(ERRCODE_INVALID_PARAMETER_VALUE),
@@ -1106,6 +1235,9 @@ es_replay_parked(PG_FUNCTION_ARGS)
 		elog(ERROR, "could not update es_subscription_parked");
 	n = SPI_processed;
 	SPI_finish();
+	/* a projection's worker hands them to the handler */
+	if (projection && n > 0)
+		EsWakeWorkerAtCommit();
 	PG_RETURN_INT64((int64) n);
 }
 
@@ -1218,6 +1350,16 @@ es_create_subscription(PG_FUNCTION_ARGS)
 			SPI_finish();
 			PG_RETURN_BOOL(false);
 		}
+		(void) SPI_getbinval(SPI_tuptable->vals[0], SPI_tuptable->tupdesc, 2,
+							 &isnull);
+		if (!isnull)
+			ereport(ERROR,
+					(errcode(ERRCODE_DUPLICATE_OBJECT),
+					 errmsg("subscription \"%s\" already exists",
+							text_to_cstring(name)),
+					 errdetail("It is the subscription of async projection \"%s\": subscriptions and async projections share one name space.",
+							   text_to_cstring(name)),
+					 errhint("Choose another name.")));
 		ereport(ERROR,
 				(errcode(ERRCODE_DUPLICATE_OBJECT),
 				 errmsg("subscription \"%s\" already exists",
@@ -1257,9 +1399,256 @@ es_drop_subscription(PG_FUNCTION_ARGS)
 	GetRels(cat, &rels);
 	LockName(name);
 	values[0] = PointerGetDatum(name);
+	if (EsRunStatement(&IsProjectionStatement, rels.namespace_oid, rels.owner,
+					   values, NULL, SPI_OK_SELECT) > 0)
+		RefuseProjection(name, "es_drop_subscription");
 	n = EsRunStatement(&DeleteSubscriptionStatement, rels.namespace_oid,
 					   rels.owner, values, NULL, SPI_OK_DELETE);
 	if (n == 0 && !if_exists)
 		UnknownSubscription(name);
 	PG_RETURN_BOOL(n > 0);
+}
+
+/*
+ * The subscriptions of async projections.  Their worker (projapply.c) is
+ * the one consumer of member 0: it walks the feed from the checkpoint
+ * with the walk es_poll uses, hands the events to the handler, and records
+ * the outcome with the acknowledgement and failure code of es_ack and
+ * es_nack, in the transaction of the handler's writes.  Callers are
+ * connected to SPI.
+ */
+
+/*
+ * EsWalkSubscriptionFeed walks the feed after "from" for a subscription
+ * of a category (NULL: every stream) as es_poll does: along the category
+ * index or the global_position index, never past an event that might
+ * still commit.  Returns what EsReadFeedIndex returns.
+ */
+int64
+EsWalkSubscriptionFeed(const EsCatalog *cat, text *category, int64 from,
+					   int64 max_count, EsFeedCallback callback, void *arg,
+					   int64 *reached)
+{
+	ScanKeyData keys[2];
+
+	if (category != NULL)
+	{
+		EsCategoryScanKeys(keys, category, from);
+		return EsReadFeedIndex(cat, EsCategoryIndex(cat), keys, 2, from,
+							   max_count, callback, arg, reached);
+	}
+	ScanKeyInit(&keys[0], 1, BTGreaterStrategyNumber, F_INT8GT,
+				Int64GetDatum(from));
+	return EsReadFeedIndex(cat, InvalidOid, keys, 1, from, max_count,
+						   callback, arg, reached);
+}
+
+/*
+ * EsLockProjectionMember locks the member of an async projection's
+ * subscription (SKIP LOCKED for the worker) and reads its state; false
+ * when there is none or another applier holds it.
+ */
+bool
+EsLockProjectionMember(const EsCatalog *cat, const char *name,
+					   bool skip_locked, EsMemberState *st)
+{
+	SubscriptionRels rels;
+	Member		m;
+
+	GetRels(cat, &rels);
+	if (!ReadMember(&rels, cstring_to_text(name), 0, !skip_locked, true, &m) ||
+		!m.projection)
+		return false;
+	st->checkpoint = m.checkpoint;
+	st->delivered_to = m.delivered_to;
+	st->attempts = m.attempts;
+	st->max_attempts = m.max_attempts;
+	st->replay_pending = m.replay_pending;
+	return true;
+}
+
+/*
+ * EsProjectionApplied moves the checkpoint of a projection's member to
+ * position, as es_ack of everything delivered up to it.
+ */
+void
+EsProjectionApplied(const EsCatalog *cat, const char *name, int64 position)
+{
+	SubscriptionRels rels;
+	Datum		values[3];
+
+	GetRels(cat, &rels);
+	values[0] = CStringGetTextDatum(name);
+	values[1] = Int32GetDatum(0);
+	values[2] = Int64GetDatum(position);
+	if (EsExecute(&ProjectionAckStatement, rels.namespace_oid, rels.owner,
+				  values, NULL, InvalidSnapshot) != SPI_OK_UPDATE ||
+		SPI_processed != 1)
+		elog(ERROR, "could not update es_subscription_members");
+}
+
+/*
+ * EsProjectionFailed records that the handler failed on the event at
+ * position, on delivery number "attempt": what came before it is
+ * acknowledged, and the failure is counted as es_nack counts it, parking
+ * the event at max_attempts.  Returns whether it was parked.
+ */
+bool
+EsProjectionFailed(const EsCatalog *cat, const char *name, int64 position,
+				   int32 attempt, const char *sqlstate, const char *message)
+{
+	SubscriptionRels rels;
+	text	   *tname = cstring_to_text(name);
+	Member		m;
+	HeapTuple	tuple;
+	TupleDesc	tupdesc;
+	bool		parked;
+
+	GetRels(cat, &rels);
+	if (!ReadMember(&rels, tname, 0, true, true, &m))
+		elog(ERROR, "the subscription of projection \"%s\" is gone", name);
+	if (!FetchEvent(cat, position, &tuple, &tupdesc))
+		elog(ERROR, "no event at position " INT64_FORMAT, position);
+	tuple = EsConsumerShape(cat->namespace_oid, EsConsumerScratch(cat),
+							tuple, tupdesc);
+	/* delivered up to the failing event: the handler saw nothing after it */
+	m.delivered_to = m.scanned_to = position;
+	m.attempts = attempt;
+	parked = FailDelivered(&rels, tname, &m, position, tuple, tupdesc,
+						   cstring_to_text(message), sqlstate);
+	StoreMember(&rels, tname, &m, NULL, false);
+	return parked;
+}
+
+/*
+ * EsProjectionReplays returns up to max of the parked events of a
+ * projection marked for replay, oldest first: their positions and the
+ * attempts they had.  Returns how many.
+ */
+int
+EsProjectionReplays(const EsCatalog *cat, const char *name, int max,
+					int64 *positions, int32 *attempts)
+{
+	SubscriptionRels rels;
+	Datum		values[3];
+	uint64		i;
+
+	GetRels(cat, &rels);
+	values[0] = CStringGetTextDatum(name);
+	values[1] = Int32GetDatum(0);
+	values[2] = Int32GetDatum(max);
+	if (EsExecute(&ReplayedStatement, rels.namespace_oid, rels.owner,
+				  values, NULL, InvalidSnapshot) != SPI_OK_SELECT)
+		elog(ERROR, "could not read es_subscription_parked");
+	for (i = 0; i < SPI_processed; i++)
+	{
+		bool		isnull;
+
+		positions[i] = DatumGetInt64(SPI_getbinval(SPI_tuptable->vals[i],
+												   SPI_tuptable->tupdesc, 1,
+												   &isnull));
+		attempts[i] = DatumGetInt32(SPI_getbinval(SPI_tuptable->vals[i],
+												  SPI_tuptable->tupdesc, 2,
+												  &isnull));
+	}
+	return (int) SPI_processed;
+}
+
+/*
+ * EsProjectionReplayed records the outcome of a replayed parked event: on
+ * success it leaves the parked events (as es_ack of it), on failure it is
+ * parked again with attempts + 1 (as es_nack of it).
+ */
+void
+EsProjectionReplayed(const EsCatalog *cat, const char *name, int64 position,
+					 bool ok, const char *message)
+{
+	SubscriptionRels rels;
+	Datum		values[4];
+
+	GetRels(cat, &rels);
+	values[0] = CStringGetTextDatum(name);
+	values[1] = Int32GetDatum(0);
+	values[2] = Int64GetDatum(position);
+	if (ok)
+	{
+		if (EsExecute(&AckReplayedStatement, rels.namespace_oid, rels.owner,
+					  values, NULL, InvalidSnapshot) != SPI_OK_DELETE)
+			elog(ERROR, "could not update es_subscription_parked");
+		if (EsExecute(&ReplayedErrorStatement, rels.namespace_oid, rels.owner,
+					  values, NULL, InvalidSnapshot) != SPI_OK_UPDATE)
+			elog(ERROR, "could not update es_subscription_members");
+		return;
+	}
+	values[3] = CStringGetTextDatum(message);
+	if (EsExecute(&NackReplayedStatement, rels.namespace_oid, rels.owner,
+				  values, NULL, InvalidSnapshot) != SPI_OK_UPDATE)
+		elog(ERROR, "could not update es_subscription_parked");
+}
+
+/*
+ * EsFetchEventAt reads the event at a position with a fresh snapshot (a
+ * copy, as stored); false when there is none.
+ */
+bool
+EsFetchEventAt(const EsCatalog *cat, int64 position, HeapTuple *tuple,
+			   TupleDesc *tupdesc)
+{
+	return FetchEvent(cat, position, tuple, tupdesc);
+}
+
+/*
+ * es_subscription_members_restore is the BEFORE INSERT trigger of
+ * es_subscription_members: a row for a member that exists already (a
+ * restore's COPY of the member of a projection an extension's script
+ * created again) replaces it instead of failing.
+ */
+PG_FUNCTION_INFO_V1(es_subscription_members_restore);
+Datum
+es_subscription_members_restore(PG_FUNCTION_ARGS)
+{
+	TriggerData *trigdata = EsCheckTriggerCall(fcinfo,
+											   "es_subscription_members_restore");
+	Relation	rel = trigdata->tg_relation;
+	HeapTuple	row = trigdata->tg_trigtuple;
+	TupleDesc	desc = RelationGetDescr(rel);
+	Datum		values[MEMBER_NATTS];
+	bool		isnull[MEMBER_NATTS];
+	char		nulls[MEMBER_NATTS];
+	Oid			argtypes[MEMBER_NATTS];
+	StringInfoData sql;
+	int			i;
+
+	if (!TRIGGER_FIRED_BEFORE(trigdata->tg_event) ||
+		!TRIGGER_FIRED_FOR_ROW(trigdata->tg_event) ||
+		!TRIGGER_FIRED_BY_INSERT(trigdata->tg_event) ||
+		desc->natts != MEMBER_NATTS)
+		EsTriggerMisfired("es_subscription_members_restore",
+						  "BEFORE INSERT FOR EACH ROW on es_subscription_members");
+	heap_deform_tuple(row, desc, values, isnull);
+	if (isnull[0] || isnull[1])
+		return PointerGetDatum(row);
+	initStringInfo(&sql);
+	appendStringInfo(&sql, "UPDATE %s SET ",
+					 quote_qualified_identifier(get_namespace_name(RelationGetNamespace(rel)),
+												RelationGetRelationName(rel)));
+	for (i = 0; i < MEMBER_NATTS; i++)
+	{
+		Form_pg_attribute att = TupleDescAttr(desc, i);
+
+		nulls[i] = isnull[i] ? 'n' : ' ';
+		argtypes[i] = att->atttypid;
+		if (i >= 2)
+			appendStringInfo(&sql, "%s%s = $%d", i > 2 ? ", " : "",
+							 quote_identifier(NameStr(att->attname)), i + 1);
+	}
+	appendStringInfoString(&sql, " WHERE subscription OPERATOR(pg_catalog.=) $1"
+						   " AND member OPERATOR(pg_catalog.=) $2");
+	EsSpiConnect();
+	EsRunAsOwner(RelationGetRelid(rel), sql.data, MEMBER_NATTS, argtypes,
+				 values, nulls, false, 0);
+	i = SPI_processed;
+	SPI_finish();
+	/* replaced an existing row: skip the insert */
+	return PointerGetDatum(i > 0 ? NULL : row);
 }

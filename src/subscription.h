@@ -41,6 +41,34 @@ extern void EsPutEventRow(Tuplestorestate *store, TupleDesc result,
 						  TupleDesc tupdesc, const Datum *extra,
 						  const bool *extra_null, int nextra);
 
+/* subscription.c: the subscriptions of async projections (projapply.c) */
+typedef struct EsMemberState
+{
+	int64		checkpoint;
+	int64		delivered_to;	/* > checkpoint: the event there failed */
+	int32		attempts;		/* deliveries of it so far */
+	int32		max_attempts;
+	bool		replay_pending; /* parked events are marked for replay */
+} EsMemberState;
+
+extern int64 EsWalkSubscriptionFeed(const EsCatalog *cat, text *category,
+									int64 from, int64 max_count,
+									EsFeedCallback callback, void *arg,
+									int64 *reached);
+extern bool EsLockProjectionMember(const EsCatalog *cat, const char *name,
+								   bool skip_locked, EsMemberState *st);
+extern void EsProjectionApplied(const EsCatalog *cat, const char *name,
+								int64 position);
+extern bool EsProjectionFailed(const EsCatalog *cat, const char *name,
+							   int64 position, int32 attempt,
+							   const char *sqlstate, const char *message);
+extern int	EsProjectionReplays(const EsCatalog *cat, const char *name,
+								int max, int64 *positions, int32 *attempts);
+extern void EsProjectionReplayed(const EsCatalog *cat, const char *name,
+								 int64 position, bool ok, const char *message);
+extern bool EsFetchEventAt(const EsCatalog *cat, int64 position,
+						   HeapTuple *tuple, TupleDesc *tupdesc);
+
 /* subwait.c */
 extern void EsInitSubWait(void);
 extern void EsSubWaitNoteAppend(int64 position);

@@ -1031,7 +1031,7 @@ ApplyRound(MemoryContext round_cxt)
 		return ROUND_NO_ASYNC;
 	}
 	oldcxt = MemoryContextSwitchTo(round_cxt);
-	names = EsPendingAsyncProjections(cat);
+	names = EsPendingAsyncProjections(cat, es_projection_naptime);
 	MemoryContextSwitchTo(oldcxt);
 	PopActiveSnapshot();
 	CommitTransactionCommand();

@@ -49,41 +49,12 @@ COMMENT ON COLUMN @extschema@.es_projections.extension IS
 	'the extension whose install script created the projection; such rows are not dumped';
 
 /*
- * Where each projection stands.  Async projections update their row in the
- * same transaction as their read model: that is what makes the effect of
- * each event exactly-once.
+ * Where each async projection stands is the member row of its subscription
+ * (es_subscriptions.projection, 40_subscription.sql): one checkpoint,
+ * retry, park and status mechanism for subscriptions and projections.
+ * Inline projections are applied in the appending transaction and have
+ * no checkpoint.
  */
-CREATE TABLE @extschema@.es_projection_checkpoints (
-	name		text COLLATE "C" NOT NULL,
-	position	bigint NOT NULL,
-	updated_at	timestamptz NOT NULL,
-	parked		boolean NOT NULL DEFAULT false,
-	retries		integer NOT NULL DEFAULT 0,
-	error_position bigint,
-	error_sqlstate text,
-	error_message text,
-	error_at	timestamptz,
-	CONSTRAINT es_projection_checkpoints_pkey PRIMARY KEY (name)
-);
-SELECT pg_catalog.pg_extension_config_dump('@extschema@.es_projection_checkpoints', '');
-REVOKE ALL ON @extschema@.es_projection_checkpoints FROM PUBLIC;
-COMMENT ON TABLE @extschema@.es_projection_checkpoints IS
-	'last global position each projection applied, and its last error';
-
-/*
- * Every checkpoint is dumped, those of projections an extension's script
- * created too: on restore the script has created the row already, and the
- * dumped one, with the position reached, replaces it.
- */
-CREATE FUNCTION @extschema@.es_projection_checkpoints_restore()
-	RETURNS trigger
-	AS 'MODULE_PATHNAME', 'es_projection_checkpoints_restore'
-	LANGUAGE C;
-CREATE TRIGGER es_projection_checkpoints_restore
-	BEFORE INSERT ON @extschema@.es_projection_checkpoints
-	FOR EACH ROW EXECUTE FUNCTION @extschema@.es_projection_checkpoints_restore();
-ALTER TABLE @extschema@.es_projection_checkpoints
-	ENABLE ALWAYS TRIGGER es_projection_checkpoints_restore;
 
 CREATE FUNCTION @extschema@.es_projections_changed()
 	RETURNS trigger
@@ -127,7 +98,6 @@ ALTER EVENT TRIGGER es_projection_guard_rename ENABLE ALWAYS;
 REVOKE ALL ON FUNCTION @extschema@.es_projections_changed() FROM PUBLIC;
 REVOKE ALL ON FUNCTION @extschema@.es_dispatch_inline() FROM PUBLIC;
 REVOKE ALL ON FUNCTION @extschema@.es_projection_sql_drop() FROM PUBLIC;
-REVOKE ALL ON FUNCTION @extschema@.es_projection_checkpoints_restore() FROM PUBLIC;
 
 /* administration */
 CREATE FUNCTION @extschema@.es_create_projection(name text,
@@ -167,7 +137,7 @@ CREATE FUNCTION @extschema@.es_resume_projection(name text)
 	AS 'MODULE_PATHNAME', 'es_resume_projection'
 	LANGUAGE C VOLATILE;
 COMMENT ON FUNCTION @extschema@.es_resume_projection(text) IS
-	'let a parked async projection retry the event it failed on';
+	'deliver the events an async projection parked to its handler again (es_replay_parked of its subscription)';
 
 CREATE FUNCTION @extschema@.es_set_projection_timeout(name text,
 		timeout interval)

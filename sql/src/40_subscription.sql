@@ -36,9 +36,12 @@ REVOKE ALL ON FUNCTION @extschema@.es_read_category(text, bigint, bigint) FROM P
  * Subscriptions.  One row per subscription; one row per member of its
  * consumer group, with the member's checkpoint, what it was last handed
  * and its lease; one row per parked event.  es_poll, es_ack and es_nack
- * change them as the tables' owner (src/subscription.c).  A subscription
- * with a handler (an async projection, later) would be one more column of
- * es_subscriptions; the member rows are the same.
+ * change them as the tables' owner (src/subscription.c).  An async
+ * projection is a subscription whose consumer is its handler: its row
+ * names the projection (projection = name, one member, the projection's
+ * event types), the worker applies it through the same member row and
+ * parked events (src/projapply.c), and the consumer API refuses it.
+ * Subscriptions and async projections share one name space.
  */
 CREATE TABLE @extschema@.es_subscriptions (
 	name		text COLLATE "C" NOT NULL,
@@ -49,7 +52,14 @@ CREATE TABLE @extschema@.es_subscriptions (
 	max_attempts integer NOT NULL,
 	lease		interval NOT NULL,
 	created_at	timestamptz NOT NULL DEFAULT pg_catalog.now(),
+	projection	text COLLATE "C",
 	CONSTRAINT es_subscriptions_pkey PRIMARY KEY (name),
+	CONSTRAINT es_subscriptions_projection_fkey
+		FOREIGN KEY (projection) REFERENCES @extschema@.es_projections (name)
+		ON DELETE CASCADE,
+	CONSTRAINT es_subscriptions_projection_check
+		CHECK (projection IS NULL OR (projection = name AND group_size = 1
+									  AND category IS NULL)),
 	CONSTRAINT es_subscriptions_group_size_check
 		CHECK (group_size BETWEEN 1 AND 1024),
 	CONSTRAINT es_subscriptions_start_position_check
@@ -59,7 +69,14 @@ CREATE TABLE @extschema@.es_subscriptions (
 	CONSTRAINT es_subscriptions_lease_check
 		CHECK (lease > '0'::interval)
 );
-SELECT pg_catalog.pg_extension_config_dump('@extschema@.es_subscriptions', '');
+/*
+ * The subscription of a projection an extension's install script created
+ * is not dumped (the script creates it again on restore, as it creates the
+ * projection); its member row is, and replaces the script's one
+ * (es_subscription_members_restore).
+ */
+SELECT pg_catalog.pg_extension_config_dump('@extschema@.es_subscriptions',
+	'WHERE projection IS NULL OR projection NOT IN (SELECT p.name FROM @extschema@.es_projections p WHERE p.extension IS NOT NULL)');
 REVOKE ALL ON @extschema@.es_subscriptions FROM PUBLIC;
 COMMENT ON TABLE @extschema@.es_subscriptions IS
 	'subscriptions: a filter on the global feed, read by a consumer group';
@@ -69,6 +86,8 @@ COMMENT ON COLUMN @extschema@.es_subscriptions.event_types IS
 	'the event types it delivers; NULL: every type';
 COMMENT ON COLUMN @extschema@.es_subscriptions.group_size IS
 	'members of the consumer group; a stream goes to member hash(stream_id) mod group_size';
+COMMENT ON COLUMN @extschema@.es_subscriptions.projection IS
+	'the async projection whose handler consumes it (= name), applied by a worker; NULL: a subscription of es_poll';
 
 CREATE TABLE @extschema@.es_subscription_members (
 	subscription text COLLATE "C" NOT NULL,
@@ -83,6 +102,8 @@ CREATE TABLE @extschema@.es_subscription_members (
 	last_ack	timestamptz,
 	last_error	text,
 	last_error_at timestamptz,
+	error_position bigint,
+	error_sqlstate text,
 	CONSTRAINT es_subscription_members_pkey PRIMARY KEY (subscription, member),
 	CONSTRAINT es_subscription_members_subscription_fkey
 		FOREIGN KEY (subscription) REFERENCES @extschema@.es_subscriptions (name)
@@ -102,6 +123,26 @@ COMMENT ON COLUMN @extschema@.es_subscription_members.scanned_to IS
 	'the position the last poll''s walk reached: no event of the member between delivered_to and it';
 COMMENT ON COLUMN @extschema@.es_subscription_members.attempts IS
 	'how often the events after the checkpoint up to delivered_to were delivered';
+COMMENT ON COLUMN @extschema@.es_subscription_members.error_position IS
+	'the position of the event that failed last (es_nack, or a projection''s handler)';
+COMMENT ON COLUMN @extschema@.es_subscription_members.error_sqlstate IS
+	'the SQLSTATE of a projection handler''s last error; NULL for es_nack';
+
+/*
+ * A restore's row for a member that exists already (one of a projection
+ * an extension's script created again) replaces it, with the checkpoint
+ * the dump had.
+ */
+CREATE FUNCTION @extschema@.es_subscription_members_restore()
+	RETURNS trigger
+	AS 'MODULE_PATHNAME', 'es_subscription_members_restore'
+	LANGUAGE C;
+CREATE TRIGGER es_subscription_members_restore
+	BEFORE INSERT ON @extschema@.es_subscription_members
+	FOR EACH ROW EXECUTE FUNCTION @extschema@.es_subscription_members_restore();
+ALTER TABLE @extschema@.es_subscription_members
+	ENABLE ALWAYS TRIGGER es_subscription_members_restore;
+REVOKE ALL ON FUNCTION @extschema@.es_subscription_members_restore() FROM PUBLIC;
 
 CREATE TABLE @extschema@.es_subscription_parked (
 	subscription text COLLATE "C" NOT NULL,
@@ -230,7 +271,8 @@ CREATE VIEW @extschema@.es_subscription_status AS
 		   m.last_error,
 		   m.last_error_at,
 		   s.category,
-		   s.event_types
+		   s.event_types,
+		   s.projection
 	  FROM @extschema@.es_subscriptions s
 	  JOIN @extschema@.es_subscription_members m
 		ON m.subscription OPERATOR(pg_catalog.=) s.name
@@ -241,3 +283,76 @@ CREATE VIEW @extschema@.es_subscription_status AS
 REVOKE ALL ON @extschema@.es_subscription_status FROM PUBLIC;
 COMMENT ON VIEW @extschema@.es_subscription_status IS
 	'per subscription and member: checkpoint, head, lag in events and time, parked events, consumer and lease, last poll, last error';
+
+/*
+ * Where each projection stands, and for async ones their worker.  An
+ * async projection's position, retries, last error and parked events are
+ * those of its subscription's member (the one mechanism); inline
+ * projections are at the head by construction.
+ */
+CREATE VIEW @extschema@.es_projection_status AS
+	SELECT p.name,
+		   p.mode,
+		   CASE
+			   WHEN r.name IS NOT NULL THEN 'rebuilding'
+			   WHEN p.mode OPERATOR(pg_catalog.=) 'inline' THEN 'running'
+			   WHEN w.state OPERATOR(pg_catalog.=) ANY (ARRAY['failed', 'disabled'])
+				 OR (w.state OPERATOR(pg_catalog.=) 'not running'
+					 AND m.checkpoint OPERATOR(pg_catalog.<) h.position)
+				THEN 'no worker'
+			   WHEN m.delivered_to OPERATOR(pg_catalog.>) m.checkpoint
+				THEN 'retrying'
+			   WHEN m.checkpoint OPERATOR(pg_catalog.>=) h.position THEN 'running'
+			   ELSE 'catching up'
+		   END AS state,
+		   CASE WHEN p.mode OPERATOR(pg_catalog.=) 'inline'
+				THEN h.position ELSE m.checkpoint END AS position,
+		   h.position AS head_position,
+		   CASE WHEN p.mode OPERATOR(pg_catalog.=) 'inline' THEN 0::bigint
+				ELSE GREATEST(h.position OPERATOR(pg_catalog.-) m.checkpoint, 0)
+		   END AS lag_events,
+		   CASE WHEN p.mode OPERATOR(pg_catalog.=) 'inline'
+				  OR m.checkpoint OPERATOR(pg_catalog.>=) h.position
+				THEN '0'::interval
+				ELSE GREATEST(pg_catalog.clock_timestamp() OPERATOR(pg_catalog.-)
+					(SELECT e.recorded_at FROM @extschema@.es_events e
+					  WHERE e.global_position OPERATOR(pg_catalog.>) m.checkpoint
+					  ORDER BY e.global_position LIMIT 1), '0'::interval)
+		   END AS lag_time,
+		   CASE WHEN pg_catalog.has_table_privilege(
+						'@extschema@.es_events'::pg_catalog.regclass, 'SELECT')
+				THEN m.last_error END AS last_error,
+		   m.error_sqlstate,
+		   m.error_position,
+		   m.last_error_at AS error_at,
+		   CASE WHEN m.delivered_to OPERATOR(pg_catalog.>) m.checkpoint
+				THEN m.attempts ELSE 0 END AS retries,
+		   COALESCE(m.last_ack, s.created_at, p.created_at) AS updated_at,
+		   r.events_done AS rebuild_done,
+		   r.events_total AS rebuild_total,
+		   p.event_types,
+		   p.handler,
+		   p.owner,
+		   CASE WHEN p.mode OPERATOR(pg_catalog.=) 'async' THEN w.state END
+			 AS worker_state,
+		   CASE WHEN p.mode OPERATOR(pg_catalog.=) 'async' THEN w.reason END
+			 AS worker_reason,
+		   CASE WHEN p.mode OPERATOR(pg_catalog.=) 'async' THEN
+			 (SELECT pg_catalog.count(*) FROM @extschema@.es_subscription_parked k
+			   WHERE k.subscription OPERATOR(pg_catalog.=) p.name)
+			 ELSE 0::bigint END AS parked
+	  FROM @extschema@.es_projections p
+	  LEFT JOIN @extschema@.es_subscriptions s
+		ON s.projection OPERATOR(pg_catalog.=) p.name
+	  LEFT JOIN @extschema@.es_subscription_members m
+		ON m.subscription OPERATOR(pg_catalog.=) s.name
+	 CROSS JOIN (SELECT COALESCE((SELECT e.global_position
+									FROM @extschema@.es_events e
+								   ORDER BY e.global_position DESC LIMIT 1), 0)
+						AS position) h
+	  LEFT JOIN @extschema@.es_projection_progress() r
+		ON r.name OPERATOR(pg_catalog.=) p.name
+	 CROSS JOIN @extschema@.es_projection_worker() w;
+GRANT SELECT ON @extschema@.es_projection_status TO PUBLIC;
+COMMENT ON VIEW @extschema@.es_projection_status IS
+	'per projection: mode, state, position reached, head, lag in events and time, last error (to roles that may read events), parked events, and for async ones the worker''s state and why there is none';

@@ -74,7 +74,7 @@ INSERT INTO fn_cases VALUES
 	('es_projections_changed()', ARRAY[]::text[], ARRAY['42804']),
 	('es_dispatch_inline()', ARRAY[]::text[], ARRAY['42804']),
 	('es_projection_sql_drop()', ARRAY[]::text[], ARRAY['42804']),
-	('es_projection_checkpoints_restore()', ARRAY[]::text[], ARRAY['42804']),
+	('es_subscription_members_restore()', ARRAY[]::text[], ARRAY['42804']),
 	-- the seal chain
 	('es_seal(bigint)', ARRAY['10'], ARRAY['ok']),
 	('es_verify(bigint,bigint)', ARRAY['0', '100'], ARRAY['ok', 'ok']),

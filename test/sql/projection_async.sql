@@ -1,5 +1,5 @@
 -- async projections applied by es_apply_projections: checkpoints, lag,
--- failures that park, resume, rebuild.  Everything runs in one transaction
+-- failures that park the event, resume, rebuild.  Everything runs in one transaction
 -- that is rolled back at the end, so the background worker never sees it
 -- (projection_worker tests the worker).
 SET client_min_messages = warning;
@@ -90,10 +90,13 @@ SELECT count(*), max(n) FROM seen;
 
 -- a failing handler: the good prefix is applied, the checkpoint stops just
 -- before the failing event, the error is recorded; after
--- es_pg.projection_retries attempts the projection is parked
+-- es_pg.projection_retries attempts the event is parked in its
+-- subscription and the projection goes on after it
+-- (projection_subscription tests the mechanism in detail)
 SET es_pg.projection_retries = 2;
 SELECT es_create_projection('pa_fragile', 'fragile_apply(es_events)',
 	ARRAY['PaEvent'], 'async', from_beginning => false);
+RESET es_pg.projection_retries;
 SELECT es_append_batch('pa-2', $$[
 	{"type": "PaEvent", "data": {"i": 1}},
 	{"type": "PaEvent", "data": {"i": 2}},
@@ -110,33 +113,31 @@ SELECT count(*) FROM fragile;
 SELECT s.state, s.retries, s.last_error, s.error_sqlstate,
 	   s.error_position = p.p AS error_at_poison,
 	   s.position = p.p - 1 AS stopped_before_it,
-	   s.lag_events, s.error_at IS NOT NULL AS error_time_shown
-  FROM es_projection_status s, poison p WHERE s.name = 'pa_fragile';
-SET client_min_messages = error;
-SELECT es_apply_projections('pa_fragile');
-RESET client_min_messages;
-SELECT s.state, s.retries, s.last_error, s.error_position = p.p AS error_at_poison,
-	   s.lag_events
+	   s.lag_events, s.error_at IS NOT NULL AS error_time_shown, s.parked
   FROM es_projection_status s, poison p WHERE s.name = 'pa_fragile';
 
--- failures are reported to whoever applies, as warnings
-SELECT es_resume_projection('pa_fragile');
+-- failures are reported to whoever applies, as warnings; the second
+-- attempt parks the event and the events after it are applied
 \set VERBOSITY terse
 SELECT es_apply_projections('pa_fragile');
-SELECT es_apply_projections('pa_fragile');
 \set VERBOSITY default
+SELECT count(*) FROM fragile;
+SELECT state, retries, parked, lag_events
+  FROM es_projection_status WHERE name = 'pa_fragile';
+SELECT k.position = p.p AS is_poison, k.attempts, k.last_error, k.replay
+  FROM es_parked_events k, poison p WHERE k.subscription = 'pa_fragile';
 
--- parked: nothing more is applied, waits time out, appends and other
--- projections carry on
-SELECT es_apply_projections('pa_fragile');
+-- a parked event does not hold the projection: waits succeed, appends are
+-- applied, other projections carry on
 SELECT es_wait_for_projection('pa_fragile', es_head_position(), '100 ms');
 SELECT es_append('pa-2', 'PaEvent', '{"i": 5}');
 SELECT es_apply_projections('pa_seen');
 SELECT state, lag_events FROM es_projection_status WHERE name = 'pa_seen';
+SELECT es_apply_projections('pa_fragile');
 SELECT state, lag_events FROM es_projection_status WHERE name = 'pa_fragile';
 
--- fix the handler, resume: the failing event and the rest are applied, and
--- the error is cleared once the projection is past it
+-- fix the handler, resume (es_replay_parked of its subscription): the
+-- parked event is applied, once, and the error is history
 CREATE OR REPLACE FUNCTION fragile_apply(event es_events) RETURNS void
 LANGUAGE plpgsql AS $$
 BEGIN
@@ -144,10 +145,11 @@ BEGIN
 END
 $$;
 SELECT es_resume_projection('pa_fragile');
-SELECT state, retries FROM es_projection_status WHERE name = 'pa_fragile';
+SELECT state, parked FROM es_projection_status WHERE name = 'pa_fragile';
+SELECT es_apply_projections('pa_fragile');
 SELECT es_apply_projections('pa_fragile');
 SELECT count(*) FROM fragile;
-SELECT state, retries, last_error, error_position, lag_events
+SELECT state, retries, parked, last_error, error_position, lag_events
   FROM es_projection_status WHERE name = 'pa_fragile';
 
 -- a projection created late starts from the beginning of history

@@ -257,7 +257,7 @@ SELECT es_drop_projection('pi_counts');
 SELECT es_drop_projection('pi_balances');
 SELECT es_append('pi-acc-1', 'MoneyDeposited', '{"amount": 1}');
 SELECT balance FROM balances WHERE account = 'pi-acc-1';
-SELECT count(*) FROM es_projection_checkpoints WHERE name LIKE 'pi\_%';
+SELECT count(*) FROM es_subscriptions WHERE name LIKE 'pi\_%';
 
 RESET search_path;
 DROP SCHEMA proj_inline CASCADE;

@@ -2,7 +2,7 @@
 -- its projection.  Promise: after its timeout (es_pg.projection_handler_timeout,
 -- or the projection's own) a batch is canceled and counts as a handler
 -- error, SQLSTATE 57014, retried and then parked like any other; the events
--- before it are applied.  The worker's side, and taking over a stuck
+-- before and after it are applied.  The worker's side, and taking over a stuck
 -- projection, are in test/t/062_worker_attacks.pl.
 SET client_min_messages = warning;
 CREATE EXTENSION IF NOT EXISTS es_pg;
@@ -24,16 +24,21 @@ SELECT es_set_projection_timeout('timeout_proj', '200 ms');
 SELECT es_append('timeout-1', 'Fast', '{}') AS v, es_append('timeout-1', 'Slow', '{}') AS v2,
 	   es_append('timeout-1', 'Fast', '{}') AS v3;
 
--- three attempts, each canceled after 200 ms; the first event is applied
+-- three attempts, each canceled after 200 ms; the first event is applied,
+-- the third parks the slow one and the projection goes on after it
 SET LOCAL client_min_messages = error;
 SELECT clock_timestamp() AS started \gset
 SELECT es_apply_projections('timeout_proj') AS applied;
 SELECT es_apply_projections('timeout_proj') AS applied;
+SELECT state, error_sqlstate, retries, last_error FROM es_projection_status
+ WHERE name = 'timeout_proj';
 SELECT es_apply_projections('timeout_proj') AS applied;
 SELECT clock_timestamp() - :'started' < interval '10 s' AS quick;
 RESET client_min_messages;
-SELECT state, error_sqlstate, retries, last_error FROM es_projection_status
+SELECT state, parked, lag_events FROM es_projection_status
  WHERE name = 'timeout_proj';
+SELECT event_type, attempts, last_error FROM es_parked_events
+ WHERE subscription = 'timeout_proj';
 SELECT count(*) AS applied_rows FROM timeout_model;
 
 -- a handler that raises 57014 itself, in a session, is the caller's cancel

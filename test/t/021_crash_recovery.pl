@@ -231,7 +231,8 @@ sub crash_and_restart
 
 # amcheck on the extension's tables, their TOAST tables and every index
 my @checked_tables = ('es_events', 'es_snapshots', 'es_snapshot_policies',
-	'es_projections', 'es_projection_checkpoints', 'crash_inline_model',
+	'es_projections', 'es_subscriptions', 'es_subscription_members',
+	'es_subscription_parked', 'crash_inline_model',
 	'crash_async_model');
 sub amcheck
 {
@@ -308,7 +309,7 @@ for my $cycle (1 .. $cycles)
 				   IS DISTINCT FROM (x.stream_id, x.events, x.last_version, x.sum_n)}),
 		'0', "$label: the inline read model equals the events");
 	my $async = $node->safe_psql('postgres', q{
-		WITH cp AS (SELECT position FROM es_projection_checkpoints WHERE name = 'crash_async')
+		WITH cp AS (SELECT checkpoint AS position FROM es_subscription_members WHERE subscription = 'crash_async')
 		SELECT (SELECT position FROM cp),
 			   (SELECT max(global_position) FROM es_events),
 			   (SELECT count(*) FROM crash_async_model m
@@ -443,8 +444,8 @@ for my $cycle (1 .. $cycles)
 		'0', "$label: the inline read model still equals the events after the resends");
 	$node->safe_psql('postgres', q{SELECT es_apply_projections('crash_async')});
 	is( $node->safe_psql('postgres', q{
-			SELECT position = es_head_position() FROM es_projection_checkpoints
-			 WHERE name = 'crash_async'}),
+			SELECT checkpoint = es_head_position() FROM es_subscription_members
+			 WHERE subscription = 'crash_async'}),
 		't', "$label: the async projection catches up");
 	is( $node->safe_psql('postgres', q{
 			SELECT count(*) FROM crash_async_model m

@@ -160,10 +160,14 @@ my $dump_models = q{
 		  ORDER BY 1, 2) TO STDOUT};
 my $dump_projections = q{
 	COPY (SELECT p.name, p.mode, p.handler::text, p.reset::text, p.event_types,
-				 p.owner::text, p.search_path, p.created_at, c.position, c.parked,
-				 c.retries, c.error_position, c.error_message
+				 p.owner::text, p.search_path, p.created_at, m.checkpoint,
+				 m.delivered_to, m.attempts, m.error_position, m.last_error,
+				 s.max_attempts, s.event_types,
+				 (SELECT count(*) FROM store.es_subscription_parked k
+				   WHERE k.subscription = p.name)
 			FROM store.es_projections p
-			JOIN store.es_projection_checkpoints c USING (name)
+			LEFT JOIN store.es_subscriptions s ON s.projection = p.name
+			LEFT JOIN store.es_subscription_members m ON m.subscription = s.name
 		   ORDER BY 1) TO STDOUT};
 my $states = q{SELECT string_agg(g || '=' || store.es_aggregate('stream-' || g, 'public.tick_sum(jsonb, store.es_events)')::text, ',' ORDER BY g) FROM generate_series(0, 199) g};
 my $dump_acl = q{
@@ -213,7 +217,7 @@ cmp_ok($src_nsnap, '>', 200, "the source holds $src_nsnap snapshots");
 my $src_count = $src->safe_psql('shop', 'SELECT count(*) FROM store.es_events');
 my $src_max = $src->safe_psql('shop', 'SELECT max(global_position) FROM store.es_events');
 my ($src_tick_cp) = $src->safe_psql('shop',
-	q{SELECT position FROM store.es_projection_checkpoints WHERE name = 'tick_totals'});
+	q{SELECT checkpoint FROM store.es_subscription_members WHERE subscription = 'tick_totals'});
 cmp_ok($src_tick_cp, '<', $src_max, "the async projection is behind when the dump is taken ($src_tick_cp of $src_max)");
 cmp_ok($src_seq, 'ne', "$src_max|t", 'the source has a gap after its last event (an aborted append)');
 

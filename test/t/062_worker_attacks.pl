@@ -5,10 +5,12 @@
 #     constraint trigger that tries to make the admin a superuser.  Promise:
 #     the worker runs the handler as the projection's creator in a
 #     security-restricted operation; the deferred trigger is refused (42501),
-#     recorded as the handler's error, retried and parked; it never fires.
+#     recorded as the handler's error, retried and parked (the event, in the
+#     projection's subscription); it never fires.
 #   - A handler that never returns (pg_sleep) or raises 57014 itself.
 #     Promise: the worker cancels it after its timeout, records 57014,
-#     retries and parks; the worker lives on; other projections go on.
+#     retries and parks the event; the worker lives on; other projections
+#     go on.
 #   - es_drop_projection, es_rebuild_projection and DROP DATABASE while a
 #     handler is stuck (with a timeout of an hour).  Promise: each finishes
 #     within seconds.
@@ -96,25 +98,33 @@ $node->safe_psql('postgres', q{
 	SELECT es_append('attack-2', 'Slow', '{}');
 	SELECT es_append('attack-3', 'Cancel', '{}');
 });
+# each parks its event in its subscription after three attempts and goes
+# on after it (one mechanism with subscriptions: es_parked_events)
 for my $name ('escalation', 'timed', 'self_cancel')
 {
 	is(eventually('postgres',
-			qq{SELECT state FROM es_projection_status WHERE name = '$name'}, 'parked'),
-		'parked', "$name: parked after its retries");
+			qq{SELECT count(*) FROM es_parked_events WHERE subscription = '$name'}, '1'),
+		'1', "$name: its event parked after its retries");
+	is($node->safe_psql('postgres',
+			qq{SELECT state || ' ' || parked || ' ' || lag_events FROM es_projection_status WHERE name = '$name'}),
+		'running 1 0', "$name: the projection goes on after it");
 }
 is($node->safe_psql('postgres', q{
-		SELECT error_sqlstate || ' ' || retries FROM es_projection_status WHERE name = 'escalation'}),
+		SELECT s.error_sqlstate || ' ' || k.attempts FROM es_projection_status s
+		  JOIN es_parked_events k ON k.subscription = s.name WHERE s.name = 'escalation'}),
 	'42501 3', 'escalation: the deferred trigger was refused (42501), three times');
 is($node->safe_psql('postgres', q{SELECT count(*) FROM adm.fired}),
 	'0', 'escalation: the trigger never fired');
 is($node->safe_psql('postgres', q{SELECT rolsuper FROM pg_roles WHERE rolname = 'regress_admin'}),
 	'f', 'escalation: the admin is no superuser');
 like($node->safe_psql('postgres', q{
-		SELECT error_sqlstate || ' ' || retries || ' ' || last_error FROM es_projection_status WHERE name = 'timed'}),
+		SELECT s.error_sqlstate || ' ' || k.attempts || ' ' || k.last_error FROM es_projection_status s
+		  JOIN es_parked_events k ON k.subscription = s.name WHERE s.name = 'timed'}),
 	qr/^57014 3 the projection's handler calls were canceled after 300 ms/,
 	'timed: canceled after its timeout, recorded as 57014');
 is($node->safe_psql('postgres', q{
-		SELECT error_sqlstate || ' ' || retries FROM es_projection_status WHERE name = 'self_cancel'}),
+		SELECT s.error_sqlstate || ' ' || k.attempts FROM es_projection_status s
+		  JOIN es_parked_events k ON k.subscription = s.name WHERE s.name = 'self_cancel'}),
 	'57014 3', 'self_cancel: a handler raising 57014 is retried and parked');
 is(eventually('postgres', q{SELECT count(*) = (SELECT count(*) FROM es_events) FROM ok_model}, 't'),
 	't', 'bystander: another projection applied every event meanwhile');
@@ -125,7 +135,7 @@ is($node->safe_psql('postgres', q{
 # stuck for an hour: drop, rebuild and DROP DATABASE do not wait for it
 $node->safe_psql('postgres', q{
 	SELECT es_set_projection_timeout('timed', '1 hour');
-	SELECT es_resume_projection('timed');
+	SELECT es_replay_parked('timed');
 });
 is(eventually('postgres', q{
 		SELECT count(*) FROM pg_stat_activity

@@ -10,6 +10,7 @@ use warnings;
 use PostgreSQL::Test::Cluster;
 use PostgreSQL::Test::Utils;
 use Test::More;
+use Time::HiRes qw(usleep);
 
 my $node = PostgreSQL::Test::Cluster->new('upgrade');
 $node->init;
@@ -105,13 +106,40 @@ for my $version (@older)
 			LANGUAGE sql AS $$ SELECT jsonb_build_object('n', coalesce((state->>'n')::int, 0) + 1) $$;
 		SELECT es_create_projection('upgrade_counts', 'upgrade_count(es_events)');
 		SELECT es_create_projection('upgrade_async', 'upgrade_async_count(es_events)', NULL, 'async');
-		SELECT es_set_snapshot_policy('upgrade_sum(jsonb,es_events)', 1);});
+		SELECT es_set_snapshot_policy('upgrade_sum(jsonb,es_events)', 1);
+		CREATE TABLE upgrade_once (position bigint PRIMARY KEY);
+		CREATE TABLE upgrade_fail (fail boolean);
+		INSERT INTO upgrade_fail VALUES (true);
+		CREATE FUNCTION upgrade_fragile(e es_events) RETURNS void LANGUAGE plpgsql AS $$
+		BEGIN
+			IF e.stream_id = 'upgrade-3' AND e.event_type = 'B'
+			   AND (SELECT fail FROM upgrade_fail) THEN
+				RAISE EXCEPTION 'upgrade poison';
+			END IF;
+			INSERT INTO upgrade_once VALUES (e.global_position);
+		END $$;
+		SELECT es_create_projection('upgrade_fragile', 'upgrade_fragile(es_events)', NULL, 'async');});
 	$node->safe_psql($db, q{
 		SELECT es_append_batch('upgrade-' || i, '[{"type": "A", "data": {}}, {"type": "B", "data": {}}]', 0)
 		  FROM generate_series(1, 10) i});
 	$node->safe_psql($db, q{SELECT es_apply_projections('upgrade_async')});
 	is($node->safe_psql($db, q{SELECT es_aggregate('upgrade-1', 'upgrade_sum(jsonb,es_events)')}),
 		'{"n": 2}', "$version: es_aggregate under a policy before the update");
+	# the old mechanism parks the whole projection at the poison (the worker
+	# or these calls, es_pg.projection_retries times)
+	for my $try (1 .. 100)
+	{
+		$node->psql($db, q{SET client_min_messages = error; SELECT es_apply_projections('upgrade_fragile')});
+		last if $node->safe_psql($db,
+			q{SELECT parked FROM es_projection_checkpoints WHERE name = 'upgrade_fragile'}) eq 't';
+		usleep(100_000);
+	}
+	my $old_checkpoints = $node->safe_psql($db, q{
+		SELECT string_agg(c.name || ' ' || c.position || ' ' || c.parked || ' ' || coalesce(c.error_message, '-'), ',' ORDER BY c.name)
+		  FROM es_projection_checkpoints c JOIN es_projections p USING (name) WHERE p.mode = 'async'});
+	like($old_checkpoints, qr/upgrade_fragile \d+ true upgrade poison/,
+		"$version: the fragile projection is parked before the update");
+	my $old_once = $node->safe_psql($db, q{SELECT count(*) FROM upgrade_once});
 	is($node->safe_psql($db, q{SELECT sum(n) FROM upgrade_counts}) . ' ' .
 		$node->safe_psql($db, q{SELECT sum(n) FROM upgrade_async}),
 		'20 20', "$version: inline and async projections before the update");
@@ -133,14 +161,42 @@ for my $version (@older)
 	is($node->safe_psql($db,
 			q{SELECT count(*) || ' ' || max(global_position) FROM es_events}),
 		$before, "$version: the events are intact");
+	# async projections are subscriptions now: each continues at the
+	# checkpoint it had, a parked one retries the event it stopped at
+	(my $new_checkpoints = $old_checkpoints) =~ s/ true / false /;
+	$new_checkpoints =~ s/ (?:true|false) / /g;
+	is($node->safe_psql($db, q{
+		SELECT string_agg(s.name || ' ' || m.checkpoint || ' ' || coalesce(m.last_error, '-'), ',' ORDER BY s.name)
+		  FROM es_subscriptions s JOIN es_subscription_members m ON m.subscription = s.name
+		 WHERE s.projection IS NOT NULL}),
+		$new_checkpoints, "$version: the checkpoints moved to the projections' subscriptions");
+	is($node->safe_psql($db, q{SELECT count(*) FROM upgrade_once}), $old_once,
+		"$version: nothing applied in the update");
 	is($node->safe_psql($db, q{SELECT es_append('upgrade-1', 'C', '{}', 2)}),
 		'3', "$version: appends go on with the right version");
+	$node->safe_psql($db, q{UPDATE upgrade_fail SET fail = false});
+	for my $try (1 .. 100)
+	{
+		# (had the worker parked it meanwhile, the replay hands it over)
+		$node->safe_psql($db, q{SELECT es_replay_parked('upgrade_fragile'), es_apply_projections('upgrade_fragile')});
+		last if $node->safe_psql($db, q{SELECT count(*) FROM upgrade_once}) eq '21';
+		usleep(100_000);
+	}
+	is($node->safe_psql($db, q{
+		SELECT count(*) || ' ' || count(DISTINCT position) || ' ' ||
+			   bool_and(position IN (SELECT global_position FROM es_events))
+		  FROM upgrade_once}),
+		'21 21 true', "$version: the parked projection went on: every event applied once, none skipped");
+	is($node->safe_psql($db, q{
+		SELECT state || ' ' || parked || ' ' || coalesce(last_error, '-')
+		  FROM es_projection_status WHERE name = 'upgrade_fragile'}),
+		'running 0 -', "$version: and its error is history");
 	$node->safe_psql($db, q{SELECT es_apply_projections('upgrade_async')});
 	is($node->safe_psql($db, q{SELECT sum(n) FROM upgrade_counts}) . ' ' .
 		$node->safe_psql($db, q{SELECT sum(n) FROM upgrade_async}),
 		'21 21', "$version: the projections go on after the update");
 	is($node->safe_psql($db, q{SELECT handler FROM es_projections ORDER BY name}),
-		"public.upgrade_async_count(public.es_events)\npublic.upgrade_count(public.es_events)",
+		"public.upgrade_async_count(public.es_events)\npublic.upgrade_count(public.es_events)\npublic.upgrade_fragile(public.es_events)",
 		"$version: handlers are kept as schema-qualified signatures");
 	is($node->safe_psql($db, q{SELECT es_aggregate('upgrade-1', 'upgrade_sum(jsonb,es_events)')}),
 		'{"n": 3}', "$version: es_aggregate under the policy after the update");
