@@ -1251,6 +1251,8 @@ BEGIN
 	END LOOP;
 END
 $fn$;
+
+/*
  * ---- Async projections on the subscription engine (issue 12) ----
  * Each async projection becomes a subscription whose consumer is its
  * handler (es_subscriptions.projection): one member, the projection's
