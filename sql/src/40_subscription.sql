@@ -190,7 +190,7 @@ CREATE FUNCTION @extschema@.es_poll(name text, member integer DEFAULT 0,
 		consumer text DEFAULT NULL)
 	RETURNS TABLE (global_position bigint, stream_id text, version bigint,
 		event_id uuid, event_type text, data jsonb, metadata jsonb,
-		recorded_at timestamptz, attempt integer)
+		recorded_at timestamptz, schema_version integer, attempt integer)
 	AS 'MODULE_PATHNAME', 'es_poll'
 	LANGUAGE C VOLATILE ROWS 100;
 COMMENT ON FUNCTION @extschema@.es_poll(text, integer, integer, interval, text) IS

@@ -72,14 +72,15 @@ SELECT es_create_subscription('evo_deposits', 'evo', ARRAY['MoneyDeposited'],
 	start_position => (SELECT min(global_position) - 1 FROM stored_before),
 	max_attempts => 1);
 SELECT global_position - (SELECT min(global_position) FROM stored_before) AS at,
-	   version, event_type, data, attempt
+	   version, event_type, data, schema_version, attempt
   FROM es_poll('evo_deposits', consumer => 'c1');
 SELECT es_nack('evo_deposits', 0, (SELECT min(global_position) + 2 FROM stored_before),
 			   'cannot handle it', 'c1') AS parked;
 SELECT "position" - (SELECT min(global_position) FROM stored_before) AS at,
 	   event_type, attempts FROM es_parked_events WHERE subscription = 'evo_deposits';
 SELECT es_replay_parked('evo_deposits');
-SELECT version, event_type, data, attempt FROM es_poll('evo_deposits', consumer => 'c1');
+SELECT version, event_type, data, schema_version, attempt
+  FROM es_poll('evo_deposits', consumer => 'c1');
 SELECT es_drop_subscription('evo_deposits');
 
 -- the same through the reducer
