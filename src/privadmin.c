@@ -65,15 +65,22 @@ static const EsStatement ForgetStatement = {
 };
 
 /*
- * The streams that hold events naming the subject, and the removal of
- * their snapshots: the snapshots es_aggregate folded, and those the
- * application saved, may hold the subject's plain values.
+ * The streams that hold events naming the subject, in es_events or in the
+ * archive (es_archive with live_streams keeps a stream's snapshots, and
+ * es_aggregate then needs them), and the removal of their snapshots: the
+ * snapshots es_aggregate folded, and those the application saved, may hold
+ * the subject's plain values.
  */
 static const EsStatement ForgetSnapshotsStatement = {
-	"WITH s AS (SELECT DISTINCT e.stream_id FROM @extschema@.es_events e"
+	"WITH s AS (SELECT e.stream_id FROM @extschema@.es_events e"
 	" JOIN @extschema@.es_protected_types p"
 	" ON e.event_type OPERATOR(pg_catalog.=) p.event_type"
 	" WHERE (e.data OPERATOR(pg_catalog.#>>) p.subject_keys)"
+	" OPERATOR(pg_catalog.=) $1"
+	" UNION SELECT a.stream_id FROM @extschema@.es_archived_events a"
+	" JOIN @extschema@.es_protected_types p"
+	" ON a.event_type OPERATOR(pg_catalog.=) p.event_type"
+	" WHERE (a.data OPERATOR(pg_catalog.#>>) p.subject_keys)"
 	" OPERATOR(pg_catalog.=) $1),"
 	" d AS (DELETE FROM @extschema@.es_snapshots n USING s"
 	" WHERE n.stream_id OPERATOR(pg_catalog.=) s.stream_id RETURNING 1)"

@@ -264,6 +264,23 @@ INSERT INTO es_events (stream_id, version, event_type, data) VALUES ('live-gap',
 INSERT INTO es_events (stream_id, version, event_type, data) VALUES ('live-1', 6, 'A', '{}');
 \set VERBOSITY default
 
+-- forgetting a subject whose events were archived: its streams are found
+-- in the archive too, and their snapshots (which may hold its plain
+-- values) removed
+SELECT es_protect('ArchPerson', ARRAY['$.email'], '$.person');
+SELECT es_append('arch-person-1', 'ArchPerson', '{"person": "p1", "email": "p1@example.com"}') AS v;
+SELECT es_append('arch-person-1', 'ArchNote', '{"text": "the head stays"}') AS v;
+SELECT es_save_snapshot('arch-person-1', 2, '{"email": "p1@example.com"}');
+SELECT es_seal() > 0 AS sealed;
+SELECT es_archive(NULL, NULL, true) > 0 AS archived;
+SELECT version, event_type FROM es_events WHERE stream_id = 'arch-person-1';
+SELECT version, event_type FROM es_archived_events WHERE stream_id = 'arch-person-1';
+SELECT * FROM es_forget_subject('p1');
+SELECT count(*) AS snapshots_left FROM es_snapshots WHERE stream_id = 'arch-person-1';
+SELECT version, data->'email'->>'es_pg' AS email
+  FROM es_read_archived(0, NULL, 'arch-person-1');
+SELECT intact FROM es_verify();
+
 \c :regress_db
 DROP DATABASE regress_es_archive;
 DROP TABLESPACE regress_es_cold;
