@@ -630,7 +630,7 @@ def main():
         "## Running it",
         "",
         "```sh",
-        "bench/run.sh            # every workload, 3 rounds of 2 s per figure (reads 7): about 18 minutes on 2 cores",
+        "bench/run.sh            # every workload, 3 rounds of 2 s per figure (reads 7, single appends 5): about 25 minutes on 2 cores",
         "bench/run.sh --quick    # one round of 1 s per figure: about 4 minutes",
         "PG_MAJOR=17 bench/run.sh --quick    # the same on PostgreSQL 17 (or 18)",
         "```",
@@ -646,7 +646,9 @@ def main():
         "`PG_MAJOR` or `PG_CONFIG` picks the PostgreSQL;",
         "`BENCH_ROUNDS` and `BENCH_SECONDS` override the rounds and the seconds (whole) per",
         "figure (`BENCH_READ_ROUNDS` the reads' rounds: reads add no data, and on 2 cores a",
-        "2-client read varies by a fifth between two measurements, so they get 2 x rounds + 1);",
+        "2-client read varies by a fifth between two measurements, so they get 2 x rounds + 1;",
+        "`BENCH_APPEND_ROUNDS` those of the single-event appends with a target, whose commits",
+        "wait for a disk whose flushes vary by a third: 2 x rounds - 1);",
         "each ratio is the median over the rounds of es_pg's figure over the reference's of the",
         "same round, the two run back to back; `BENCH_NOTE` puts a note at the top of the report. Raw pgbench output, the generated scripts and `results.tsv` (one row per",
         "measurement) stay in `bench/out/<date>/`, which git ignores. A workload whose",
@@ -664,7 +666,8 @@ def main():
         "## This run",
         "",
         f"- date: {meta.get('date')}; mode: {meta.get('mode')} ({meta.get('rounds')} round(s) "
-        f"of {meta.get('seconds')} s per figure, reads {meta.get('read_rounds', meta.get('rounds'))}; total {meta.get('duration')}: {meta.get('phases')}); "
+        f"of {meta.get('seconds')} s per figure, reads {meta.get('read_rounds', meta.get('rounds'))}, "
+        f"single appends {meta.get('append_rounds', meta.get('rounds'))}; total {meta.get('duration')}: {meta.get('phases')}); "
         f"commit {meta.get('commit')}",
         f"- machine: {meta.get('cpu')}, {meta.get('cores')} cores, {meta.get('memory')}, "
         f"{meta.get('kernel')}; 8 kB O_DSYNC writes: {meta.get('dsync')}/s; "
