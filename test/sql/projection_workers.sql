@@ -77,13 +77,10 @@ BEGIN;
 SELECT es_create_projection('pw_async', 'seen_apply(es_events)',
 	ARRAY['PwEvent'], 'async', 'seen_reset()');
 SELECT es_append('pw-1', 'PwEvent', '{}');
--- (the launcher may be looking into this database just now: a worker
--- starting or running here does not yet know of the projection)
-SELECT state IN ('requested', 'starting', 'running') AS worker_coming
-  FROM es_projection_worker();
-SELECT name, state, lag_events > 0 AS lags,
-	   worker_state IN ('requested', 'starting', 'running') AS worker_coming
-  FROM es_projection_status;
+-- (what the worker's state says before the commit is a race: the launcher
+-- may be looking into this database just now and find no async projection
+-- committed yet; after the commit it must start one, below)
+SELECT name, state, lag_events > 0 AS lags FROM es_projection_status;
 COMMIT;
 
 -- after commit the worker starts by itself and applies the event
