@@ -246,6 +246,32 @@ EsTakeOverProjection(const char *name)
 }
 
 /*
+ * ApplyGoodPrefix applies the batch's events; when one fails it applies the
+ * events before it again (EsCallHandlersGuarded), until a prefix
+ * commits (or none is left).  Returns how many were applied; *failed_at and
+ * *edata are set for the event that failed last, left alone when none did.
+ */
+static int
+ApplyGoodPrefix(EsProjection *p, EsEventBatch *b, MemoryContext cxt,
+				int *failed_at, ErrorData **edata)
+{
+	int			limit = b->nevents;
+
+	while (limit > 0)
+	{
+		int			fail = 0;
+		ErrorData  *e = NULL;
+
+		if (EsCallHandlersGuarded(p, b, limit, &fail, &e, cxt))
+			break;
+		*failed_at = fail;
+		*edata = e;
+		limit = fail;
+	}
+	return limit;
+}
+
+/*
  * ApplyBatch applies at most max_events events of one async projection,
  * from its checkpoint on, in the current transaction, and moves the
  * checkpoint in the same transaction.
@@ -326,19 +352,7 @@ ApplyBatch(const EsCatalog *cat, const EsProjectionCatalog *pc,
 		return;
 	}
 
-	/* apply; on failure apply the good prefix again */
-	limit = b.nevents;
-	while (limit > 0)
-	{
-		int			fail = 0;
-		ErrorData  *e = NULL;
-
-		if (EsCallHandlersGuarded(&p, &b, limit, &fail, &e, cxt))
-			break;
-		failed_at = fail;
-		edata = e;
-		limit = fail;
-	}
+	limit = ApplyGoodPrefix(&p, &b, cxt, &failed_at, &edata);
 
 	res->applied = limit;
 	if (failed_at >= 0)
@@ -548,19 +562,7 @@ ApplyMemberBatch(const EsCatalog *cat, const EsProjectionCatalog *pc,
 		return;
 	}
 
-	/* apply; on failure apply the good prefix again */
-	limit = b.nevents;
-	while (limit > 0)
-	{
-		int			fail = 0;
-		ErrorData  *e = NULL;
-
-		if (EsCallHandlersGuarded(&p, &b, limit, &fail, &e, cxt))
-			break;
-		failed_at = fail;
-		edata = e;
-		limit = fail;
-	}
+	limit = ApplyGoodPrefix(&p, &b, cxt, &failed_at, &edata);
 
 	res->applied = limit;
 	if (failed_at >= 0)
