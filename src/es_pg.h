@@ -288,6 +288,8 @@ extern HeapTuple EsUpcastEventTuple(Oid namespace_oid, HeapTuple tuple,
 									TupleDesc tupdesc);
 extern HeapTuple EsUpcastEventTupleFor(Oid namespace_oid, HeapTuple tuple,
 									   TupleDesc tupdesc, Oid reader);
+extern const char *EsEventTypeOf(HeapTuple tuple, TupleDesc tupdesc,
+								 int *len);
 extern void EsUpcastBatchBegin(void);
 extern void EsUpcastBatchEnd(bool aborting);
 extern int32 EsCheckEventSchema(Oid namespace_oid, text *event_type,

@@ -787,6 +787,74 @@ RunChain(HeapTuple tuple, TupleDesc desc, EventType *t, int32 version)
 }
 
 /*
+ * EsEventTypeOf returns the bytes of an es_events tuple's event_type and
+ * their number, without a terminating NUL: the per-event test of the read
+ * paths (upcasting here, decryption in privacy.c), which must cost nothing
+ * measurable for events of other types.  heap_getattr walks the columns
+ * before it from the general case each time (stream_id is of variable
+ * length); the first five columns are NOT NULL, so their offsets follow
+ * from the lengths alone, as tuple deforming computes them.  A tuple that
+ * does not fit (a null among them, a row type of another shape, an event
+ * type stored compressed or out of line) takes the general path; the
+ * result then points into memory of the current memory context.
+ */
+const char *
+EsEventTypeOf(HeapTuple tuple, TupleDesc tupdesc, int *len)
+{
+	HeapTupleHeader td = tuple->t_data;
+	char	   *tp = (char *) td + td->t_hoff;
+	uint32		off = 0;
+	char	   *p;
+	text	   *t;
+	bool		isnull;
+	Datum		d;
+	int			i;
+
+	if (tupdesc->natts >= Anum_es_events_event_type &&
+		HeapTupleHeaderGetNatts(td) >= Anum_es_events_event_type &&
+		(!HeapTupleHasNulls(tuple) ||
+		 (td->t_bits[0] & 0x1F) == 0x1F))
+	{
+		for (i = 0; i < Anum_es_events_event_type - 1; i++)
+		{
+			Form_pg_attribute att = TupleDescAttr(tupdesc, i);
+
+			if (att->attlen == -1)
+			{
+				off = att_align_pointer(off, att->attalign, -1, tp + off);
+				off = att_addlength_pointer(off, -1, tp + off);
+			}
+			else if (att->attlen > 0)
+			{
+				off = att_align_nominal(off, att->attalign);
+				off += att->attlen;
+			}
+			else
+				break;
+		}
+		if (i == Anum_es_events_event_type - 1 &&
+			TupleDescAttr(tupdesc, i)->attlen == -1)
+		{
+			off = att_align_pointer(off, TupleDescAttr(tupdesc, i)->attalign,
+									-1, tp + off);
+			p = tp + off;
+			if (!VARATT_IS_EXTERNAL(p) && !VARATT_IS_COMPRESSED(p))
+			{
+				*len = VARSIZE_ANY_EXHDR(p);
+				return VARDATA_ANY(p);
+			}
+		}
+	}
+
+	d = heap_getattr(tuple, Anum_es_events_event_type, tupdesc, &isnull);
+	if (isnull)
+		return NULL;
+	t = DatumGetTextPP(d);
+	*len = VARSIZE_ANY_EXHDR(t);
+	return VARDATA_ANY(t);
+}
+
+/*
  * EsUpcastEventTuple returns an event of es_events in the current shape of
  * its type: the tuple itself when no upcaster applies, else a new tuple in
  * the current memory context, made by the upcasters from the event's
@@ -815,6 +883,8 @@ EsUpcastEventTupleFor(Oid namespace_oid, HeapTuple tuple, TupleDesc tupdesc,
 	Datum		d;
 	int32		version;
 	HeapTuple	result;
+	const char *type;
+	int			typelen;
 
 	if (!EsUpcastingActive(namespace_oid) ||
 		tupdesc->natts < Anum_es_events_schema_version)
@@ -828,11 +898,10 @@ EsUpcastEventTupleFor(Oid namespace_oid, HeapTuple tuple, TupleDesc tupdesc,
 	}
 	if (GetRegistry(namespace_oid)->nupcasters == 0)
 		return tuple;
-	d = heap_getattr(tuple, Anum_es_events_event_type, tupdesc, &isnull);
-	if (isnull)
+	type = EsEventTypeOf(tuple, tupdesc, &typelen);
+	if (type == NULL)
 		return tuple;
-	t = LookupUpcastType(VARDATA_ANY(DatumGetPointer(d)),
-						 VARSIZE_ANY_EXHDR(DatumGetPointer(d)));
+	t = LookupUpcastType(type, typelen);
 	if (t == NULL)
 		return tuple;
 	d = heap_getattr(tuple, Anum_es_events_schema_version, tupdesc, &isnull);

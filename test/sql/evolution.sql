@@ -403,6 +403,35 @@ SELECT es_drop_event_type(t)
 SELECT count(*) AS registered FROM es_event_types;
 RESET ROLE;
 RESET search_path;
+
+-- the read paths find each event's type past stream ids of every length
+-- (EsEventTypeOf in src/evolution.c): a short one and one of 200 bytes
+-- (stored with a 4-byte header), with and without metadata (a null
+-- bitmap), and a type name of 255 bytes; every one of the 8 is upcast
+CREATE FUNCTION evo_layout_v2(e es_events) RETURNS es_events
+LANGUAGE sql IMMUTABLE AS $$
+	SELECT (e.global_position, e.stream_id, e.version, e.event_id, e.event_type,
+			e.data || '{"upcast": true}', e.metadata, e.recorded_at,
+			e.schema_version)::es_events $$;
+SELECT count(es_append(s, t, '{"n": 1}', NULL, m)) AS appended
+  FROM (VALUES ('evo-layout-short'), ('evo-layout-' || repeat('x', 189))) s(s),
+	   (VALUES ('EvoLayout'), (repeat('L', 255))) t(t),
+	   (VALUES (NULL::jsonb), ('{"m": 1}'::jsonb)) m(m);
+SELECT es_register_event_type(t, 2), es_create_upcaster(t, 1, 'evo_layout_v2(es_events)')
+  FROM (VALUES ('EvoLayout'), (repeat('L', 255))) t(t);
+SELECT length(stream_id) AS stream_bytes, length(event_type) AS type_bytes,
+	   metadata IS NULL AS no_metadata, data, schema_version
+  FROM es_read_all((SELECT min(global_position) - 1 FROM es_events
+					 WHERE stream_id LIKE 'evo-layout-%'), 100)
+ WHERE stream_id LIKE 'evo-layout-%' ORDER BY global_position;
+SELECT count(*) FILTER (WHERE data ? 'upcast') AS upcast, count(*) AS events
+  FROM es_read_stream('evo-layout-' || repeat('x', 189));
+-- a type that has no upcaster is handed out as stored, whatever its place
+SELECT count(*) FILTER (WHERE data ? 'upcast') AS upcast, count(*) AS events
+  FROM es_read_stream('evo-acc-1') WHERE event_type NOT IN ('MoneyDeposited', 'FundsAdded');
+SELECT es_drop_upcaster(t, 1), es_drop_event_type(t)
+  FROM (VALUES ('EvoLayout'), (repeat('L', 255))) t(t);
+DROP FUNCTION evo_layout_v2(es_events);
 DROP TABLE stored_before;
 SET client_min_messages = warning;
 DROP SCHEMA evo CASCADE;
