@@ -322,15 +322,6 @@ CheckExpectedVersion(Relation rel, text *stream_id, int64 actual,
 }
 
 /*
- * Random bytes for event ids are drawn from the strong random source in
- * blocks, since each call to it costs about as much as a small insert.  The
- * buffer is filled lazily in each backend, never before a fork.
- */
-#define ES_RANDOM_BUFFER_BYTES	(256 * UUID_LEN)
-static unsigned char es_random_buffer[ES_RANDOM_BUFFER_BYTES];
-static int	es_random_used = ES_RANDOM_BUFFER_BYTES;
-
-/*
  * NextRandomUuid fills one version 4 uuid.
  */
 static void
@@ -338,18 +329,7 @@ NextRandomUuid(pg_uuid_t *uuid)
 {
 	unsigned char *d = uuid->data;
 
-	if (es_random_used + UUID_LEN > ES_RANDOM_BUFFER_BYTES)
-	{
-		if (!pg_strong_random(es_random_buffer, ES_RANDOM_BUFFER_BYTES))
-			ereport(ERROR,
-					(errcode(ERRCODE_INTERNAL_ERROR),
-					 errmsg("could not generate random values")));
-		es_random_used = 0;
-	}
-	memcpy(d, es_random_buffer + es_random_used, UUID_LEN);
-	/* each block of random bytes is used once */
-	memset(es_random_buffer + es_random_used, 0, UUID_LEN);
-	es_random_used += UUID_LEN;
+	EsRandomBytes(d, UUID_LEN);
 	d[6] = (d[6] & 0x0f) | 0x40;	/* version 4 */
 	d[8] = (d[8] & 0x3f) | 0x80;	/* RFC 4122 variant */
 }

@@ -322,3 +322,35 @@ EsDropCascades(Node *parsetree)
 		return ((DropOwnedStmt *) parsetree)->behavior == DROP_CASCADE;
 	return false;
 }
+
+/*
+ * Random bytes that need not stay secret (event ids, nonces) are drawn from
+ * the strong random source in blocks, since each call to it costs about a
+ * microsecond (more than a small insert's share), whatever it returns.  The
+ * buffer is filled lazily in each backend, never before a fork, and each
+ * byte is handed out once.  Keys are drawn from the source directly.
+ */
+#define ES_RANDOM_BUFFER_BYTES	4096
+static unsigned char es_random_buffer[ES_RANDOM_BUFFER_BYTES];
+static int	es_random_used = ES_RANDOM_BUFFER_BYTES;
+
+/*
+ * EsRandomBytes fills len bytes (at most ES_RANDOM_BUFFER_BYTES) with
+ * strong random bytes.
+ */
+void
+EsRandomBytes(void *out, int len)
+{
+	Assert(len > 0 && len <= ES_RANDOM_BUFFER_BYTES);
+	if (es_random_used + len > ES_RANDOM_BUFFER_BYTES)
+	{
+		if (!pg_strong_random(es_random_buffer, ES_RANDOM_BUFFER_BYTES))
+			ereport(ERROR,
+					(errcode(ERRCODE_INTERNAL_ERROR),
+					 errmsg("could not generate random values")));
+		es_random_used = 0;
+	}
+	memcpy(out, es_random_buffer + es_random_used, len);
+	memset(es_random_buffer + es_random_used, 0, len);
+	es_random_used += len;
+}

@@ -37,6 +37,7 @@ extern text *EsTextArgument(FunctionCallInfo fcinfo, int argno,
 extern int	EsCompareCStrings(const void *a, const void *b);
 extern void EsCheckExecute(Oid fn, Oid role);
 extern int64 EsIntervalMicroseconds(const Interval *interval);
+extern void EsRandomBytes(void *out, int len);
 
 /* trigger functions called the wrong way */
 extern struct TriggerData *EsCheckTriggerCall(FunctionCallInfo fcinfo,

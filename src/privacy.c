@@ -261,14 +261,13 @@ EsPrivacyActive(Oid namespace_oid)
  * LookupType returns the protection of an event type, or NULL.
  */
 static ProtectedType *
-LookupType(Oid namespace_oid, text *event_type)
+LookupType(Oid namespace_oid, const char *event_type, int len)
 {
 	char		name[ES_MAX_EVENT_TYPE_BYTES + 1];
-	int			len = VARSIZE_ANY_EXHDR(event_type);
 
 	if (!EsPrivacyActive(namespace_oid) || len > ES_MAX_EVENT_TYPE_BYTES)
 		return NULL;
-	memcpy(name, VARDATA_ANY(event_type), len);
+	memcpy(name, event_type, len);
 	name[len] = '\0';
 	return hash_search(privacy.types, name, HASH_FIND, NULL);
 }
@@ -328,11 +327,36 @@ FindPath(Jsonb *data, const ProtectedPath *p, JsonbValue *v)
 /*
  * PushReplacement pushes a value in place of another.
  */
+static void PushMarker(JsonbParseState **st, const char *kind, int64 key_id,
+					   const char *sealed, int sealed_len);
+
+/*
+ * What takes the place of the value at a path: a value, or a marker pushed
+ * member by member (building it as a document first and unpacking it again
+ * into the event's data cost more than the encryption).
+ */
+typedef struct Replacement
+{
+	Jsonb	   *value;			/* a value, or NULL */
+	const char *kind;			/* a marker of this kind, or NULL */
+	int64		key_id;
+	const char *sealed;			/* the marker's base64, or NULL */
+	int			sealed_len;
+} Replacement;
+
+#define REPLACES(r) ((r)->value != NULL || (r)->kind != NULL)
+
 static JsonbValue *
-PushReplacement(JsonbParseState **st, Jsonb *value)
+PushReplacement(JsonbParseState **st, const Replacement *r)
 {
 	JsonbValue	v;
+	Jsonb	   *value = r->value;
 
+	if (value == NULL)
+	{
+		PushMarker(st, r->kind, r->key_id, r->sealed, r->sealed_len);
+		return NULL;
+	}
 	if (JB_ROOT_IS_SCALAR(value))
 		JsonbExtractScalar(&value->root, &v);
 	else
@@ -349,7 +373,7 @@ PushReplacement(JsonbParseState **st, Jsonb *value)
  * member just read (keys[0..depth-1], every level an object), or -1.
  */
 static int
-MatchingPath(const ProtectedType *t, Jsonb **values, JsonbValue *keys,
+MatchingPath(const ProtectedType *t, const Replacement *values, JsonbValue *keys,
 			 const bool *isobj, int depth)
 {
 	int			i;
@@ -359,7 +383,7 @@ MatchingPath(const ProtectedType *t, Jsonb **values, JsonbValue *keys,
 	{
 		const ProtectedPath *p = &t->paths[i];
 
-		if (values[i] == NULL || p->nkeys != depth)
+		if (!REPLACES(&values[i]) || p->nkeys != depth)
 			continue;
 		for (j = 0; j < depth; j++)
 			if (!isobj[j] || keys[j].val.string.len != p->lens[j] ||
@@ -376,7 +400,7 @@ MatchingPath(const ProtectedType *t, Jsonb **values, JsonbValue *keys,
  * which values[i] is set replaced by it, in one pass over the document.
  */
 static Jsonb *
-ReplacePaths(Jsonb *data, const ProtectedType *t, Jsonb **values)
+ReplacePaths(Jsonb *data, const ProtectedType *t, const Replacement *values)
 {
 	JsonbIterator *it = JsonbIteratorInit(&data->root);
 	JsonbParseState *st = NULL;
@@ -430,7 +454,7 @@ ReplacePaths(Jsonb *data, const ProtectedType *t, Jsonb **values)
 							level--;
 					}
 				}
-				res = PushReplacement(&st, values[i]);
+				res = PushReplacement(&st, &values[i]);
 				break;
 			default:
 				res = pushJsonbValue(&st, tok, &v);
@@ -546,26 +570,24 @@ PushString(JsonbParseState **st, const char *key, const char *val, int len)
 }
 
 /*
- * Marker builds {"es_pg": kind, "key": id} and, for a ciphertext, its
- * "sealed" base64.
+ * PushMarker pushes {"es_pg": kind, "key": id} and, for a ciphertext, its
+ * "sealed" base64, as the value of the member being built.
  */
-static Jsonb *
-Marker(const char *kind, int64 key_id, const char *sealed, int sealed_len)
+static void
+PushMarker(JsonbParseState **st, const char *kind, int64 key_id,
+		   const char *sealed, int sealed_len)
 {
-	JsonbParseState *st = NULL;
 	JsonbValue	v;
-	JsonbValue *res;
 
-	pushJsonbValue(&st, WJB_BEGIN_OBJECT, NULL);
-	PushString(&st, "es_pg", kind, strlen(kind));
-	PushKey(&st, "key");
+	pushJsonbValue(st, WJB_BEGIN_OBJECT, NULL);
+	PushString(st, "es_pg", kind, strlen(kind));
+	PushKey(st, "key");
 	v.type = jbvNumeric;
 	v.val.numeric = int64_to_numeric(key_id);
-	pushJsonbValue(&st, WJB_VALUE, &v);
+	pushJsonbValue(st, WJB_VALUE, &v);
 	if (sealed != NULL)
-		PushString(&st, "sealed", sealed, sealed_len);
-	res = pushJsonbValue(&st, WJB_END_OBJECT, NULL);
-	return JsonbValueToJsonb(res);
+		PushString(st, "sealed", sealed, sealed_len);
+	pushJsonbValue(st, WJB_END_OBJECT, NULL);
 }
 
 /*
@@ -674,11 +696,12 @@ Jsonb *
 EsPrivacyProtect(Oid namespace_oid, text *event_type, Jsonb *data,
 				 const pg_uuid_t *event_id, int batch_index)
 {
-	ProtectedType *t = LookupType(namespace_oid, event_type);
+	ProtectedType *t = LookupType(namespace_oid, VARDATA_ANY(event_type),
+								  VARSIZE_ANY_EXHDR(event_type));
 	EsSubjectKey key;
 	char	   *subject;
 	int			subject_len;
-	Jsonb	  **values;
+	Replacement *values;
 	bool		changed = false;
 	int			i;
 
@@ -686,7 +709,7 @@ EsPrivacyProtect(Oid namespace_oid, text *event_type, Jsonb *data,
 		return data;
 	subject = SubjectOf(t, data, &subject_len, batch_index);
 	key = *EsSubjectKeyForAppend(namespace_oid, subject, subject_len);
-	values = palloc0(t->npaths * sizeof(Jsonb *));
+	values = palloc0(t->npaths * sizeof(Replacement));
 	for (i = 0; i < t->npaths; i++)
 	{
 		ProtectedPath *p = &t->paths[i];
@@ -708,11 +731,13 @@ EsPrivacyProtect(Oid namespace_oid, text *event_type, Jsonb *data,
 					sealed);
 		hex = palloc(B64_LEN(len + ES_SEALED_OVERHEAD));
 		B64Encode(sealed, len + ES_SEALED_OVERHEAD, hex);
-		values[i] = Marker("encrypted", key.key_id, hex,
-						   B64_LEN(len + ES_SEALED_OVERHEAD));
+		/* the marker refers to hex until ReplacePaths has copied it */
+		values[i].kind = "encrypted";
+		values[i].key_id = key.key_id;
+		values[i].sealed = hex;
+		values[i].sealed_len = B64_LEN(len + ES_SEALED_OVERHEAD);
 		changed = true;
 		pfree(sealed);
-		pfree(hex);
 		pfree(aad);
 	}
 	if (changed)
@@ -776,16 +801,18 @@ EsPrivacyReveal(Oid namespace_oid, HeapTuple tuple, TupleDesc tupdesc,
 	int			reveal = -1;
 	bool		changed = false;
 	int			i;
-	Jsonb	  **values;
+	Replacement *values;
 	Datum		newdata[1];
 	bool		nulls[1] = {false};
 	int			cols[1] = {Anum_es_events_data};
 	HeapTuple	result;
+	const char *type;
+	int			typelen;
 
-	d = heap_getattr(tuple, Anum_es_events_event_type, tupdesc, &isnull);
-	if (isnull)
+	type = EsEventTypeOf(tuple, tupdesc, &typelen);
+	if (type == NULL)
 		return tuple;
-	t = LookupType(namespace_oid, DatumGetTextPP(d));
+	t = LookupType(namespace_oid, type, typelen);
 	if (t == NULL)
 		return tuple;
 	d = heap_getattr(tuple, Anum_es_events_data, tupdesc, &isnull);
@@ -796,7 +823,7 @@ EsPrivacyReveal(Oid namespace_oid, HeapTuple tuple, TupleDesc tupdesc,
 										  tupdesc, &isnull));
 	position = DatumGetInt64(heap_getattr(tuple, Anum_es_events_global_position,
 										  tupdesc, &isnull));
-	values = palloc0(t->npaths * sizeof(Jsonb *));
+	values = palloc0(t->npaths * sizeof(Replacement));
 	for (i = 0; i < t->npaths; i++)
 	{
 		ProtectedPath *p = &t->paths[i];
@@ -805,7 +832,6 @@ EsPrivacyReveal(Oid namespace_oid, HeapTuple tuple, TupleDesc tupdesc,
 		char	   *hex;
 		int			hexlen;
 		EsSubjectKey key;
-		Jsonb	   *value;
 
 		if (!FindPath(data, p, &v) ||
 			!ParseMarker(&v, &key_id, &hex, &hexlen))
@@ -814,13 +840,16 @@ EsPrivacyReveal(Oid namespace_oid, HeapTuple tuple, TupleDesc tupdesc,
 			reveal = EsPrivacyRevealAllowed(namespace_oid, reader) ? 1 : 0;
 		key = *EsSubjectKeyById(namespace_oid, key_id, reveal == 1);
 		if (key.forgotten)
-			value = Marker("forgotten", key_id, NULL, 0);
+		{
+			values[i].kind = "forgotten";
+			values[i].key_id = key_id;
+		}
 		else if (reveal == 1)
-			value = OpenValue(&key, event_id, p, hex, hexlen, position);
+			values[i].value = OpenValue(&key, event_id, p, hex, hexlen,
+										position);
 		else
 			continue;
 		explicit_bzero(&key, sizeof(key));
-		values[i] = value;
 		changed = true;
 	}
 	if (!changed)

@@ -405,6 +405,7 @@ EsCheckMasterKeys(Oid namespace_oid)
 typedef struct CipherState
 {
 	EVP_CIPHER_CTX *ctx;
+	bool		ciphered;		/* ctx set up for AES-256-GCM */
 	bool		keyed;
 	uint8		key[ES_KEY_BYTES];
 } CipherState;
@@ -422,6 +423,7 @@ ForgetCipherKeys(void)
 	{
 		if (states[i]->ctx != NULL)
 			EVP_CIPHER_CTX_reset(states[i]->ctx);
+		states[i]->ciphered = false;
 		states[i]->keyed = false;
 		explicit_bzero(states[i]->key, ES_KEY_BYTES);
 	}
@@ -429,7 +431,10 @@ ForgetCipherKeys(void)
 
 /*
  * CipherInit sets a context up for a key and a nonce, the key only when it
- * changed.
+ * changed.  The cipher is named once per context: naming it again with each
+ * new key makes OpenSSL 3 look its implementation up among the providers
+ * (names compared under locks) every time, which cost more than the
+ * encryption when consecutive events name different subjects.
  */
 static bool
 CipherInit(CipherState *st, bool encrypt, const uint8 *key, const uint8 *nonce)
@@ -447,7 +452,14 @@ CipherInit(CipherState *st, bool encrypt, const uint8 *key, const uint8 *nonce)
 		return EVP_CipherInit_ex(st->ctx, NULL, NULL, NULL, nonce,
 								 encrypt ? 1 : 0) == 1;
 	st->keyed = false;
-	if (EVP_CipherInit_ex(st->ctx, EVP_aes_256_gcm(), NULL, key, nonce,
+	if (!st->ciphered)
+	{
+		if (EVP_CipherInit_ex(st->ctx, EVP_aes_256_gcm(), NULL, NULL, NULL,
+							  encrypt ? 1 : 0) != 1)
+			return false;
+		st->ciphered = true;
+	}
+	if (EVP_CipherInit_ex(st->ctx, NULL, NULL, key, nonce,
 						  encrypt ? 1 : 0) != 1)
 		return false;
 	memcpy(st->key, key, ES_KEY_BYTES);
@@ -468,10 +480,7 @@ EsSealBytes(const uint8 *key, const uint8 *aad, int aadlen,
 	int			n = 0;
 	int			fin = 0;
 
-	if (!pg_strong_random(out, ES_NONCE_BYTES))
-		ereport(ERROR,
-				(errcode(ERRCODE_INTERNAL_ERROR),
-				 errmsg("could not generate a random nonce")));
+	EsRandomBytes(out, ES_NONCE_BYTES);
 	if (!CipherInit(&seal_state, true, key, out))
 		ereport(ERROR,
 				(errcode(ERRCODE_INTERNAL_ERROR),
