@@ -233,6 +233,16 @@ def analyse(rows):
     return table, skipped
 
 
+# workloads measured with their reference in one pgbench run (bench_mixed
+# in bench/run.sh)
+MIXED = {"append", "append_protected"}
+MIXED_NOTE = ("Measured mixed: es_pg and the reference in the same pgbench run, each "
+              "transaction of each client drawn at random from the two, so that both "
+              "meet the same disk flushes and CPU; events/s is clients / mean latency, "
+              "and the ratio the reference's latency over es_pg's (no CPU figure: the "
+              "backends run both).")
+
+
 def markdown_tables(table):
     """One table per workload: a row per durability and client count, a
     column pair (events/s, ratio) per reference."""
@@ -245,7 +255,8 @@ def markdown_tables(table):
                 "large_event": "appends/s", "large_event_read": "pages/s"}.get(name, "events/s")
         out += [f"### {title}", "",
                 f"es_pg: `{es_what}`. " + "; ".join(
-                    f"Reference {i + 1}: `{what}`" for i, (_, what, _) in enumerate(refs)) + ".",
+                    f"Reference {i + 1}: `{what}`" for i, (_, what, _) in enumerate(refs)) + "." +
+                (" " + MIXED_NOTE if name in MIXED else ""),
                 ""]
         head = ["durability", "clients", f"es_pg {unit}"]
         align = ["---", "---:", "---:"]
