@@ -235,7 +235,8 @@ def analyse(rows):
 
 # workloads measured with their reference in one pgbench run (bench_mixed
 # in bench/run.sh)
-MIXED = {"append", "append_protected"}
+MIXED = {"append", "append_protected", "read_stream", "read_all", "read_category",
+         "read_no_upcaster", "read_other_upcaster"}
 MIXED_NOTE = ("Measured mixed: es_pg and the reference in the same pgbench run, each "
               "transaction of each client drawn at random from the two, so that both "
               "meet the same disk flushes and CPU; events/s is clients / mean latency, "

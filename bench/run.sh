@@ -204,23 +204,25 @@ bench_pgbench() {
 }
 
 # bench_mixed WORKLOAD ES-VARIANT REF-VARIANT SYNC CLIENTS ROUND ES-SCRIPT
-#   REF-SCRIPT [pgbench option...]: es_pg and its reference measured in one
+#   REF-SCRIPT EVENTS [pgbench option...]: es_pg and its reference measured in one
 #   pgbench run, each transaction of each client drawn at random from the
 #   two scripts (equal weights), so that both meet the same disk flushes and
 #   the same CPU at the same moments: on this VM two 2-second runs back to
 #   back differ by a third and more when commits wait for the disk, far more
-#   than the difference measured.  Each side's events/s is what its
-#   latency gives the clients (clients / latency, one event a transaction);
+#   than the difference measured, and reads on 2 cores by a fifth.  Each
+#   side's events/s is what its latency gives the clients (clients /
+#   latency, EVENTS a transaction);
 #   the ratio is thus the reference's latency over es_pg's.  No CPU figure:
 #   the backends run both.
 bench_mixed() {
-	local w=$1 ve=$2 vr=$3 sync=$4 c=$5 r=$6 es_script=$7 ref_script=$8
-	shift 8
+	local w=$1 ve=$2 vr=$3 sync=$4 c=$5 r=$6 es_script=$7 ref_script=$8 ev=$9
+	shift 9
 	local log=$OUT/raw/$w.mixed.$sync.c$c.r$r.log status=ok lat_es lat_ref n_es n_ref
 	runid=$((runid + 1))
-	if ! PGOPTIONS="-c synchronous_commit=$sync" "$PGBENCH" -n -M prepared \
+	if ! PGOPTIONS="-c synchronous_commit=${sync/any/on}" "$PGBENCH" -n -M prepared \
 		-c "$c" -j "$c" -T "$secs" -f "$es_script@1" -f "$ref_script@1" \
 		-D nclients="$c" -D run="$runid" -D streams="$streams" \
+		-D read_count="$read_count" -D feed_len="$feed_len" \
 		-D 'data={"amount": 10}' "$@" >"$log" 2>&1; then
 		status=failed
 	fi
@@ -240,7 +242,8 @@ bench_mixed() {
 		if [ "$v" = es ]; then lat=$lat_es; else lat=$lat_ref; fi
 		rate=$(awk -v c="$c" -v l="$lat" 'BEGIN { printf "%.1f", (l > 0 ? c * 1000 / l : 0) }')
 		record "$w" "$([ "$v" = es ] && echo "$ve" || echo "$vr")" "$sync" "$c" "$r" \
-			"$rate" "$rate" "$lat" "$status" -
+			"$(awk -v t="$rate" -v e="$ev" 'BEGIN { printf "%.1f", t * e }')" \
+			"$rate" "$lat" "$status" -
 	done
 }
 
@@ -453,13 +456,11 @@ for c in 1 2; do
 		# each workload's two variants run back to back, so that the
 		# machine's drift between them is a few seconds' worth
 		for w in "${reads[@]}"; do
-			for v in $(rotate "$r" es ref); do
-				case $w in
-					read_stream) n=$read_len ;;
-					*) n=1000 ;;
-				esac
-				bench_pgbench "$w" "$v" any "$c" "$r" "$S/${w}_$v.sql" prepared "$n"
-			done
+			case $w in
+				read_stream) n=$read_len ;;
+				*) n=1000 ;;
+			esac
+			bench_mixed "$w" es ref any "$c" "$r" "$S/${w}_es.sql" "$S/${w}_ref.sql" "$n"
 		done
 	done
 done
@@ -754,18 +755,20 @@ if has_function 'es_register_event_type(text,integer,jsonpath,regprocedure)'; th
 			for v in $(rotate "$r" none other upcast ref); do
 				case $v in
 					ref)
-						bench_pgbench read_no_upcaster ref any "$c" "$r" "$S/read_stream_ref.sql" prepared "$read_len"
-						tail -n 1 "$RESULTS" | sed 's/^read_no_upcaster/read_other_upcaster/' >>"$RESULTS"
-						tail -n 1 "$RESULTS" | sed 's/^read_other_upcaster/read_upcast/' >>"$RESULTS"
+						bench_pgbench read_upcast ref any "$c" "$r" "$S/read_stream_ref.sql" prepared "$read_len"
 						;;
 					none)
+						# mixed with the plain SELECT; its es_pg figure is
+						# also the second reference of the upcast reads
 						sql -c "SELECT bench.evolution('none')" >/dev/null
-						bench_pgbench read_no_upcaster es any "$c" "$r" "$S/read_stream_es.sql" prepared "$read_len"
-						tail -n 1 "$RESULTS" | sed 's/^read_no_upcaster\tes/read_upcast\tnone/' >>"$RESULTS"
+						bench_mixed read_no_upcaster es ref any "$c" "$r" "$S/read_stream_es.sql" \
+							"$S/read_stream_ref.sql" "$read_len"
+						tail -n 2 "$RESULTS" | head -n 1 | sed 's/^read_no_upcaster\tes/read_upcast\tnone/' >>"$RESULTS"
 						;;
 					other)
 						sql -c "SELECT bench.evolution('other')" >/dev/null
-						bench_pgbench read_other_upcaster es any "$c" "$r" "$S/read_stream_es.sql" prepared "$read_len"
+						bench_mixed read_other_upcaster es ref any "$c" "$r" "$S/read_stream_es.sql" \
+							"$S/read_stream_ref.sql" "$read_len"
 						;;
 					upcast)
 						sql -c "SELECT bench.evolution('upcast')" >/dev/null
@@ -810,7 +813,7 @@ if has_function 'es_protect(text,text[],text)'; then
 			for r in $(seq 1 "$append_rounds"); do
 				bench_mixed append_protected es none "$sync" "$c" "$r" \
 					"$OUT/gen/append_protected.es.sql" \
-					"$OUT/gen/append_protected.none.sql"
+					"$OUT/gen/append_protected.none.sql" 1
 			done
 		done
 	done
@@ -829,7 +832,7 @@ for sync in on off; do
 	for c in 1 2; do
 		es_log "appends, synchronous_commit = $sync, $c client(s)"
 		for r in $(seq 1 "$append_rounds"); do
-			bench_mixed append es ref "$sync" "$c" "$r" "$S/append_es.sql" "$S/append_ref.sql"
+			bench_mixed append es ref "$sync" "$c" "$r" "$S/append_es.sql" "$S/append_ref.sql" 1
 			for v in $(rotate "$r" es ref); do
 				bench_pgbench append_expected "$v" "$sync" "$c" "$r" "$S/expected_$v.sql" prepared 1
 			done
