@@ -177,16 +177,71 @@ es_stream_version(PG_FUNCTION_ARGS)
 }
 
 /*
+ * What a stream read saw of the stream's ends: the first and the last
+ * event it read, and whether it read up to the end of the index range.
+ */
+typedef struct StreamEnds
+{
+	ItemPointerData first;
+	ItemPointerData last;
+	bool		exhausted;
+} StreamEnds;
+
+/*
+ * NextOfStream is EsProbeNext for a stream read, noting the ends: the
+ * event ids of the first and the last event read, and whether the range
+ * ran out.
+ */
+static inline bool
+NextOfStream(EsIndexProbe *probe, ScanDirection dir, int64 count,
+			 StreamEnds *ends)
+{
+	if (!EsProbeNext(probe, dir))
+	{
+		ends->exhausted = true;
+		return false;
+	}
+	if (count == 0)
+		ends->first = probe->slot->tts_tid;
+	ends->last = probe->slot->tts_tid;
+	return true;
+}
+
+/*
+ * IsTombstoneAt says whether the event at a tid, as the snapshot sees it,
+ * is a tombstone ("$StreamDeleted"); true when it cannot be read, so that
+ * the caller asks es_tombstones.
+ */
+static bool
+IsTombstoneAt(EsIndexProbe *probe, ItemPointer tid, Snapshot snapshot)
+{
+	ItemPointerData copy = *tid;
+	HeapTuple	tuple;
+	const char *type;
+	int			len;
+
+	if (!table_tuple_fetch_row_version(probe->heap, &copy, snapshot,
+									   probe->slot))
+		return true;
+	tuple = ExecFetchSlotHeapTuple(probe->slot, false, NULL);
+	type = EsEventTypeOf(tuple, probe->slot->tts_tupleDescriptor, &len);
+	return type == NULL ||
+		(len == strlen(ES_TOMBSTONE_EVENT_TYPE) &&
+		 memcmp(type, ES_TOMBSTONE_EVENT_TYPE, len) == 0);
+}
+
+/*
  * ReadUpcast is the loop of ReadStreamEvents when the install has
  * upcasters: each event in its current shape (evolution.c).
  */
-static void
+static int64
 ReadUpcast(ReturnSetInfo *rsinfo, const EsCatalog *cat, EsIndexProbe *probe,
-		   ScanDirection dir, int64 max_count, MemoryContext scratch)
+		   ScanDirection dir, int64 max_count, MemoryContext scratch,
+		   StreamEnds *ends)
 {
 	int64		count = 0;
 
-	while (count < max_count && EsProbeNext(probe, dir))
+	while (count < max_count && NextOfStream(probe, dir, count, ends))
 	{
 		HeapTuple	tuple = ExecFetchSlotHeapTuple(probe->slot, false, NULL);
 		MemoryContext oldcxt = MemoryContextSwitchTo(scratch);
@@ -203,6 +258,7 @@ ReadUpcast(ReturnSetInfo *rsinfo, const EsCatalog *cat, EsIndexProbe *probe,
 		}
 		count++;
 	}
+	return count;
 }
 
 /*
@@ -221,14 +277,32 @@ ReadStreamEvents(FunctionCallInfo fcinfo, text *stream_id, bool has_bound,
 	int			nkeys = 1;
 	int64		count = 0;
 	MemoryContext scratch = NULL;
+	StreamEnds	ends;
+	bool		checked = false;
+	bool		head_seen;
 
 	EsCheckReadPrivilege(cat);
-	EsCheckStreamNotDeleted(cat, stream_id, GetActiveSnapshot());
 	InitMaterializedSRF(fcinfo, 0);
 	if (max_count == 0)
+	{
+		EsCheckStreamNotDeleted(cat, stream_id, GetActiveSnapshot());
 		return;
+	}
 
 	EsProbeOpen(&probe, cat->events_relid, cat->stream_index);
+
+	/*
+	 * A deleted stream's tombstone is its last event, and es_archive keeps
+	 * it (tombstone.c), so a read that sees the head learns from its type
+	 * whether es_tombstones must be asked, and most reads need not ask.
+	 * With archives of live streams, the deleted stream's error comes
+	 * before that of its archived versions, as it always did.
+	 */
+	if (EsArchiveHorizon(cat) != 0)
+	{
+		EsCheckStreamNotDeleted(cat, stream_id, GetActiveSnapshot());
+		checked = true;
+	}
 	/* archived first versions (archhorizon.c): es_events is locked now */
 	EsCheckStreamNotArchived(cat, stream_id, GetActiveSnapshot(),
 							 ScanDirectionIsBackward(dir),
@@ -251,13 +325,17 @@ ReadStreamEvents(FunctionCallInfo fcinfo, text *stream_id, bool has_bound,
 										"es_read_stream upcast",
 										ALLOCSET_DEFAULT_SIZES);
 	EsProbeStart(&probe, GetActiveSnapshot(), keys, nkeys);
+	memset(&ends, 0, sizeof(ends));
+	ItemPointerSetInvalid(&ends.first);
+	ItemPointerSetInvalid(&ends.last);
 	if (scratch != NULL)
 	{
 		/* no code of anyone else's runs between the events */
 		EsUpcastBatchBegin();
 		PG_TRY();
 		{
-			ReadUpcast(rsinfo, cat, &probe, dir, max_count, scratch);
+			count = ReadUpcast(rsinfo, cat, &probe, dir, max_count, scratch,
+							   &ends);
 		}
 		PG_CATCH();
 		{
@@ -269,11 +347,28 @@ ReadStreamEvents(FunctionCallInfo fcinfo, text *stream_id, bool has_bound,
 	}
 	else
 	{
-		while (count < max_count && EsProbeNext(&probe, dir))
+		while (count < max_count && NextOfStream(&probe, dir, count, &ends))
 		{
 			tuplestore_puttupleslot(rsinfo->setResult, probe.slot);
 			count++;
 		}
+	}
+
+	/*
+	 * The head: forward, the last event of a read that ran to the end;
+	 * backward from the top, the first.  Without it, ask es_tombstones.
+	 */
+	if (!checked)
+	{
+		if (ScanDirectionIsForward(dir))
+			head_seen = ends.exhausted && count > 0;
+		else
+			head_seen = !has_bound && count > 0;
+		if (!head_seen ||
+			IsTombstoneAt(&probe,
+						  ScanDirectionIsForward(dir) ? &ends.last : &ends.first,
+						  GetActiveSnapshot()))
+			EsCheckStreamNotDeleted(cat, stream_id, GetActiveSnapshot());
 	}
 	EsProbeClose(&probe);
 	if (scratch != NULL)

@@ -45,6 +45,15 @@ SELECT es_append('tomb-1', 'Changed', '{}', 3);
 SELECT es_append_batch('tomb-1', '[{"type": "T", "data": {}}]');
 SELECT count(*) FROM es_read_stream('tomb-1');
 SELECT count(*) FROM es_read_stream_backward('tomb-1');
+-- every shape of stream read, whether it sees the stream's head (the
+-- tombstone, its last event) or not: a first page, the rest, a range past
+-- the head, none at all, backward below a version, backward one event
+SELECT count(*) FROM es_read_stream('tomb-1', 0, 1);
+SELECT count(*) FROM es_read_stream('tomb-1', 1);
+SELECT count(*) FROM es_read_stream('tomb-1', 100);
+SELECT count(*) FROM es_read_stream('tomb-1', 0, 0);
+SELECT count(*) FROM es_read_stream_backward('tomb-1', 3);
+SELECT count(*) FROM es_read_stream_backward('tomb-1', NULL, 1);
 SELECT es_stream_version('tomb-1');
 SELECT es_aggregate('tomb-1', 'tomb_count(jsonb, es_events)');
 SELECT es_aggregate('tomb-1', 'tomb_count(jsonb, es_events)', as_of_version => 1);
