@@ -31,6 +31,7 @@ CREATE TABLE bench.ref_events (
 	data		jsonb NOT NULL,
 	metadata	jsonb,
 	recorded_at timestamptz NOT NULL DEFAULT clock_timestamp(),
+	schema_version integer,		-- as in es_events since 0.2.0: NULL is version 1
 	CONSTRAINT ref_events_pkey PRIMARY KEY (global_position),
 	CONSTRAINT ref_events_stream_id_version_key UNIQUE (stream_id, version),
 	CONSTRAINT ref_events_event_id_key UNIQUE (event_id),
