@@ -288,6 +288,8 @@ extern HeapTuple EsUpcastEventTuple(Oid namespace_oid, HeapTuple tuple,
 									TupleDesc tupdesc);
 extern HeapTuple EsUpcastEventTupleFor(Oid namespace_oid, HeapTuple tuple,
 									   TupleDesc tupdesc, Oid reader);
+extern bool EsUpcastMayChange(Oid namespace_oid, HeapTuple tuple,
+							  TupleDesc tupdesc);
 extern const char *EsEventTypeOf(HeapTuple tuple, TupleDesc tupdesc,
 								 int *len);
 extern void EsUpcastBatchBegin(void);
@@ -304,6 +306,8 @@ extern void EsUpcastFoldDigest(Oid namespace_oid, char *hex);
  */
 extern void EsInitPrivacy(void);
 extern bool EsPrivacyActive(Oid namespace_oid);
+extern bool EsPrivacyTypeProtected(Oid namespace_oid, const char *event_type,
+								   int len);
 extern Jsonb *EsPrivacyProtect(Oid namespace_oid, text *event_type,
 							   Jsonb *data, const pg_uuid_t *event_id,
 							   int batch_index);

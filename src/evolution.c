@@ -62,6 +62,7 @@
 #include "utils/rel.h"
 #include "utils/snapmgr.h"
 #include "utils/syscache.h"
+#include "utils/uuid.h"
 
 #include "es_pg.h"
 #include "common.h"
@@ -792,57 +793,46 @@ RunChain(HeapTuple tuple, TupleDesc desc, EventType *t, int32 version)
  * paths (upcasting here, decryption in privacy.c), which must cost nothing
  * measurable for events of other types.  heap_getattr walks the columns
  * before it from the general case each time (stream_id is of variable
- * length); the first five columns are NOT NULL, so their offsets follow
- * from the lengths alone, as tuple deforming computes them.  A tuple that
- * does not fit (a null among them, a row type of another shape, an event
- * type stored compressed or out of line) takes the general path; the
- * result then points into memory of the current memory context.
+ * length); the first five columns are NOT NULL and of fixed types, so the
+ * offset follows from stream_id's length alone, aligned as tuple deforming
+ * aligns.  A tuple that does not fit (a null among them, a row type of
+ * another shape, an event type stored compressed or out of line) takes the
+ * general path; the result then points into memory of the current memory
+ * context.
  */
 const char *
 EsEventTypeOf(HeapTuple tuple, TupleDesc tupdesc, int *len)
 {
 	HeapTupleHeader td = tuple->t_data;
 	char	   *tp = (char *) td + td->t_hoff;
-	uint32		off = 0;
+	uint32		off;
 	char	   *p;
 	text	   *t;
 	bool		isnull;
 	Datum		d;
-	int			i;
 
+	/* global_position bigint, stream_id text, version bigint, event_id uuid */
 	if (tupdesc->natts >= Anum_es_events_event_type &&
 		HeapTupleHeaderGetNatts(td) >= Anum_es_events_event_type &&
 		(!HeapTupleHasNulls(tuple) ||
-		 (td->t_bits[0] & 0x1F) == 0x1F))
+		 (td->t_bits[0] & 0x1F) == 0x1F) &&
+		TupleDescAttr(tupdesc, 0)->atttypid == INT8OID &&
+		TupleDescAttr(tupdesc, 1)->atttypid == TEXTOID &&
+		TupleDescAttr(tupdesc, 2)->atttypid == INT8OID &&
+		TupleDescAttr(tupdesc, 3)->atttypid == UUIDOID &&
+		TupleDescAttr(tupdesc, 4)->atttypid == TEXTOID)
 	{
-		for (i = 0; i < Anum_es_events_event_type - 1; i++)
+		off = sizeof(int64);
+		off = att_align_pointer(off, TYPALIGN_INT, -1, tp + off);
+		off += VARSIZE_ANY(tp + off);
+		off = att_align_nominal(off, TYPALIGN_DOUBLE) + sizeof(int64);
+		off += UUID_LEN;
+		off = att_align_pointer(off, TYPALIGN_INT, -1, tp + off);
+		p = tp + off;
+		if (!VARATT_IS_EXTERNAL(p) && !VARATT_IS_COMPRESSED(p))
 		{
-			Form_pg_attribute att = TupleDescAttr(tupdesc, i);
-
-			if (att->attlen == -1)
-			{
-				off = att_align_pointer(off, att->attalign, -1, tp + off);
-				off = att_addlength_pointer(off, -1, tp + off);
-			}
-			else if (att->attlen > 0)
-			{
-				off = att_align_nominal(off, att->attalign);
-				off += att->attlen;
-			}
-			else
-				break;
-		}
-		if (i == Anum_es_events_event_type - 1 &&
-			TupleDescAttr(tupdesc, i)->attlen == -1)
-		{
-			off = att_align_pointer(off, TupleDescAttr(tupdesc, i)->attalign,
-									-1, tp + off);
-			p = tp + off;
-			if (!VARATT_IS_EXTERNAL(p) && !VARATT_IS_COMPRESSED(p))
-			{
-				*len = VARSIZE_ANY_EXHDR(p);
-				return VARDATA_ANY(p);
-			}
+			*len = VARSIZE_ANY_EXHDR(p);
+			return VARDATA_ANY(p);
 		}
 	}
 
@@ -920,6 +910,43 @@ EsUpcastEventTupleFor(Oid namespace_oid, HeapTuple tuple, TupleDesc tupdesc,
 	}
 	PG_END_TRY();
 	return result;
+}
+
+/*
+ * EsUpcastMayChange says whether EsUpcastEventTuple may hand out something
+ * else than the event itself: its type is protected, or has an upcaster
+ * for its stored version.  A reader that copies events first can test them
+ * after the copy, with the event in the cache (read.c).
+ */
+bool
+EsUpcastMayChange(Oid namespace_oid, HeapTuple tuple, TupleDesc tupdesc)
+{
+	EventType  *t;
+	const char *type;
+	int			typelen;
+	bool		isnull;
+	Datum		d;
+	int32		version;
+
+	if (tupdesc->natts < Anum_es_events_schema_version)
+		return false;
+	if (!registry_valid || registry.namespace_oid != namespace_oid)
+		(void) GetRegistry(namespace_oid);
+	type = EsEventTypeOf(tuple, tupdesc, &typelen);
+	if (type == NULL)
+		return false;
+	if (registry.nupcasters > 0 &&
+		(t = LookupUpcastType(type, typelen)) != NULL)
+	{
+		d = heap_getattr(tuple, Anum_es_events_schema_version, tupdesc,
+						 &isnull);
+		version = isnull ? 1 : DatumGetInt32(d);
+		if (version >= 1 && version < t->version &&
+			t->upcasters[version] != NULL)
+			return true;
+	}
+	return EsPrivacyActive(namespace_oid) &&
+		EsPrivacyTypeProtected(namespace_oid, type, typelen);
 }
 
 /*

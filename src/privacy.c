@@ -273,6 +273,16 @@ LookupType(Oid namespace_oid, const char *event_type, int len)
 }
 
 /*
+ * EsPrivacyTypeProtected says whether an event type (len bytes) is
+ * protected.
+ */
+bool
+EsPrivacyTypeProtected(Oid namespace_oid, const char *event_type, int len)
+{
+	return LookupType(namespace_oid, event_type, len) != NULL;
+}
+
+/*
  * EsPrivacyTypesRelid returns the OID of es_protected_types of an install.
  */
 Oid

@@ -231,8 +231,48 @@ IsTombstoneAt(EsIndexProbe *probe, ItemPointer tid, Snapshot snapshot)
 }
 
 /*
+ * UpcastStored replaces the events a read stored by their current shape:
+ * its second pass, when one of them has to change.
+ */
+static void
+UpcastStored(ReturnSetInfo *rsinfo, const EsCatalog *cat, TupleDesc desc,
+			 MemoryContext scratch)
+{
+	Tuplestorestate *stored = rsinfo->setResult;
+	Tuplestorestate *result;
+	TupleTableSlot *slot = MakeSingleTupleTableSlot(desc, &TTSOpsMinimalTuple);
+	MemoryContext oldcxt;
+
+	oldcxt = MemoryContextSwitchTo(rsinfo->econtext->ecxt_per_query_memory);
+	result = tuplestore_begin_heap((rsinfo->allowedModes &
+									SFRM_Materialize_Random) != 0,
+								   false, work_mem);
+	MemoryContextSwitchTo(oldcxt);
+	tuplestore_rescan(stored);
+	while (tuplestore_gettupleslot(stored, true, false, slot))
+	{
+		HeapTuple	tuple;
+		bool		should_free;
+
+		oldcxt = MemoryContextSwitchTo(scratch);
+		tuple = ExecFetchSlotHeapTuple(slot, false, &should_free);
+		tuple = EsUpcastEventTuple(cat->namespace_oid, tuple, desc);
+		MemoryContextSwitchTo(oldcxt);
+		tuplestore_puttuple(result, tuple);
+		MemoryContextReset(scratch);
+	}
+	ExecDropSingleTupleTableSlot(slot);
+	tuplestore_end(stored);
+	rsinfo->setResult = result;
+}
+
+/*
  * ReadUpcast is the loop of ReadStreamEvents when the install has
- * upcasters: each event in its current shape (evolution.c).
+ * upcasters or protected types: each event in its current shape
+ * (evolution.c).  Each event is stored as it is and tested after the copy,
+ * which brought it into the cache: testing it before cost reads of types
+ * that no upcaster applies to a few percent.  Only when one of them has to
+ * change does a second pass (UpcastStored) upcast them.
  */
 static int64
 ReadUpcast(ReturnSetInfo *rsinfo, const EsCatalog *cat, EsIndexProbe *probe,
@@ -240,24 +280,23 @@ ReadUpcast(ReturnSetInfo *rsinfo, const EsCatalog *cat, EsIndexProbe *probe,
 		   StreamEnds *ends)
 {
 	int64		count = 0;
+	bool		changes = false;
+	TupleDesc	desc = probe->slot->tts_tupleDescriptor;
 
 	while (count < max_count && NextOfStream(probe, dir, count, ends))
 	{
-		HeapTuple	tuple = ExecFetchSlotHeapTuple(probe->slot, false, NULL);
-		MemoryContext oldcxt = MemoryContextSwitchTo(scratch);
-		HeapTuple	current = EsUpcastEventTuple(cat->namespace_oid, tuple,
-												 probe->slot->tts_tupleDescriptor);
-
-		MemoryContextSwitchTo(oldcxt);
-		if (current == tuple)
-			tuplestore_puttupleslot(rsinfo->setResult, probe->slot);
-		else
-		{
-			tuplestore_puttuple(rsinfo->setResult, current);
-			MemoryContextReset(scratch);
-		}
+		tuplestore_puttupleslot(rsinfo->setResult, probe->slot);
+		if (!changes)
+			changes = EsUpcastMayChange(cat->namespace_oid,
+										TTS_IS_BUFFERTUPLE(probe->slot) ?
+										((BufferHeapTupleTableSlot *) probe->slot)->base.tuple :
+										ExecFetchSlotHeapTuple(probe->slot,
+															   false, NULL),
+										desc);
 		count++;
 	}
+	if (changes)
+		UpcastStored(rsinfo, cat, desc, scratch);
 	return count;
 }
 

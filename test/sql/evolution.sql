@@ -417,15 +417,31 @@ SELECT count(es_append(s, t, '{"n": 1}', NULL, m)) AS appended
   FROM (VALUES ('evo-layout-short'), ('evo-layout-' || repeat('x', 189))) s(s),
 	   (VALUES ('EvoLayout'), (repeat('L', 255))) t(t),
 	   (VALUES (NULL::jsonb), ('{"m": 1}'::jsonb)) m(m);
+SELECT count(es_append('evo-layout-long', CASE WHEN g = 1500 THEN 'EvoLayout' ELSE 'EvoPlain' END,
+					   jsonb_build_object('n', g, 'pad', repeat('p', 100))))
+  FROM generate_series(1, 1500) g;
 SELECT es_register_event_type(t, 2), es_create_upcaster(t, 1, 'evo_layout_v2(es_events)')
   FROM (VALUES ('EvoLayout'), (repeat('L', 255))) t(t);
 SELECT length(stream_id) AS stream_bytes, length(event_type) AS type_bytes,
 	   metadata IS NULL AS no_metadata, data, schema_version
   FROM es_read_all((SELECT min(global_position) - 1 FROM es_events
 					 WHERE stream_id LIKE 'evo-layout-%'), 100)
- WHERE stream_id LIKE 'evo-layout-%' ORDER BY global_position;
+ WHERE stream_id LIKE 'evo-layout-%' AND stream_id <> 'evo-layout-long'
+ ORDER BY global_position;
 SELECT count(*) FILTER (WHERE data ? 'upcast') AS upcast, count(*) AS events
   FROM es_read_stream('evo-layout-' || repeat('x', 189));
+-- a read stores the events as they are and upcasts in a second pass when
+-- one of them has to change (src/read.c): here only the last of 1,500 does,
+-- and the stored events go to disk first (work_mem of 64 kB)
+SET work_mem = '64kB';
+SELECT count(*) AS events, count(*) FILTER (WHERE data ? 'upcast') AS upcast,
+	   bool_and(version = n) AS in_order,
+	   max(version) FILTER (WHERE data ? 'upcast') AS upcast_version
+  FROM (SELECT version, data, row_number() OVER () AS n
+		  FROM es_read_stream('evo-layout-long')) r;
+SELECT version, data ? 'upcast' AS upcast
+  FROM es_read_stream_backward('evo-layout-long', NULL, 2);
+RESET work_mem;
 -- a type that has no upcaster is handed out as stored, whatever its place
 SELECT count(*) FILTER (WHERE data ? 'upcast') AS upcast, count(*) AS events
   FROM es_read_stream('evo-acc-1') WHERE event_type NOT IN ('MoneyDeposited', 'FundsAdded');
