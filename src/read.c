@@ -189,8 +189,8 @@ typedef struct StreamEnds
 
 /*
  * NextOfStream is EsProbeNext for a stream read, noting the ends: the
- * event ids of the first and the last event read, and whether the range
- * ran out.
+ * tids of the first and the last event read, and whether the range ran
+ * out.
  */
 static inline bool
 NextOfStream(EsIndexProbe *probe, ScanDirection dir, int64 count,
@@ -254,6 +254,7 @@ UpcastStored(ReturnSetInfo *rsinfo, const EsCatalog *cat, TupleDesc desc,
 		HeapTuple	tuple;
 		bool		should_free;
 
+		/* the copy of the stored tuple goes with the scratch context */
 		oldcxt = MemoryContextSwitchTo(scratch);
 		tuple = ExecFetchSlotHeapTuple(slot, false, &should_free);
 		tuple = EsUpcastEventTuple(cat->namespace_oid, tuple, desc);
