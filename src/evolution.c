@@ -845,6 +845,30 @@ EsEventTypeOf(HeapTuple tuple, TupleDesc tupdesc, int *len)
 }
 
 /*
+ * FirstUpcaster returns the registered type of an event (type, typelen)
+ * when an upcaster applies to its stored version, which goes to *version,
+ * or NULL.  The registry is loaded.
+ */
+static EventType *
+FirstUpcaster(HeapTuple tuple, TupleDesc tupdesc, const char *type,
+			  int typelen, int32 *version)
+{
+	EventType  *t;
+	bool		isnull;
+	Datum		d;
+
+	if (registry.nupcasters == 0 ||
+		(t = LookupUpcastType(type, typelen)) == NULL)
+		return NULL;
+	d = heap_getattr(tuple, Anum_es_events_schema_version, tupdesc, &isnull);
+	*version = isnull ? 1 : DatumGetInt32(d);
+	if (*version < 1 || *version >= t->version ||
+		t->upcasters[*version] == NULL)
+		return NULL;
+	return t;
+}
+
+/*
  * EsUpcastEventTuple returns an event of es_events in the current shape of
  * its type: the tuple itself when no upcaster applies, else a new tuple in
  * the current memory context, made by the upcasters from the event's
@@ -869,8 +893,6 @@ EsUpcastEventTupleFor(Oid namespace_oid, HeapTuple tuple, TupleDesc tupdesc,
 					  Oid reader)
 {
 	EventType  *t;
-	bool		isnull;
-	Datum		d;
 	int32		version;
 	HeapTuple	result;
 	const char *type;
@@ -891,12 +913,8 @@ EsUpcastEventTupleFor(Oid namespace_oid, HeapTuple tuple, TupleDesc tupdesc,
 	type = EsEventTypeOf(tuple, tupdesc, &typelen);
 	if (type == NULL)
 		return tuple;
-	t = LookupUpcastType(type, typelen);
+	t = FirstUpcaster(tuple, tupdesc, type, typelen, &version);
 	if (t == NULL)
-		return tuple;
-	d = heap_getattr(tuple, Anum_es_events_schema_version, tupdesc, &isnull);
-	version = isnull ? 1 : DatumGetInt32(d);
-	if (version < 1 || version >= t->version || t->upcasters[version] == NULL)
 		return tuple;
 
 	upcast_depth++;
@@ -921,11 +939,8 @@ EsUpcastEventTupleFor(Oid namespace_oid, HeapTuple tuple, TupleDesc tupdesc,
 bool
 EsUpcastMayChange(Oid namespace_oid, HeapTuple tuple, TupleDesc tupdesc)
 {
-	EventType  *t;
 	const char *type;
 	int			typelen;
-	bool		isnull;
-	Datum		d;
 	int32		version;
 
 	if (tupdesc->natts < Anum_es_events_schema_version)
@@ -935,16 +950,8 @@ EsUpcastMayChange(Oid namespace_oid, HeapTuple tuple, TupleDesc tupdesc)
 	type = EsEventTypeOf(tuple, tupdesc, &typelen);
 	if (type == NULL)
 		return false;
-	if (registry.nupcasters > 0 &&
-		(t = LookupUpcastType(type, typelen)) != NULL)
-	{
-		d = heap_getattr(tuple, Anum_es_events_schema_version, tupdesc,
-						 &isnull);
-		version = isnull ? 1 : DatumGetInt32(d);
-		if (version >= 1 && version < t->version &&
-			t->upcasters[version] != NULL)
-			return true;
-	}
+	if (FirstUpcaster(tuple, tupdesc, type, typelen, &version) != NULL)
+		return true;
 	return EsPrivacyActive(namespace_oid) &&
 		EsPrivacyTypeProtected(namespace_oid, type, typelen);
 }

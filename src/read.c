@@ -216,18 +216,14 @@ static bool
 IsTombstoneAt(EsIndexProbe *probe, ItemPointer tid, Snapshot snapshot)
 {
 	ItemPointerData copy = *tid;
-	HeapTuple	tuple;
-	const char *type;
-	int			len;
+	bool		isnull;
+	Datum		type;
 
 	if (!table_tuple_fetch_row_version(probe->heap, &copy, snapshot,
 									   probe->slot))
 		return true;
-	tuple = ExecFetchSlotHeapTuple(probe->slot, false, NULL);
-	type = EsEventTypeOf(tuple, probe->slot->tts_tupleDescriptor, &len);
-	return type == NULL ||
-		(len == strlen(ES_TOMBSTONE_EVENT_TYPE) &&
-		 memcmp(type, ES_TOMBSTONE_EVENT_TYPE, len) == 0);
+	type = slot_getattr(probe->slot, Anum_es_events_event_type, &isnull);
+	return isnull || EsIsTombstoneType(DatumGetTextPP(type));
 }
 
 /*
